@@ -1,0 +1,31 @@
+"""asrtune: fine-tune, evaluate and publish speech-recognition models.
+
+The public API is imported lazily so that ``asrtune --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+_API = {
+    "train": "asrtune.api",
+    "evaluate": "asrtune.api",
+    "transcribe": "asrtune.api",
+    "load_model": "asrtune.models",
+    "import_ct2": "asrtune.models.ct2",
+    "run_demo": "asrtune.demo",
+    "DecodingOptions": "asrtune.transcribe",
+    "AsrtuneError": "asrtune.errors",
+}
+
+__all__ = sorted(_API)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        import importlib
+
+        return getattr(importlib.import_module(_API[name]), name)
+    raise AttributeError(f"module 'asrtune' has no attribute {name!r}")

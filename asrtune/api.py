@@ -1,0 +1,64 @@
+"""The Python API: the same functions the CLI and the UI call.
+
+>>> import asrtune
+>>> result = asrtune.train(model="openai/whisper-small", train_manifest="train.jsonl",
+...                        eval_manifest="dev.jsonl", output_dir="out", lora=True)
+>>> asrtune.evaluate("out", "test.jsonl").score.wer
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from asrtune.config import train_job_from_kwargs
+from asrtune.data.rows import load_rows
+from asrtune.errors import AsrtuneError
+from asrtune.evaluate import EvalResult, evaluate_rows, write_report
+from asrtune.models import LoadedModel, load_model
+from asrtune.train import TrainResult
+from asrtune.transcribe import DEFAULT_DECODING, DecodingOptions, transcribe_files
+
+
+def train(**options: Any) -> TrainResult:
+    """Train with the options of ``asrtune train`` (underscore names) as keyword arguments."""
+    from asrtune.train import train as run_train
+
+    return run_train(train_job_from_kwargs(**options))
+
+
+def _loaded(model: str | LoadedModel, allow_pickle: bool) -> LoadedModel:
+    return model if isinstance(model, LoadedModel) else load_model(model, allow_pickle=allow_pickle)
+
+
+def evaluate(
+    model: str | LoadedModel,
+    manifest: str | Path,
+    output: str | Path | None = None,
+    max_samples: int | None = None,
+    options: DecodingOptions = DEFAULT_DECODING,
+    allow_pickle: bool = False,
+) -> EvalResult:
+    """Corpus WER/CER of ``model`` on ``manifest``; writes the report when ``output`` is set."""
+    rows = load_rows(manifest, options.language)
+    if rows.invalid:
+        first = rows.invalid[0]
+        raise AsrtuneError(
+            f"{len(rows.invalid)} invalid row(s) in {manifest}, first: line {first.line}: "
+            f"{first.reason}"
+        )
+    loaded = _loaded(model, allow_pickle)
+    result = evaluate_rows(loaded, rows.rows[:max_samples], options)
+    if output is not None:
+        write_report(result, output, {"model": str(model), "manifest": str(manifest)})
+    return result
+
+
+def transcribe(
+    model: str | LoadedModel,
+    files: list[str],
+    options: DecodingOptions = DEFAULT_DECODING,
+    allow_pickle: bool = False,
+) -> list[str]:
+    """The text of each audio file, in order."""
+    return transcribe_files(_loaded(model, allow_pickle), files, options)

@@ -1,0 +1,55 @@
+"""``asrtune <command>``: the single entry point. Commands live in asrtune/commands/."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+
+from asrtune.commands import COMMANDS
+from asrtune.errors import AsrtuneError
+
+USAGE = """usage: asrtune <command> [options]
+
+commands:
+  train       fine-tune Whisper on a manifest (full or --lora), eval by WER each epoch
+  eval        WER/CER of a model on a manifest, with a per-utterance report
+  transcribe  print the text of audio files
+  import-ct2  convert a CTranslate2 / faster-whisper model to transformers
+  demo        offline demo: tiny.en + synthetic speech, before/after WER
+
+'asrtune <command> --help' explains every flag and its default.
+"""
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_warning()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"asrtune: error: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
+        return 2
+    _setup_logging()
+    try:
+        return importlib.import_module(COMMANDS[command]).run(rest)
+    except AsrtuneError as exc:
+        print(f"asrtune: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("asrtune: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""asrtune eval: corpus WER/CER of a model on a manifest, by generation."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from asrtune.commands.common import add_decoding_flags, add_model_flag, decoding_options, new_parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = new_parser("eval", "Evaluate a model on a manifest: WER, CER, per-utterance report.")
+    add_model_flag(parser)
+    parser.add_argument("--manifest", required=True, help="JSONL/CSV manifest to evaluate on")
+    parser.add_argument(
+        "--output",
+        default=None,
+        help="write report.json here, and <stem>.utterances.jsonl beside it",
+    )
+    parser.add_argument(
+        "--max-samples", "--max_samples", type=int, default=None, help="first N rows only"
+    )
+    add_decoding_flags(parser)
+    return parser
+
+
+def run(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    from asrtune.api import evaluate
+
+    result = evaluate(
+        args.model,
+        args.manifest,
+        output=args.output,
+        max_samples=args.max_samples,
+        allow_pickle=args.allow_pickle,
+        options=decoding_options(args),
+    )
+    print(json.dumps(result.report(), indent=2))
+    return 0

@@ -1,0 +1,226 @@
+"""Training configuration: asrtune's dataclasses + transformers' Seq2SeqTrainingArguments.
+
+Sources, later wins: the field defaults (asrtune's own where it deliberately differs from
+transformers, see :data:`TRAINING_DEFAULTS`), a YAML file (``--config``), command-line
+flags, and for the Python API keyword arguments. Unknown keys are an error everywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from transformers import HfArgumentParser, Seq2SeqTrainingArguments
+
+from asrtune.errors import AsrtuneError
+
+
+@dataclass
+class ModelConfig:
+    model: str | None = field(
+        default=None, metadata={"help": "Hub id (openai/whisper-small) or local model folder."}
+    )
+    language: str | None = field(
+        default=None,
+        metadata={"help": "Language for rows without a 'language' column (e.g. en, fr)."},
+    )
+    task: str = field(
+        default="transcribe", metadata={"help": "transcribe or translate (to English)."}
+    )
+    freeze_encoder: bool = field(
+        default=False, metadata={"help": "Train the decoder only (encoder weights frozen)."}
+    )
+    lora: bool = field(default=False, metadata={"help": "Train LoRA adapters, not all weights."})
+    lora_r: int = field(default=32, metadata={"help": "LoRA rank."})
+    lora_alpha: int = field(default=64, metadata={"help": "LoRA scaling alpha."})
+    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout."})
+    lora_target_modules: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Module names (or one regex) LoRA adapts; default: the family's "
+            "attention and MLP projections (Whisper: q,k,v,out_proj,fc1,fc2)."
+        },
+    )
+    merge: bool = field(
+        default=False,
+        metadata={"help": "With --lora: also write OUT/merged, a standalone merged model."},
+    )
+    allow_pickle: bool = field(
+        default=False,
+        metadata={
+            "help": "Allow loading non-safetensors (pickle) weights. Only for trusted models."
+        },
+    )
+
+
+@dataclass
+class DataConfig:
+    train_manifest: str | None = field(
+        default=None, metadata={"help": "JSONL/CSV manifest of training rows."}
+    )
+    eval_manifest: str | None = field(
+        default=None,
+        metadata={"help": "Manifest for evaluation by generation (WER) after each epoch."},
+    )
+    max_eval_samples: int | None = field(
+        default=None, metadata={"help": "Evaluate on the first N eval rows only."}
+    )
+    pack: bool = field(
+        default=True,
+        metadata={"help": "Join several short utterances into each 30-s window (faster)."},
+    )
+    drop_invalid: bool = field(
+        default=False,
+        metadata={
+            "help": "Train on the valid rows when some are broken (listed in "
+            "OUT/dropped.jsonl) instead of stopping."
+        },
+    )
+
+
+@dataclass
+class RunConfig:
+    config: str | None = field(
+        default=None, metadata={"help": "YAML file of any of these options; flags override it."}
+    )
+    resume: bool = field(
+        default=False, metadata={"help": "Continue from the last checkpoint in --output_dir."}
+    )
+
+
+def _bf16_available() -> bool:
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
+# Where asrtune's defaults differ from transformers', on purpose.
+TRAINING_DEFAULTS: dict[str, Any] = {
+    "per_device_train_batch_size": 8,
+    "per_device_eval_batch_size": 16,
+    "learning_rate": 1e-5,
+    "num_train_epochs": 3,
+    "warmup_steps": 0.1,
+    "logging_steps": 10,
+    "save_strategy": "epoch",
+    "save_total_limit": 2,
+    "report_to": "trackio",
+    "project": "asrtune",
+    "trackio_static_space_id": False,
+    "remove_unused_columns": False,
+    "label_names": ["labels"],
+    "bf16": _bf16_available(),
+    "generation_max_length": 225,
+    "load_best_model_at_end": None,  # resolved: True when there is an eval manifest
+}
+
+
+@dataclass
+class TrainJob:
+    """Everything ``asrtune train`` needs, validated."""
+
+    model: ModelConfig
+    data: DataConfig
+    run: RunConfig
+    training: Seq2SeqTrainingArguments
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready; token fields are masked by TrainingArguments.to_dict()."""
+        return {
+            "model": asdict(self.model),
+            "data": asdict(self.data),
+            "run": asdict(self.run),
+            "training": self.training.to_dict(),
+        }
+
+
+def train_parser() -> HfArgumentParser:
+    parser = HfArgumentParser(
+        (ModelConfig, DataConfig, RunConfig, Seq2SeqTrainingArguments),
+        prog="asrtune train",
+        description="Fine-tune a speech recognition model (full or LoRA) on a manifest.",
+    )
+    parser.set_defaults(**TRAINING_DEFAULTS)
+    return parser
+
+
+def _option_names(parser: argparse.ArgumentParser) -> set[str]:
+    return {a.dest for a in parser._actions if a.dest != "help"}
+
+
+def load_yaml(path: str | Path, parser: argparse.ArgumentParser) -> dict[str, Any]:
+    """Options from a YAML mapping; keys may use - or _; unknown keys raise."""
+    path = Path(path)
+    if not path.is_file():
+        raise AsrtuneError(f"config file not found: {path}")
+    values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(values, dict):
+        raise AsrtuneError(f"{path}: expected a mapping of option: value")
+    values = {str(k).replace("-", "_"): v for k, v in values.items()}
+    unknown = sorted(set(values) - _option_names(parser))
+    if unknown:
+        raise AsrtuneError(f"{path}: unknown option(s): {', '.join(unknown)}")
+    return values
+
+
+def parse_train_args(argv: list[str]) -> TrainJob:
+    """YAML (``--config``) first, flags on top; argparse exits 2 on a bad flag."""
+    parser = train_parser()
+    first = parser.parse_args(argv)
+    if first.config:
+        parser.set_defaults(**load_yaml(first.config, parser))
+    return build_train_job(vars(parser.parse_args(argv)))
+
+
+def train_job_from_kwargs(**kwargs: Any) -> TrainJob:
+    """The Python API's way in: the same defaults and checks as the CLI."""
+    parser = train_parser()
+    if kwargs.get("config"):
+        parser.set_defaults(**load_yaml(kwargs["config"], parser))
+    unknown = sorted(set(kwargs) - _option_names(parser))
+    if unknown:
+        raise AsrtuneError(f"unknown option(s): {', '.join(unknown)}")
+    return build_train_job({**vars(parser.parse_args([])), **kwargs})
+
+
+def _pick(cls: type, values: dict[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in fields(cls) if f.init}
+    return {k: v for k, v in values.items() if k in names}
+
+
+def build_train_job(values: dict[str, Any]) -> TrainJob:
+    """Split flat option values into the config dataclasses and check them together."""
+    model, data, run = (
+        ModelConfig(**_pick(ModelConfig, values)),
+        DataConfig(**_pick(DataConfig, values)),
+        RunConfig(**_pick(RunConfig, values)),
+    )
+    if not model.model:
+        raise AsrtuneError("--model is required (a Hub id or a local model folder)")
+    if not data.train_manifest:
+        raise AsrtuneError("--train_manifest is required")
+    if not values.get("output_dir"):
+        raise AsrtuneError("--output_dir is required")
+    if model.task not in ("transcribe", "translate"):
+        raise AsrtuneError(f"--task must be transcribe or translate, not {model.task!r}")
+    training_values = _pick(Seq2SeqTrainingArguments, values)
+    if data.eval_manifest:
+        if training_values.get("eval_strategy") in (None, "no"):
+            training_values["eval_strategy"] = training_values.get("save_strategy") or "epoch"
+        if training_values.get("load_best_model_at_end") is None:
+            training_values["load_best_model_at_end"] = True
+        training_values["metric_for_best_model"] = (
+            training_values.get("metric_for_best_model") or "wer"
+        )
+        training_values["greater_is_better"] = False  # WER, CER and loss: lower is better
+    else:
+        training_values["eval_strategy"] = "no"
+        training_values["load_best_model_at_end"] = False
+    training_values["run_name"] = training_values.get("run_name") or Path(values["output_dir"]).name
+    try:
+        training = Seq2SeqTrainingArguments(**training_values)
+    except (ValueError, TypeError) as exc:
+        raise AsrtuneError(f"invalid training arguments: {exc}") from exc
+    return TrainJob(model, data, run, training)

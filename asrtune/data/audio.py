@@ -1,0 +1,52 @@
+"""Audio decoding: any file soundfile reads → 16 kHz mono float32.
+
+No torchcodec: soundfile (libsndfile) decodes wav/flac/ogg/opus/mp3, soxr resamples,
+and channels are averaged here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from asrtune.errors import AsrtuneError
+
+SAMPLE_RATE = 16000  # Hz, what Whisper and Voxtral expect
+
+
+def to_mono(samples: np.ndarray) -> np.ndarray:
+    """(n,) or (n, channels) → (n,) by averaging channels."""
+    return samples.mean(axis=1) if samples.ndim == 2 else samples
+
+
+def resample(samples: np.ndarray, orig_rate: int, target_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """(n,) float32 at ``orig_rate`` Hz → (m,) float32 at ``target_rate`` Hz (soxr HQ)."""
+    if orig_rate == target_rate:
+        return samples.astype(np.float32, copy=False)
+    return soxr.resample(samples, orig_rate, target_rate).astype(np.float32, copy=False)
+
+
+def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Decode ``path`` to a (n_samples,) float32 array in [-1, 1] at ``sample_rate`` Hz, mono."""
+    try:
+        samples, rate = sf.read(str(path), dtype="float32", always_2d=False)
+    except Exception as exc:  # soundfile raises several types for missing/corrupt files
+        raise AsrtuneError(f"cannot read audio {path}: {exc}") from exc
+    return resample(to_mono(samples), rate, sample_rate)
+
+
+def audio_duration(path: str | Path) -> float:
+    """Duration of an audio file in seconds, read from its header (no decoding)."""
+    try:
+        info = sf.info(str(path))
+    except Exception as exc:
+        raise AsrtuneError(f"cannot read audio {path}: {exc}") from exc
+    return info.frames / info.samplerate
+
+
+def write_audio(path: str | Path, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
+    """Write (n,) float32 samples as 16-bit PCM (wav/flac by extension)."""
+    sf.write(str(path), samples, sample_rate, subtype="PCM_16")

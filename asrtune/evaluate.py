@@ -1,0 +1,61 @@
+"""Generation-based evaluation of a model on manifest rows → corpus WER/CER report."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from asrtune.data.audio import load_audio
+from asrtune.data.manifest import Row
+from asrtune.metrics import CorpusScore, UtteranceScore, score_corpus
+from asrtune.models import LoadedModel
+from asrtune.transcribe import DEFAULT_DECODING, DecodingOptions, transcribe_arrays
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Corpus score plus one score per utterance (in manifest order)."""
+
+    score: CorpusScore
+    utterances: list[UtteranceScore]
+    seconds: float
+
+    def report(self) -> dict:
+        return {**self.score.as_dict(), "eval_seconds": round(self.seconds, 2)}
+
+
+def evaluate_rows(
+    loaded: LoadedModel,
+    rows: list[Row],
+    options: DecodingOptions = DEFAULT_DECODING,
+    progress: bool = True,
+) -> EvalResult:
+    """Transcribe ``rows`` and score them against their texts."""
+    start = time.perf_counter()
+    was_training = loaded.model.training
+    loaded.model.eval()
+    audios = [load_audio(r.audio_path) for r in rows]
+    languages = [r.language or options.language for r in rows]
+    hypotheses = transcribe_arrays(loaded, audios, options, languages, progress)
+    if was_training:
+        loaded.model.train()
+    score, utterances = score_corpus(
+        [r.text for r in rows], hypotheses, languages, [r.id for r in rows]
+    )
+    return EvalResult(score, utterances, time.perf_counter() - start)
+
+
+def write_report(result: EvalResult, path: str | Path, extra: dict | None = None) -> Path:
+    """Write report.json and, beside it, ``<stem>.utterances.jsonl`` (id, ref, hyp, wer)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    report = {**result.report(), **(extra or {})}
+    per_utt = path.with_name(path.stem + ".utterances.jsonl")
+    report["utterances_file"] = per_utt.name
+    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    with open(per_utt, "w", encoding="utf-8") as handle:
+        for utt in result.utterances:
+            handle.write(json.dumps(utt.as_dict(), ensure_ascii=False) + "\n")
+    return path

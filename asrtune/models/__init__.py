@@ -1,0 +1,96 @@
+"""Model-family registry: a family name → the adapter module that knows that architecture.
+
+Every adapter module exposes the same functions (see ``asrtune/models/whisper.py``):
+``load``, ``build_train_dataset``, ``collate``, ``generate``, ``default_lora_targets``,
+``lora_task_type``, ``limits``. Code outside this package never branches on a family name.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from asrtune.errors import AsrtuneError
+
+FAMILIES: dict[str, str] = {
+    "whisper": "asrtune.models.whisper",
+}
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to train or generate, its processor, and where it came from.
+
+    ``base`` is the base model's id/path when ``source`` is a LoRA adapter folder.
+    """
+
+    model: Any
+    processor: Any
+    family: str
+    source: str
+    base: str | None = None
+
+    @property
+    def adapter(self) -> ModuleType:
+        return get_family(self.family)
+
+
+def get_family(name: str) -> ModuleType:
+    if name not in FAMILIES:
+        raise AsrtuneError(f"unknown model family {name!r} (known: {', '.join(FAMILIES)})")
+    return importlib.import_module(FAMILIES[name])
+
+
+def _read_json(path: Path) -> dict:
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def adapter_base(model: str) -> str | None:
+    """The base model of a LoRA adapter folder, or None when ``model`` is no adapter."""
+    config = Path(model) / "adapter_config.json"
+    if not config.is_file():
+        return None
+    return _read_json(config)["base_model_name_or_path"]
+
+
+def detect_family(model: str) -> str:
+    """Family of a local folder (from config.json's model_type) or of a Hub id."""
+    base = adapter_base(model)
+    if base is not None:
+        return detect_family(base)
+    config = Path(model) / "config.json"
+    if config.is_file():
+        model_type = _read_json(config).get("model_type", "")
+    elif Path(model).exists():
+        raise AsrtuneError(f"{model} is not a model folder (no config.json)")
+    else:
+        model_type = model.lower()
+    for family in FAMILIES:
+        if family in model_type:
+            return family
+    raise AsrtuneError(f"cannot tell the model family of {model!r} (known: {', '.join(FAMILIES)})")
+
+
+def load_model(model: str, *, for_training: bool = False, **kwargs: Any) -> LoadedModel:
+    """Load a model folder, Hub id or LoRA adapter folder with its family's adapter.
+
+    For inference an adapter is merged into its base; for training it stays a PeftModel.
+    """
+    family = detect_family(model)
+    adapter = get_family(family)
+    base = adapter_base(model)
+    loaded = adapter.load(base or model, **kwargs)
+    loaded.source = model
+    if base is not None:
+        from peft import PeftModel
+
+        peft_model = PeftModel.from_pretrained(loaded.model, model, is_trainable=for_training)
+        loaded.model = peft_model if for_training else peft_model.merge_and_unload()
+        loaded.base = base
+        loaded.processor = adapter.load_processor(model, fallback=base)
+    return loaded

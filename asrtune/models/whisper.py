@@ -1,0 +1,281 @@
+"""Whisper (all sizes, multilingual and .en): loading, labels, packed training data, generation.
+
+Label layout (what the model is trained to emit after ``<|startoftranscript|>``, which the
+model itself prepends to the decoder input): ``[<|lang|>, <|task|>]`` for multilingual
+models, then ``<|notimestamps|>``, the text tokens, ``<|endoftext|>``. The leading start
+token is never part of the labels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import WhisperForConditionalGeneration, WhisperProcessor
+from transformers.models.whisper.tokenization_whisper import LANGUAGES, TO_LANGUAGE_CODE
+
+from asrtune.data.audio import SAMPLE_RATE, load_audio
+from asrtune.data.batching import PACK_GAP_SECONDS, PackItem, pack_indices
+from asrtune.data.manifest import Row
+from asrtune.errors import AsrtuneError
+from asrtune.models import LoadedModel
+
+FAMILY = "whisper"
+LORA_TASK_TYPE = None  # peft's SEQ_2_SEQ_LM wrapper passes input_ids, which Whisper lacks
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one training item may hold: seconds of audio and label tokens."""
+
+    max_seconds: float
+    max_label_tokens: int
+
+
+def load_processor(path: str, fallback: str | None = None) -> WhisperProcessor:
+    for source in (path, fallback):
+        if source is None:
+            continue
+        try:
+            return WhisperProcessor.from_pretrained(source)
+        except (OSError, ValueError):
+            continue
+    raise AsrtuneError(f"no Whisper processor (tokenizer + feature extractor) found in {path}")
+
+
+def load(
+    name_or_path: str,
+    *,
+    dtype: torch.dtype | None = None,
+    device: str | None = None,
+    allow_pickle: bool = False,
+) -> LoadedModel:
+    """Load a Whisper checkpoint (Hub id or folder). Only safetensors unless ``allow_pickle``."""
+    try:
+        model = WhisperForConditionalGeneration.from_pretrained(
+            name_or_path, dtype=dtype, use_safetensors=None if allow_pickle else True
+        )
+    except (OSError, ValueError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise AsrtuneError(f"cannot load Whisper model {name_or_path!r}: {first_line}") from exc
+    if device is not None:
+        model.to(device)
+    return LoadedModel(model, load_processor(name_or_path), FAMILY, name_or_path)
+
+
+def is_multilingual(loaded: LoadedModel) -> bool:
+    flag = getattr(loaded.model.generation_config, "is_multilingual", None)
+    if flag is not None:
+        return bool(flag)
+    return loaded.model.config.vocab_size >= 51865
+
+
+def limits(loaded: LoadedModel) -> Limits:
+    extractor = loaded.processor.feature_extractor
+    return Limits(
+        max_seconds=extractor.n_samples / extractor.sampling_rate,
+        max_label_tokens=loaded.model.config.max_target_positions,
+    )
+
+
+def language_code(language: str) -> str:
+    """'en', 'EN', 'english' → 'en'; raises for languages Whisper does not know."""
+    key = language.strip().lower()
+    if key in LANGUAGES:
+        return key
+    if key in TO_LANGUAGE_CODE:
+        return TO_LANGUAGE_CODE[key]
+    raise AsrtuneError(f"Whisper does not know the language {language!r}")
+
+
+def _token_id(loaded: LoadedModel, token: str) -> int:
+    tokenizer = loaded.processor.tokenizer
+    token_id = tokenizer.convert_tokens_to_ids(token)
+    if token_id is None or token_id == tokenizer.unk_token_id:
+        raise AsrtuneError(f"the tokenizer of {loaded.source} has no {token} token")
+    return token_id
+
+
+def label_prefix(loaded: LoadedModel, language: str | None, task: str) -> list[int]:
+    """Token ids between ``<|startoftranscript|>`` and the text."""
+    prefix = []
+    if is_multilingual(loaded):
+        if language is None:
+            raise AsrtuneError(
+                "a multilingual Whisper needs a language: "
+                "add a 'language' column or pass --language"
+            )
+        prefix += [
+            _token_id(loaded, f"<|{language_code(language)}|>"),
+            _token_id(loaded, f"<|{task}|>"),
+        ]
+    elif task != "transcribe":
+        raise AsrtuneError(f"English-only model {loaded.source} cannot {task}")
+    return [*prefix, _token_id(loaded, "<|notimestamps|>")]
+
+
+def text_tokens(loaded: LoadedModel, text: str) -> list[int]:
+    """Text ids with Whisper's leading space, so packed utterances concatenate cleanly."""
+    return loaded.processor.tokenizer(" " + text.strip(), add_special_tokens=False).input_ids
+
+
+def encode_labels(
+    loaded: LoadedModel, texts: Sequence[str], language: str | None, task: str
+) -> list[int]:
+    """Labels for one window holding ``texts`` in order (see the module docstring)."""
+    ids = label_prefix(loaded, language, task)
+    for text in texts:
+        ids += text_tokens(loaded, text)
+    return [*ids, loaded.processor.tokenizer.eos_token_id]
+
+
+@dataclass(frozen=True)
+class Example:
+    """One utterance admitted for training, with its label token count."""
+
+    row: Row
+    language: str | None
+    num_tokens: int
+
+
+class WindowDataset(torch.utils.data.Dataset):
+    """Items of one or more utterances joined into one window (features made on access).
+
+    ``__getitem__`` returns ``{"input_features": (n_mels, n_frames) float32,
+    "labels": list[int]}``.
+    """
+
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        windows: list[list[Example]],
+        task: str,
+        gap_seconds: float = PACK_GAP_SECONDS,
+    ) -> None:
+        self.loaded = loaded
+        self.windows = windows
+        self.task = task
+        self.gap = np.zeros(int(gap_seconds * SAMPLE_RATE), dtype=np.float32)
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def audio_seconds(self) -> float:
+        return sum(ex.row.duration or 0.0 for window in self.windows for ex in window)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        window = self.windows[index]
+        pieces: list[np.ndarray] = []
+        for ex in window:
+            if pieces:
+                pieces.append(self.gap)
+            pieces.append(load_audio(ex.row.audio_path))
+        extractor = self.loaded.processor.feature_extractor
+        audio = np.concatenate(pieces)[: extractor.n_samples]
+        features = extractor(audio, sampling_rate=SAMPLE_RATE, return_tensors="pt").input_features
+        labels = encode_labels(
+            self.loaded, [ex.row.text for ex in window], window[0].language, self.task
+        )
+        return {"input_features": features[0], "labels": labels}
+
+
+def build_train_dataset(
+    loaded: LoadedModel, examples: list[Example], task: str, pack: bool, seed: int
+) -> WindowDataset:
+    """Pack examples into full windows (or one per window when ``pack`` is False)."""
+    if not pack:
+        return WindowDataset(loaded, [[ex] for ex in examples], task)
+    lim = limits(loaded)
+    overhead = len(encode_labels(loaded, [], examples[0].language if examples else None, task))
+    items = [
+        PackItem(ex.row.duration or lim.max_seconds, ex.num_tokens - overhead, ex.language or "")
+        for ex in examples
+    ]
+    packs = pack_indices(items, lim.max_seconds, lim.max_label_tokens - overhead, seed=seed)
+    return WindowDataset(loaded, [[examples[i] for i in pack] for pack in packs], task)
+
+
+def collate(features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    """Stack features and right-pad labels.
+
+    Returns ``input_features`` (B, n_mels, n_frames) float32 and ``labels`` (B, L) int64,
+    padded with -100 (ignored by the loss).
+    """
+    longest = max(len(f["labels"]) for f in features)
+    labels = torch.full((len(features), longest), -100, dtype=torch.long)
+    for i, f in enumerate(features):
+        labels[i, : len(f["labels"])] = torch.tensor(f["labels"], dtype=torch.long)
+    return {
+        "input_features": torch.stack([f["input_features"] for f in features]),
+        "labels": labels,
+    }
+
+
+def default_lora_targets(freeze_encoder: bool) -> list[str] | str:
+    """Attention and MLP projections; decoder-only when the encoder is frozen."""
+    if freeze_encoder:
+        return rf"model\.decoder\..*\.({'|'.join(LORA_TARGETS)})"
+    return list(LORA_TARGETS)
+
+
+def freeze_encoder(model: torch.nn.Module) -> None:
+    model.get_encoder().requires_grad_(False)
+
+
+def _features(
+    loaded: LoadedModel, audios: Sequence[np.ndarray]
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Log-mel (B, n_mels, frames): a full window each, longer for long-form audio."""
+    extractor = loaded.processor.feature_extractor
+    if max(len(a) for a in audios) <= extractor.n_samples:
+        out = extractor(list(audios), sampling_rate=SAMPLE_RATE, return_tensors="pt")
+        return out.input_features, None
+    out = extractor(
+        list(audios),
+        sampling_rate=SAMPLE_RATE,
+        return_tensors="pt",
+        truncation=False,
+        padding="longest",
+        return_attention_mask=True,
+    )
+    return out.input_features, out.attention_mask
+
+
+@torch.inference_mode()
+def generate(
+    loaded: LoadedModel,
+    audios: Sequence[np.ndarray],
+    language: str | None,
+    task: str,
+    num_beams: int = 1,
+    max_new_tokens: int | None = None,
+) -> list[str]:
+    """Transcribe a batch of (n_samples,) 16-kHz arrays; audio over one window is long-form."""
+    model = loaded.model
+    features, attention_mask = _features(loaded, audios)
+    param = next(model.parameters())
+    kwargs: dict[str, Any] = {"num_beams": num_beams}
+    if is_multilingual(loaded):
+        kwargs["task"] = task
+        if language is not None:
+            kwargs["language"] = language_code(language)
+    if attention_mask is not None:
+        kwargs.update(attention_mask=attention_mask.to(param.device), return_timestamps=True)
+    if max_new_tokens is not None:
+        kwargs["max_new_tokens"] = max_new_tokens
+    ids = model.generate(features.to(param.device, param.dtype), **kwargs)
+    if not isinstance(ids, torch.Tensor):
+        ids = ids["sequences"]
+    texts = loaded.processor.tokenizer.batch_decode(ids, skip_special_tokens=True)
+    return [t.strip() for t in texts]
+
+
+def save(loaded: LoadedModel, out_dir: str | Path) -> None:
+    """Write model (safetensors), processor and generation config to ``out_dir``."""
+    loaded.model.save_pretrained(out_dir)
+    loaded.processor.save_pretrained(out_dir)
