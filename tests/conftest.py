@@ -1,0 +1,59 @@
+"""Shared fixtures: tiny random Whisper models built in code and audio generated here."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from asrtune.models.tiny import SAMPLE_SENTENCES, make_tiny_whisper
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def tone(seconds: float, freq: float, rate: int = 16000, channels: int = 1) -> np.ndarray:
+    """A (n,) or (n, channels) float32 sine with a little noise, amplitude ~0.3."""
+    t = np.arange(int(seconds * rate)) / rate
+    rng = np.random.default_rng(int(freq))
+    wave = 0.3 * np.sin(2 * np.pi * freq * t) + 0.01 * rng.standard_normal(t.size)
+    wave = wave.astype(np.float32)
+    return np.stack([wave] * channels, axis=1) if channels > 1 else wave
+
+
+def write_dataset(folder: Path, n: int, language: str | None = "en", seconds: float = 1.5) -> Path:
+    """n wav clips with sample sentences; returns a JSONL manifest with relative paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "audio").mkdir(exist_ok=True)
+    sentences = SAMPLE_SENTENCES["en"]
+    manifest = folder / "manifest.jsonl"
+    with open(manifest, "w", encoding="utf-8") as handle:
+        for i in range(n):
+            path = folder / "audio" / f"clip{i}.wav"
+            sf.write(path, tone(seconds + 0.1 * i, 200 + 40 * i), 16000)
+            row = {"id": f"u{i}", "audio_path": f"audio/clip{i}.wav", "text": sentences[i % 5]}
+            if language:
+                row["language"] = language
+            handle.write(json.dumps(row) + "\n")
+    return manifest
+
+
+@pytest.fixture(scope="session")
+def tiny_whisper(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A multilingual tiny Whisper folder (d_model 16, 1+1 layers, real 30-s input)."""
+    return make_tiny_whisper(tmp_path_factory.mktemp("models") / "tiny-multi", multilingual=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_whisper_en(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_whisper(tmp_path_factory.mktemp("models") / "tiny-en", multilingual=False)
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A manifest of 8 short English clips (read-only: copy before changing)."""
+    return write_dataset(tmp_path_factory.mktemp("data"), 8)

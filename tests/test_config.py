@@ -1,0 +1,65 @@
+"""Config: YAML first, flags on top, both flag spellings, unknown keys fail."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from asrtune.config import parse_train_args, train_job_from_kwargs
+from asrtune.errors import AsrtuneError
+
+BASE = ["--model", "m", "--train-manifest", "t.jsonl", "--output_dir", "out"]
+
+
+def test_both_spellings_and_asrtune_defaults() -> None:
+    job = parse_train_args([*BASE, "--learning-rate", "3e-5", "--per_device_train_batch_size", "2"])
+    assert job.training.learning_rate == 3e-5
+    assert job.training.per_device_train_batch_size == 2
+    assert job.training.report_to == ["trackio"]  # asrtune's default, offline
+    assert job.data.pack is True and job.model.lora is False
+    assert job.training.eval_strategy == "no"  # no eval manifest
+
+
+def test_eval_manifest_turns_on_best_by_wer() -> None:
+    job = parse_train_args([*BASE, "--eval-manifest", "e.jsonl"])
+    training = job.training
+    assert training.eval_strategy == "epoch" and training.load_best_model_at_end
+    assert training.metric_for_best_model == "wer" and training.greater_is_better is False
+
+
+def test_yaml_then_flags(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("model: from-yaml\nlearning-rate: 0.001\nlora: true\nlora_r: 4\n")
+    job = parse_train_args(["--config", str(config), "--train_manifest", "t", "--output_dir",
+                            "o", "--lora_r", "8"])
+    assert job.model.model == "from-yaml" and job.model.lora
+    assert job.training.learning_rate == 0.001
+    assert job.model.lora_r == 8  # the flag wins
+
+
+def test_unknown_yaml_key_fails(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("model: m\nlearning_rat: 0.1\n")
+    with pytest.raises(AsrtuneError, match="learning_rat"):
+        parse_train_args(["--config", str(config)])
+
+
+def test_missing_required_and_unknown_kwargs() -> None:
+    with pytest.raises(AsrtuneError, match="--model"):
+        parse_train_args(["--train_manifest", "t", "--output_dir", "o"])
+    with pytest.raises(AsrtuneError, match="unknown option"):
+        train_job_from_kwargs(model="m", train_manifest="t", output_dir="o", nonsense=1)
+    with pytest.raises(AsrtuneError, match="task"):
+        train_job_from_kwargs(model="m", train_manifest="t", output_dir="o", task="translit")
+
+
+def test_shipped_configs_parse() -> None:
+    configs = sorted(Path(__file__).parents[1].joinpath("configs").rglob("*.yaml"))
+    assert configs, "configs/ ships at least one file"
+    for config in configs:
+        first_line = config.read_text().splitlines()[0]
+        assert first_line.startswith("# asrtune train --config"), config
+        job = parse_train_args(["--config", str(config), "--train_manifest", "t",
+                                "--output_dir", "o"])
+        assert job.model.model

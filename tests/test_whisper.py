@@ -1,0 +1,105 @@
+"""Whisper adapter: label layout, packed windows, collation, limits, generation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from asrtune.data.rows import load_rows
+from asrtune.errors import AsrtuneError
+from asrtune.models import detect_family, load_model
+from asrtune.models import whisper as W
+from asrtune.train import admit_rows
+from tests.conftest import tone
+
+
+def _ids(loaded, *tokens: str) -> list[int]:
+    return [loaded.processor.tokenizer.convert_tokens_to_ids(t) for t in tokens]
+
+
+def test_labels_have_prefix_text_and_eos_but_no_start_token(tiny_whisper: Path) -> None:
+    loaded = load_model(str(tiny_whisper))
+    labels = W.encode_labels(loaded, ["hello world"], "fr", "transcribe")
+    assert labels[:3] == _ids(loaded, "<|fr|>", "<|transcribe|>", "<|notimestamps|>")
+    assert labels[-1] == loaded.processor.tokenizer.eos_token_id
+    assert _ids(loaded, "<|startoftranscript|>")[0] not in labels
+    text = loaded.processor.tokenizer.decode(labels, skip_special_tokens=True)
+    assert text.strip() == "hello world"
+    # packing two texts concatenates their token runs exactly
+    two = W.encode_labels(loaded, ["hello", "world"], "fr", "transcribe")
+    assert loaded.processor.tokenizer.decode(two, skip_special_tokens=True).strip() == (
+        "hello world"
+    )
+
+
+def test_english_only_prefix_and_language_errors(tiny_whisper_en: Path, tiny_whisper: Path) -> None:
+    english = load_model(str(tiny_whisper_en))
+    assert W.label_prefix(english, None, "transcribe") == _ids(english, "<|notimestamps|>")
+    with pytest.raises(AsrtuneError, match="cannot translate"):
+        W.label_prefix(english, None, "translate")
+    multi = load_model(str(tiny_whisper))
+    with pytest.raises(AsrtuneError, match="needs a language"):
+        W.label_prefix(multi, None, "transcribe")
+    assert W.label_prefix(multi, "German", "translate")[0] == _ids(multi, "<|de|>")[0]
+    with pytest.raises(AsrtuneError, match="does not know"):
+        W.language_code("klingon")
+
+
+def test_packed_dataset_and_collate(tiny_whisper: Path, dataset: Path) -> None:
+    loaded = load_model(str(tiny_whisper))
+    rows = load_rows(dataset).rows
+    examples, skipped = admit_rows(loaded, rows, "transcribe")
+    assert len(examples) + len(skipped) == len(rows)
+    packed = W.build_train_dataset(loaded, examples, "transcribe", pack=True, seed=0)
+    single = W.build_train_dataset(loaded, examples, "transcribe", pack=False, seed=0)
+    assert len(single) == len(examples) and len(packed) < len(single)
+    assert packed.audio_seconds() == pytest.approx(single.audio_seconds())
+    batch = W.collate([packed[i] for i in range(len(packed))])
+    frames = loaded.processor.feature_extractor.nb_max_frames
+    assert batch["input_features"].shape == (len(packed), 80, frames)
+    assert batch["labels"].dtype == torch.long
+    lengths = [len(packed[i]["labels"]) for i in range(len(packed))]
+    assert batch["labels"].shape[1] == max(lengths)
+    for row, length in zip(batch["labels"], lengths, strict=True):
+        assert (row[length:] == -100).all() and (row[:length] != -100).all()
+        assert length <= loaded.model.config.max_target_positions
+
+
+def test_rows_over_the_limits_are_reported_not_trained(tiny_whisper: Path, tmp_path: Path) -> None:
+    import json
+
+    import soundfile as sf
+
+    loaded = load_model(str(tiny_whisper))
+    sf.write(tmp_path / "long.wav", tone(31, 300), 16000)
+    sf.write(tmp_path / "short.wav", tone(1, 300), 16000)
+    rows = [
+        {"id": "long", "audio_path": "long.wav", "text": "too long"},
+        {"id": "wordy", "audio_path": "short.wav", "text": "word " * 80},
+        {"id": "ok", "audio_path": "short.wav", "text": "fine"},
+    ]
+    (tmp_path / "m.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    examples, skipped = admit_rows(loaded, load_rows(tmp_path / "m.jsonl", "en").rows, "transcribe")
+    assert [e.row.id for e in examples] == ["ok"]
+    reasons = {s["id"]: s["reason"] for s in skipped}
+    assert reasons["long"] == "audio 31.0 s > 30 s"
+    assert reasons["wordy"].endswith("label tokens > 64")
+
+
+def test_generate_short_and_long_form(tiny_whisper: Path) -> None:
+    loaded = load_model(str(tiny_whisper))
+    short, long = tone(2, 300), tone(45, 500)
+    texts = W.generate(loaded, [short], "en", "transcribe", max_new_tokens=8)
+    assert len(texts) == 1 and isinstance(texts[0], str)
+    assert len(W.generate(loaded, [short, long], "en", "transcribe", max_new_tokens=8)) == 2
+
+
+def test_family_detection(tiny_whisper: Path, tmp_path: Path) -> None:
+    assert detect_family(str(tiny_whisper)) == "whisper"
+    assert detect_family("openai/whisper-large-v3") == "whisper"
+    with pytest.raises(AsrtuneError, match="model family"):
+        detect_family("someone/wav2vec2-base")
+    with pytest.raises(AsrtuneError, match="no config.json"):
+        detect_family(str(tmp_path))
