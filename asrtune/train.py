@@ -203,6 +203,20 @@ def save_outputs(job: TrainJob, loaded: LoadedModel, trainer: AsrTrainer) -> Non
         log.info("merged model written to %s", out / "merged")
 
 
+def final_evaluation(trainer: AsrTrainer) -> EvalResult:
+    """The saved model's evaluation: reused when the last one during training was of the
+    same weights (the best checkpoint was the last, or no best-model reload happened)."""
+    state = trainer.state
+    last_eval_step = max((e["step"] for e in state.log_history if "eval_wer" in e), default=None)
+    same_weights = last_eval_step == state.global_step and (
+        not trainer.args.load_best_model_at_end or state.best_global_step == last_eval_step
+    )
+    if not (same_weights and trainer.last_eval is not None):
+        trainer.evaluate()
+    assert trainer.last_eval is not None
+    return trainer.last_eval
+
+
 def write_json(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
 
@@ -264,9 +278,7 @@ def train(job: TrainJob) -> TrainResult:
     write_json(out / "train_results.json", metrics)
     write_json(out / "training_config.json", job.to_dict())
 
-    eval_result = None
-    if eval_rows:
-        eval_result = trainer.evaluate()
-        eval_result = trainer.last_eval
+    eval_result = final_evaluation(trainer) if eval_rows else None
+    if eval_result is not None:
         write_report(eval_result, out / "eval_results.json", {"model": str(out)})
     return TrainResult(out, metrics, eval_result)

@@ -23,8 +23,13 @@ def own_train_flags() -> str:
         for f in fields(cls):
             flag = f"--{f.name}` / `--{f.name.replace('_', '-')}"
             lines.append(f"| `{flag}` | `{f.default}` | {f.metadata['help']} |")
-    lines += ["", "Training-argument defaults that asrtune changes (all others are "
-              "transformers' own):", "", "| flag | asrtune default |", "| --- | --- |"]
+    lines += [
+        "",
+        "Training-argument defaults that asrtune changes (all others are transformers' own):",
+        "",
+        "| flag | asrtune default |",
+        "| --- | --- |",
+    ]
     lines += [f"| `--{k}` | `{v}` |" for k, v in TRAINING_DEFAULTS.items() if k != "bf16"]
     lines.append("| `--bf16` | `True` on a GPU with bf16 support, else `False` |")
     return "\n".join(lines)
@@ -35,17 +40,29 @@ def render() -> str:
     from asrtune.cli import USAGE
     from asrtune.commands import COMMANDS
 
-    parts = ["# CLI reference", "", "Generated from the commands' `--help` by "
-             "`python scripts/cli_reference.py`; do not edit by hand.", "", "```text",
-             USAGE.strip(), "```", ""]
+    parts = [
+        "# CLI reference",
+        "",
+        "Generated from the commands' `--help` by "
+        "`python scripts/cli_reference.py`; do not edit by hand.",
+        "",
+        "```text",
+        USAGE.strip(),
+        "```",
+        "",
+    ]
     for name, module in COMMANDS.items():
         parts += [f"## asrtune {name}", ""]
         if name == "train":
-            parts += ["Every field of transformers' `Seq2SeqTrainingArguments` is also a flag, "
-                      "in both spellings (`--learning_rate` / `--learning-rate`); "
-                      "`asrtune train --help` lists them all. A YAML file given with "
-                      "`--config` sets any of them; flags override it; unknown keys fail.",
-                      "", own_train_flags(), ""]
+            parts += [
+                "Every field of transformers' `Seq2SeqTrainingArguments` is also a flag, "
+                "in both spellings (`--learning_rate` / `--learning-rate`); "
+                "`asrtune train --help` lists them all. A YAML file given with "
+                "`--config` sets any of them; flags override it; unknown keys fail.",
+                "",
+                own_train_flags(),
+                "",
+            ]
             continue
         help_text = importlib.import_module(module).build_parser().format_help()
         parts += ["```text", help_text.strip(), "```", ""]

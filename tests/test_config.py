@@ -31,8 +31,9 @@ def test_eval_manifest_turns_on_best_by_wer() -> None:
 def test_yaml_then_flags(tmp_path: Path) -> None:
     config = tmp_path / "c.yaml"
     config.write_text("model: from-yaml\nlearning-rate: 0.001\nlora: true\nlora_r: 4\n")
-    job = parse_train_args(["--config", str(config), "--train_manifest", "t", "--output_dir",
-                            "o", "--lora_r", "8"])
+    job = parse_train_args(
+        ["--config", str(config), "--train_manifest", "t", "--output_dir", "o", "--lora_r", "8"]
+    )
     assert job.model.model == "from-yaml" and job.model.lora
     assert job.training.learning_rate == 0.001
     assert job.model.lora_r == 8  # the flag wins
@@ -60,6 +61,7 @@ def test_shipped_configs_parse() -> None:
     for config in configs:
         first_line = config.read_text().splitlines()[0]
         assert first_line.startswith("# asrtune train --config"), config
-        job = parse_train_args(["--config", str(config), "--train_manifest", "t",
-                                "--output_dir", "o"])
+        job = parse_train_args(
+            ["--config", str(config), "--train_manifest", "t", "--output_dir", "o"]
+        )
         assert job.model.model

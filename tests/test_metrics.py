@@ -36,7 +36,9 @@ def test_corpus_wer_is_total_errors_over_total_words_not_a_mean() -> None:
 
 
 def test_english_normalizer_makes_wer_ignore_case_punctuation_and_spelling() -> None:
-    score, _ = score_corpus(["Hello, World! The colour is grey."], ["hello world the color is gray"])
+    score, _ = score_corpus(
+        ["Hello, World! The colour is grey."], ["hello world the color is gray"]
+    )
     assert score.wer == 0.0
     assert score.wer_unnormalized == pytest.approx(5 / 6)  # Hello, World! colour grey. differ
 

@@ -1,4 +1,4 @@
-"""espeak-ng synthesis and the demo corpus (needs the espeakng-loader wheel)."""
+"""espeak-ng synthesis and the demo corpus (espeakng-loader, from the dev extra)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-pytest.importorskip("espeakng_loader")
-sf = pytest.importorskip("soundfile")
+import soundfile as sf
 
 from asrtune.data.audio import SAMPLE_RATE
 from asrtune.data.demo_corpus import demo_sentences, make_demo_dataset

@@ -16,8 +16,20 @@ from asrtune.models import load_model
 from asrtune.models import whisper as W
 from asrtune.train import admit_rows
 
-FAST = ["--report_to", "none", "--per_device_train_batch_size", "4", "--logging_steps", "1",
-        "--save_strategy", "no", "--learning_rate", "3e-3", "--warmup_steps", "0"]
+FAST = [
+    "--report_to",
+    "none",
+    "--per_device_train_batch_size",
+    "4",
+    "--logging_steps",
+    "1",
+    "--save_strategy",
+    "no",
+    "--learning_rate",
+    "3e-3",
+    "--warmup_steps",
+    "0",
+]
 
 
 def _loss(model_dir: Path, dataset: Path) -> float:
@@ -38,8 +50,20 @@ def test_full_finetune_lowers_loss_changes_weights_and_writes_outputs(
     tiny_whisper: Path, dataset: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    code = main(["train", "--model", str(tiny_whisper), "--train-manifest", str(dataset),
-                 "--output_dir", str(out), "--num_train_epochs", "15", *FAST])
+    code = main(
+        [
+            "train",
+            "--model",
+            str(tiny_whisper),
+            "--train-manifest",
+            str(dataset),
+            "--output_dir",
+            str(out),
+            "--num_train_epochs",
+            "15",
+            *FAST,
+        ]
+    )
     assert code == 0
     assert _loss(out, dataset) < _loss(tiny_whisper, dataset) - 0.5
     before, after = _weights(tiny_whisper), _weights(out)
@@ -58,9 +82,24 @@ def test_lora_keeps_base_frozen_and_merges(
     tiny_whisper: Path, dataset: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "lora"
-    code = main(["train", "--model", str(tiny_whisper), "--train-manifest", str(dataset),
-                 "--output_dir", str(out), "--lora", "--lora_r", "4", "--merge",
-                 "--num_train_epochs", "3", *FAST])
+    code = main(
+        [
+            "train",
+            "--model",
+            str(tiny_whisper),
+            "--train-manifest",
+            str(dataset),
+            "--output_dir",
+            str(out),
+            "--lora",
+            "--lora_r",
+            "4",
+            "--merge",
+            "--num_train_epochs",
+            "3",
+            *FAST,
+        ]
+    )
     assert code == 0
     adapter = _weights(out, "adapter_model.safetensors")
     assert adapter and all("lora_" in k for k in adapter)
@@ -77,8 +116,11 @@ def test_lora_keeps_base_frozen_and_merges(
     # the adapter folder evaluates like the merged model
     loaded_adapter, loaded_merged = load_model(str(out)), load_model(str(out / "merged"))
     assert loaded_adapter.base == str(tiny_whisper)
-    for (name, p), (_, q) in zip(loaded_adapter.model.state_dict().items(),
-                                 loaded_merged.model.state_dict().items(), strict=True):
+    for (name, p), (_, q) in zip(
+        loaded_adapter.model.state_dict().items(),
+        loaded_merged.model.state_dict().items(),
+        strict=True,
+    ):
         assert torch.allclose(p, q, atol=1e-6), name
 
 
@@ -86,9 +128,24 @@ def test_freeze_encoder_trains_only_the_decoder(
     tiny_whisper: Path, dataset: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "frozen"
-    assert main(["train", "--model", str(tiny_whisper), "--train-manifest", str(dataset),
-                 "--output_dir", str(out), "--freeze-encoder", "--num_train_epochs", "1",
-                 *FAST]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                str(tiny_whisper),
+                "--train-manifest",
+                str(dataset),
+                "--output_dir",
+                str(out),
+                "--freeze-encoder",
+                "--num_train_epochs",
+                "1",
+                *FAST,
+            ]
+        )
+        == 0
+    )
     before, after = _weights(tiny_whisper), _weights(out)
     assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("model.encoder."))
     assert any(not torch.equal(before[k], after[k]) for k in before if "decoder.layers" in k)
@@ -98,23 +155,42 @@ def test_eval_each_epoch_best_by_wer_and_resume(
     tiny_whisper: Path, dataset: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "evald"
-    args = ["train", "--model", str(tiny_whisper), "--train-manifest", str(dataset),
-            "--eval-manifest", str(dataset), "--output_dir", str(out), "--report_to", "none",
-            "--per_device_train_batch_size", "4", "--learning_rate", "1e-3",
-            "--generation_max_length", "16"]
+    args = [
+        "train",
+        "--model",
+        str(tiny_whisper),
+        "--train-manifest",
+        str(dataset),
+        "--eval-manifest",
+        str(dataset),
+        "--output_dir",
+        str(out),
+        "--report_to",
+        "none",
+        "--per_device_train_batch_size",
+        "4",
+        "--learning_rate",
+        "1e-3",
+        "--generation_max_length",
+        "16",
+    ]
     assert main([*args, "--num_train_epochs", "2"]) == 0
     report = json.loads((out / "eval_results.json").read_text())
     assert {"wer", "cer", "wer_unnormalized", "num_samples"} <= set(report)
-    assert report["num_samples"] == 8 and 0 <= report["cer"]
+    assert report["num_samples"] == 8 and report["cer"] >= 0
     lines = (out / "eval_results.utterances.jsonl").read_text().splitlines()
     assert len(lines) == 8 and {"id", "ref", "hyp", "wer"} <= set(json.loads(lines[0]))
-    state = json.loads(sorted(out.glob("checkpoint-*"))[-1].joinpath("trainer_state.json")
-                       .read_text())
+    state = json.loads(
+        sorted(out.glob("checkpoint-*"))[-1].joinpath("trainer_state.json").read_text()
+    )
     evals = [e["eval_wer"] for e in state["log_history"] if "eval_wer" in e]
     assert len(evals) == 2 and state["best_metric"] == min(evals)
     assert main([*args, "--num_train_epochs", "3", "--resume"]) == 0
-    state = json.loads(sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))[-1]
-                       .joinpath("trainer_state.json").read_text())
+    state = json.loads(
+        sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))[-1]
+        .joinpath("trainer_state.json")
+        .read_text()
+    )
     assert state["epoch"] == 3 and len([e for e in state["log_history"] if "eval_wer" in e]) == 3
 
 
@@ -128,13 +204,34 @@ def test_invalid_rows_stop_before_the_model_loads_unless_dropped(
         handle.write("{broken\n")
     out = tmp_path / "out"
     # a model that does not exist: the row check must fail first
-    code = main(["train", "--model", str(tmp_path / "no-model"), "--train-manifest",
-                 str(data / "manifest.jsonl"), "--output_dir", str(out)])
+    code = main(
+        [
+            "train",
+            "--model",
+            str(tmp_path / "no-model"),
+            "--train-manifest",
+            str(data / "manifest.jsonl"),
+            "--output_dir",
+            str(out),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "2 invalid row(s)" in err and "Traceback" not in err
-    code = main(["train", "--model", str(tiny_whisper), "--train-manifest",
-                 str(data / "manifest.jsonl"), "--output_dir", str(out), "--drop_invalid",
-                 "--num_train_epochs", "1", *FAST])
+    code = main(
+        [
+            "train",
+            "--model",
+            str(tiny_whisper),
+            "--train-manifest",
+            str(data / "manifest.jsonl"),
+            "--output_dir",
+            str(out),
+            "--drop_invalid",
+            "--num_train_epochs",
+            "1",
+            *FAST,
+        ]
+    )
     assert code == 0
     dropped = [json.loads(x) for x in (out / "dropped.jsonl").read_text().splitlines()]
     assert [d["line"] for d in dropped] == [9, 10]
@@ -145,6 +242,21 @@ def test_trackio_logs_locally_by_default(
 ) -> None:
     monkeypatch.setenv("TRACKIO_DIR", str(tmp_path / "trackio"))
     args = [a for a in FAST if a not in ("--report_to", "none")]
-    assert main(["train", "--model", str(tiny_whisper), "--train-manifest", str(dataset),
-                 "--output_dir", str(tmp_path / "o"), "--num_train_epochs", "1", *args]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                str(tiny_whisper),
+                "--train-manifest",
+                str(dataset),
+                "--output_dir",
+                str(tmp_path / "o"),
+                "--num_train_epochs",
+                "1",
+                *args,
+            ]
+        )
+        == 0
+    )
     assert list((tmp_path / "trackio").glob("*.db"))

@@ -101,5 +101,5 @@ def test_family_detection(tiny_whisper: Path, tmp_path: Path) -> None:
     assert detect_family("openai/whisper-large-v3") == "whisper"
     with pytest.raises(AsrtuneError, match="model family"):
         detect_family("someone/wav2vec2-base")
-    with pytest.raises(AsrtuneError, match="no config.json"):
+    with pytest.raises(AsrtuneError, match=r"no config\.json"):
         detect_family(str(tmp_path))

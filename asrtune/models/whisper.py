@@ -283,7 +283,9 @@ def generate(
             kwargs["language"] = language_code(language)
     if features.shape[-1] > loaded.processor.feature_extractor.nb_max_frames:
         kwargs["return_timestamps"] = True  # long-form decoding needs segment timestamps
-    kwargs["max_new_tokens"] = _token_budget(loaded, audios, max_new_tokens)
+    # max_length counts the decoder prompt (at most 4 tokens) too; the model's own
+    # generation config sets it, so passing max_new_tokens as well would conflict
+    kwargs["max_length"] = _token_budget(loaded, audios, max_new_tokens) + 4
     ids = model.generate(features.to(param.device, param.dtype), **kwargs)
     if not isinstance(ids, torch.Tensor):
         ids = ids["sequences"]

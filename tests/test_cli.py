@@ -1,0 +1,116 @@
+"""The CLI in-process: eval, transcribe, import-ct2, user errors, and the CLI reference."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from asrtune.cli import main
+from tests.conftest import write_dataset
+
+
+def test_eval_writes_report_and_per_utterance_file(
+    tiny_whisper: Path, dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    report = tmp_path / "r" / "report.json"
+    code = main(
+        [
+            "eval",
+            "--model",
+            str(tiny_whisper),
+            "--manifest",
+            str(dataset),
+            "--output",
+            str(report),
+            "--batch-size",
+            "3",
+            "--max-new-tokens",
+            "8",
+        ]
+    )
+    assert code == 0
+    data = json.loads(report.read_text())
+    for key in ("wer", "cer", "wer_unnormalized"):
+        assert isinstance(data[key], float) and data[key] >= 0
+    assert data["num_samples"] == 8
+    assert json.loads(capsys.readouterr().out)["num_samples"] == 8
+    rows = [
+        json.loads(x) for x in (tmp_path / "r" / "report.utterances.jsonl").read_text().splitlines()
+    ]
+    assert [r["id"] for r in rows] == [f"u{i}" for i in range(8)]
+    assert all(set(r) >= {"id", "ref", "hyp", "wer"} for r in rows)
+
+
+def test_eval_multilingual_rows_need_a_language(
+    tiny_whisper: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    manifest = write_dataset(tmp_path / "d", 2, language=None)
+    code = main(["eval", "--model", str(tiny_whisper), "--manifest", str(manifest)])
+    assert code == 0  # no language: Whisper detects it
+    code = main(
+        ["eval", "--model", str(tiny_whisper), "--manifest", str(manifest), "--language", "xx"]
+    )
+    assert code == 2 and "does not know the language" in capsys.readouterr().err
+
+
+def test_transcribe_prints_one_line_per_file(
+    tiny_whisper_en: Path, dataset: Path, capsys: pytest.CaptureFixture
+) -> None:
+    files = sorted(str(p) for p in (dataset.parent / "audio").glob("*.wav"))[:2]
+    assert (
+        main(["transcribe", "--model", str(tiny_whisper_en), *files, "--max_new_tokens", "6"]) == 0
+    )
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("\t")[0] for line in lines] == files
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["eval", "--model", "/nonexistent/model", "--manifest", "x.jsonl"], "not found"),
+        (["transcribe", "--model", "{tmp}", "a.wav"], "no config.json"),
+        (
+            ["train", "--model", "m", "--train_manifest", "/none.jsonl", "--output_dir", "{tmp}"],
+            "manifest not found",
+        ),
+        (["import-ct2", "/nonexistent", "{tmp}/out"], "/nonexistent"),
+        (["frobnicate"], "unknown command"),
+    ],
+)
+def test_user_errors_are_one_line_and_exit_2(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_bad_flag_exits_2(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["eval", "--model", "m", "--manifest", "x", "--batch-size", "many"])
+    assert exit_info.value.code == 2
+
+
+def test_help_explains_every_flag_with_its_default(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    assert "--learning_rate LEARNING_RATE, --learning-rate LEARNING_RATE" in out
+    assert "(default: 1e-05)" in out and "--lora" in out and "--train_manifest" in out
+
+
+def test_cli_reference_is_current() -> None:
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location(
+        "cli_reference", root / "scripts" / "cli_reference.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert (root / "docs" / "cli.md").read_text() == module.render(), (
+        "docs/cli.md is stale: run python scripts/cli_reference.py"
+    )
