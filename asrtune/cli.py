@@ -17,6 +17,12 @@ commands:
   eval        WER/CER of a model on a manifest, with a per-utterance report
   transcribe  print the text of audio files
   import-ct2  convert a CTranslate2 / faster-whisper model to transformers
+  make-tiny   write a tiny random Whisper or Voxtral model (tests, smoke runs)
+  data        check (every row, with reasons), synth or split a dataset
+  merge       merge a LoRA adapter into a standalone model
+  export      export a model to CTranslate2 (faster-whisper) or ONNX
+  push        upload a model + model card + eval report to the Hub, one commit
+  demo-app    write a Gradio demo app (a Space) for a fine-tuned model
   demo        offline demo: tiny.en + synthetic speech, before/after WER
 
 'asrtune <command> --help' explains every flag and its default.

@@ -32,7 +32,13 @@ class ModelConfig:
         default="transcribe", metadata={"help": "transcribe or translate (to English)."}
     )
     freeze_encoder: bool = field(
-        default=False, metadata={"help": "Train the decoder only (encoder weights frozen)."}
+        default=False,
+        metadata={
+            "help": "Freeze the audio encoder (flag alias: --freeze_audio_tower): Whisper "
+            "trains the decoder only, Voxtral the language model only (audio tower and "
+            "projector frozen).",
+            "aliases": ["--freeze_audio_tower", "--freeze-audio-tower"],
+        },
     )
     lora: bool = field(default=False, metadata={"help": "Train LoRA adapters, not all weights."})
     lora_r: int = field(default=32, metadata={"help": "LoRA rank."})
@@ -42,7 +48,8 @@ class ModelConfig:
         default=None,
         metadata={
             "help": "Module names (or one regex) LoRA adapts; default: the family's "
-            "attention and MLP projections (Whisper: q,k,v,out_proj,fc1,fc2)."
+            "attention and MLP projections (Whisper: q,k,v,out_proj,fc1,fc2; Voxtral: "
+            "the language model's q,k,v,o,gate,up,down_proj)."
         },
     )
     merge: bool = field(
@@ -55,16 +62,72 @@ class ModelConfig:
             "help": "Allow loading non-safetensors (pickle) weights. Only for trusted models."
         },
     )
+    quantization: str | None = field(
+        default=None,
+        metadata={
+            "help": "Load the base model in 4bit or 8bit (bitsandbytes, CUDA GPU only) and "
+            "train LoRA on it (QLoRA); needs --lora."
+        },
+    )
+
+
+SOURCE_HELP = (
+    "a manifest (.jsonl/.csv/.tsv), an audio folder, hf:NAME[:CONFIG][@SPLIT] (Hub or "
+    "local dataset) or granary:LANG_CORPUS[@SPLIT]"
+)
 
 
 @dataclass
 class DataConfig:
     train_manifest: str | None = field(
-        default=None, metadata={"help": "JSONL/CSV manifest of training rows."}
+        default=None, metadata={"help": f"Training rows: {SOURCE_HELP}."}
     )
     eval_manifest: str | None = field(
         default=None,
-        metadata={"help": "Manifest for evaluation by generation (WER) after each epoch."},
+        metadata={"help": f"Rows evaluated by generation (WER) after each epoch: {SOURCE_HELP}."},
+    )
+    dataset: str | None = field(
+        default=None, metadata={"help": "Hub dataset to train on (same as hf:NAME)."}
+    )
+    dataset_config: str | None = field(
+        default=None, metadata={"help": "Config (subset) of --dataset, e.g. a language."}
+    )
+    split: str = field(default="train", metadata={"help": "Split of --dataset / --granary."})
+    eval_split: str | None = field(
+        default=None, metadata={"help": "Split of --dataset / --granary to evaluate on."}
+    )
+    audio_column: str | None = field(
+        default=None, metadata={"help": "Audio column of a Hub dataset (default: detected)."}
+    )
+    text_column: str | None = field(
+        default=None, metadata={"help": "Text column of a Hub dataset (default: detected)."}
+    )
+    granary: str | None = field(
+        default=None,
+        metadata={
+            "help": "NVIDIA Granary config LANG_CORPUS, e.g. de_voxpopuli (manifests "
+            "only: needs --granary_audio_root)."
+        },
+    )
+    granary_audio_root: str | None = field(
+        default=None, metadata={"help": "Folder holding the audio Granary's manifests name."}
+    )
+    mix: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Extra training sources with weights, SOURCE=WEIGHT (e.g. "
+            "hf:corpus=0.3); the main source takes the rest of 1, or weight 1."
+        },
+    )
+    streaming: bool = field(
+        default=False,
+        metadata={
+            "help": "Stream Hub/Granary/manifest rows instead of reading them first "
+            "(for corpora larger than the disk; needs --max_steps)."
+        },
+    )
+    shuffle_buffer: int = field(
+        default=1000, metadata={"help": "With --streaming: rows in the shuffle buffer."}
     )
     max_eval_samples: int | None = field(
         default=None, metadata={"help": "Evaluate on the first N eval rows only."}
@@ -198,12 +261,18 @@ def build_train_job(values: dict[str, Any]) -> TrainJob:
     )
     if not model.model:
         raise AsrtuneError("--model is required (a Hub id or a local model folder)")
-    if not data.train_manifest:
-        raise AsrtuneError("--train_manifest is required")
+    if not (data.train_manifest or data.dataset or data.granary or data.mix):
+        raise AsrtuneError("no training data: pass --train_manifest, --dataset, --granary or --mix")
+    if data.streaming and values.get("max_steps", -1) <= 0:
+        raise AsrtuneError("--streaming needs --max_steps (a stream has no known length)")
     if not values.get("output_dir"):
         raise AsrtuneError("--output_dir is required")
     if model.task not in ("transcribe", "translate"):
         raise AsrtuneError(f"--task must be transcribe or translate, not {model.task!r}")
+    if model.quantization not in (None, "4bit", "8bit"):
+        raise AsrtuneError(f"--quantization must be 4bit or 8bit, not {model.quantization!r}")
+    if model.quantization and not model.lora:
+        raise AsrtuneError("--quantization freezes a quantized base: add --lora")
     training_values = _pick(Seq2SeqTrainingArguments, values)
     if data.eval_manifest:
         if training_values.get("eval_strategy") in (None, "no"):

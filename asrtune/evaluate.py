@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from asrtune.data.audio import load_audio
+from asrtune.data.audio import load_row_audio
 from asrtune.data.manifest import Row
 from asrtune.metrics import CorpusScore, UtteranceScore, score_corpus
 from asrtune.models import LoadedModel
@@ -36,7 +36,7 @@ def evaluate_rows(
     start = time.perf_counter()
     was_training = loaded.model.training
     loaded.model.eval()
-    audios = [load_audio(r.audio_path) for r in rows]
+    audios = [load_row_audio(r) for r in rows]
     languages = [r.language or options.language for r in rows]
     hypotheses = transcribe_arrays(loaded, audios, options, languages, progress)
     if was_training:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +19,17 @@ from transformers import Trainer, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from asrtune.config import TrainJob
-from asrtune.data.manifest import Row
-from asrtune.data.rows import LoadedRows, load_rows
+from asrtune.data.manifest import BadRow, Row
+from asrtune.data.rows import (
+    LoadedRows,
+    combine,
+    eval_source,
+    hub_options,
+    load_rows,
+    training_sources,
+)
+from asrtune.data.sources import stream_source
+from asrtune.data.streaming import Stream, StreamingWindows
 from asrtune.errors import AsrtuneError
 from asrtune.evaluate import EvalResult, evaluate_rows, write_report
 from asrtune.models import LoadedModel, load_model
@@ -71,21 +80,24 @@ class AsrTrainer(Trainer):
         return metrics
 
 
-def check_rows(loaded_rows: LoadedRows, drop_invalid: bool, out_dir: Path) -> None:
-    """Stop on invalid rows unless ``drop_invalid``; then list them in OUT/dropped.jsonl."""
-    if not loaded_rows.invalid:
-        return
-    for bad in loaded_rows.invalid[:10]:
-        log.warning("line %s: %s (%s)", bad.line, bad.reason, bad.audio_path)
+def check_rows(sources: list[LoadedRows], drop_invalid: bool, out_dir: Path) -> int:
+    """Stop on invalid rows unless ``drop_invalid``; then list them in OUT/dropped.jsonl.
+
+    Returns the number of rows dropped.
+    """
+    invalid = [(lr.source, bad) for lr in sources for bad in lr.invalid]
+    if not invalid:
+        return 0
+    for source, bad in invalid[:10]:
+        log.warning("%s line %s: %s (%s)", source, bad.line, bad.reason, bad.audio_path)
     if not drop_invalid:
         raise AsrtuneError(
-            f"{len(loaded_rows.invalid)} invalid row(s) in {loaded_rows.source} "
+            f"{len(invalid)} invalid row(s) in {', '.join(lr.source for lr in sources)} "
             "(listed above); fix them or pass --drop_invalid"
         )
-    _write_jsonl(out_dir / "dropped.jsonl", [b.as_dict() for b in loaded_rows.invalid])
-    log.warning(
-        "dropped %d invalid row(s): see %s", len(loaded_rows.invalid), out_dir / "dropped.jsonl"
-    )
+    _write_jsonl(out_dir / "dropped.jsonl", [{"source": src, **b.as_dict()} for src, b in invalid])
+    log.warning("dropped %d invalid row(s): see %s", len(invalid), out_dir / "dropped.jsonl")
+    return len(invalid)
 
 
 def _write_jsonl(path: Path, records: list[dict]) -> None:
@@ -99,7 +111,13 @@ def build_model(job: TrainJob) -> LoadedModel:
     """Load the model; freeze the encoder and/or wrap it with LoRA as configured."""
     cfg = job.model
     set_seed(job.training.seed)
-    loaded = load_model(cfg.model, for_training=True, allow_pickle=cfg.allow_pickle)
+    options: dict[str, Any] = {"allow_pickle": cfg.allow_pickle}
+    if not cfg.lora:
+        # full fine-tuning keeps fp32 master weights: bf16/fp16 ones round small updates away
+        options["dtype"] = torch.float32
+    if cfg.quantization:
+        options["quantization"] = cfg.quantization
+    loaded = load_model(cfg.model, for_training=True, **options)
     adapter = loaded.adapter
     if cfg.freeze_encoder:
         adapter.freeze_encoder(loaded.model)
@@ -133,27 +151,108 @@ def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
     return sum(p.numel() for p in model.parameters() if p.requires_grad), total
 
 
+def admit_row(loaded: LoadedModel, row: Row, task: str) -> Any:
+    """The family's Example for a row, or the reason it is over the model's limits."""
+    adapter = loaded.adapter
+    lim = adapter.limits(loaded)
+    labels = adapter.encode_labels(loaded, [row.text], row.language, task)
+    if row.duration and row.duration > lim.max_seconds:
+        return f"audio {row.duration:.1f} s > {lim.max_seconds:g} s"
+    if len(labels) > lim.max_label_tokens:
+        return f"{len(labels)} label tokens > {lim.max_label_tokens}"
+    return adapter.Example(row, row.language, len(labels))
+
+
 def admit_rows(
     loaded: LoadedModel, rows: list[Row], task: str
 ) -> tuple[list[Any], list[dict[str, Any]]]:
     """Split rows into trainable examples and those over the model's limits (with reasons)."""
-    adapter = loaded.adapter
-    lim = adapter.limits(loaded)
     examples, skipped = [], []
     for row in rows:
-        labels = adapter.encode_labels(loaded, [row.text], row.language, task)
-        reason = None
-        if row.duration and row.duration > lim.max_seconds:
-            reason = f"audio {row.duration:.1f} s > {lim.max_seconds:g} s"
-        elif len(labels) > lim.max_label_tokens:
-            reason = f"{len(labels)} label tokens > {lim.max_label_tokens}"
-        if reason:
-            skipped.append(
-                {"id": row.id, "line": row.line, "audio_path": row.audio_path, "reason": reason}
-            )
+        admitted = admit_row(loaded, row, task)
+        if isinstance(admitted, str):
+            skipped.append(_skip_record(row, admitted))
         else:
-            examples.append(adapter.Example(row, row.language, len(labels)))
+            examples.append(admitted)
     return examples, skipped
+
+
+def _skip_record(row: Row, reason: str) -> dict[str, Any]:
+    return {"id": row.id, "line": row.line, "audio_path": row.audio_path, "reason": reason}
+
+
+def load_training_rows(job: TrainJob, out: Path) -> tuple[list[Row], int]:
+    """Rows of every training source, checked, mixed by weight; and how many were dropped."""
+    specs = training_sources(job.data)
+    loaded = [load_rows(spec, job.model.language, hub_options(job.data)) for spec in specs]
+    dropped = check_rows(loaded, job.data.drop_invalid, out)
+    return combine(loaded, specs, job.training.seed), dropped
+
+
+def load_eval_rows(job: TrainJob, out: Path) -> list[Row]:
+    spec = eval_source(job.data)
+    if spec is None:
+        return []
+    loaded = load_rows(
+        spec, job.model.language, hub_options(job.data), limit=job.data.max_eval_samples
+    )
+    check_rows([loaded], job.data.drop_invalid, out / "eval")
+    return loaded.rows[: job.data.max_eval_samples]
+
+
+class SkipLog:
+    """Appends rows left out of a stream to OUT/skipped.jsonl (workers append too)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("")
+
+    def add(self, record: dict[str, Any]) -> None:
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+    def records(self) -> list[dict[str, Any]]:
+        return [json.loads(x) for x in self.path.read_text(encoding="utf-8").splitlines()]
+
+
+def build_stream_dataset(job: TrainJob, loaded: LoadedModel, skips: SkipLog) -> Any:
+    """--streaming: rows are read, checked, packed and featurized as training goes."""
+    adapter, task, language = loaded.adapter, job.model.task, job.model.language
+    if not hasattr(adapter, "window_item"):
+        raise AsrtuneError(f"--streaming is not supported for {loaded.family} models yet")
+    streams = []
+    for spec in training_sources(job.data):
+        records, to_row = stream_source(spec, hub_options(job.data))
+        records = records.shuffle(seed=job.training.seed, buffer_size=job.data.shuffle_buffer)
+        streams.append(Stream(records, _with_language(to_row, language), spec.weight))
+
+    def admit(row: Row) -> Any:
+        example = admit_row(loaded, row, task)
+        return (
+            example
+            if isinstance(example, str)
+            else (example, adapter.pack_item(loaded, example, task))
+        )
+
+    return StreamingWindows(
+        streams,
+        admit=admit,
+        make_item=lambda window: adapter.window_item(loaded, window, task),
+        packer=adapter.packer(loaded, task, language) if job.data.pack else None,
+        on_skip=skips.add,
+        seed=job.training.seed,
+    )
+
+
+def _with_language(to_row: Any, language: str | None) -> Any:
+    def wrapped(record: dict, index: int) -> Row | BadRow:
+        row = to_row(record, index)
+        if isinstance(row, Row) and language and not row.language:
+            return replace(row, language=language)
+        return row
+
+    return wrapped
 
 
 def build_trainer(
@@ -221,20 +320,10 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
 
 
-def train(job: TrainJob) -> TrainResult:
-    """Run one training job end to end; see the module docstring for the steps."""
-    out = Path(job.training.output_dir)
-    train_rows = load_rows(job.data.train_manifest, job.model.language)
-    check_rows(train_rows, job.data.drop_invalid, out)
-    eval_rows: list[Row] = []
-    if job.data.eval_manifest:
-        loaded_eval = load_rows(job.data.eval_manifest, job.model.language)
-        check_rows(loaded_eval, job.data.drop_invalid, out / "eval")
-        eval_rows = loaded_eval.rows[: job.data.max_eval_samples]
-    resume_from = resume_checkpoint(job)
-
-    loaded = build_model(job)
-    examples, skipped = admit_rows(loaded, train_rows.rows, job.model.task)
+def build_finite_dataset(
+    job: TrainJob, loaded: LoadedModel, rows: list[Row], out: Path
+) -> tuple[Any, list[dict[str, Any]]]:
+    examples, skipped = admit_rows(loaded, rows, job.model.task)
     if skipped:
         _write_jsonl(out / "skipped.jsonl", skipped)
         log.warning(
@@ -254,6 +343,22 @@ def train(job: TrainJob) -> TrainResult:
         dataset.audio_seconds(),
         len(dataset),
     )
+    return dataset, skipped
+
+
+def train(job: TrainJob) -> TrainResult:
+    """Run one training job end to end; see the module docstring for the steps."""
+    out = Path(job.training.output_dir)
+    rows, dropped = ([], 0) if job.data.streaming else load_training_rows(job, out)
+    eval_rows = load_eval_rows(job, out)
+    resume_from = resume_checkpoint(job)
+
+    loaded = build_model(job)
+    skips = SkipLog(out / "skipped.jsonl") if job.data.streaming else None
+    if skips is not None:
+        dataset, skipped = build_stream_dataset(job, loaded, skips), []
+    else:
+        dataset, skipped = build_finite_dataset(job, loaded, rows, out)
 
     trainer = build_trainer(job, loaded, dataset, eval_rows)
     start = time.perf_counter()
@@ -261,19 +366,15 @@ def train(job: TrainJob) -> TrainResult:
     seconds = time.perf_counter() - start
     save_outputs(job, loaded, trainer)
 
-    epochs = (
-        job.training.num_train_epochs if job.training.max_steps <= 0 else (trainer.state.epoch or 0)
-    )
+    if skips is not None:
+        skipped = skips.records()
     metrics = {
         **result.metrics,
-        "utterances": len(examples),
-        "training_items": len(dataset),
-        "packed": job.data.pack,
-        "audio_seconds_per_epoch": round(dataset.audio_seconds(), 1),
-        "audio_seconds_per_second": round(dataset.audio_seconds() * epochs / seconds, 2),
+        "global_step": trainer.state.global_step,
+        **dataset_metrics(job, dataset, seconds, trainer),
         "skipped_rows": len(skipped),
-        "skipped_ids": [s["id"] for s in skipped],
-        "invalid_rows_dropped": len(train_rows.invalid),
+        "skipped_ids": [s.get("id") for s in skipped],
+        "invalid_rows_dropped": dropped,
     }
     write_json(out / "train_results.json", metrics)
     write_json(out / "training_config.json", job.to_dict())
@@ -282,3 +383,18 @@ def train(job: TrainJob) -> TrainResult:
     if eval_result is not None:
         write_report(eval_result, out / "eval_results.json", {"model": str(out)})
     return TrainResult(out, metrics, eval_result)
+
+
+def dataset_metrics(job: TrainJob, dataset: Any, seconds: float, trainer: Trainer) -> dict:
+    """Size and throughput of the training data (finite datasets only)."""
+    if not hasattr(dataset, "audio_seconds"):
+        return {"streaming": True, "packed": job.data.pack}
+    epochs = trainer.state.epoch or 0
+    audio = dataset.audio_seconds()
+    return {
+        "utterances": sum(len(w) for w in dataset.windows),
+        "training_items": len(dataset),
+        "packed": job.data.pack,
+        "audio_seconds_per_epoch": round(audio, 1),
+        "audio_seconds_per_second": round(audio * epochs / seconds, 2),
+    }

@@ -5,6 +5,7 @@ tests/test_cli.py checks that docs/cli.md matches, so the reference cannot drift
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import os
 import sys
@@ -33,6 +34,16 @@ def own_train_flags() -> str:
     lines += [f"| `--{k}` | `{v}` |" for k, v in TRAINING_DEFAULTS.items() if k != "bf16"]
     lines.append("| `--bf16` | `True` on a GPU with bf16 support, else `False` |")
     return "\n".join(lines)
+
+
+def subcommands(parser: argparse.ArgumentParser) -> list[tuple[str, argparse.ArgumentParser]]:
+    """(name, parser) of each subcommand (``asrtune data check`` ...), in order."""
+    return [
+        item
+        for action in parser._actions
+        if isinstance(action, argparse._SubParsersAction)
+        for item in action.choices.items()
+    ]
 
 
 def render() -> str:
@@ -64,8 +75,11 @@ def render() -> str:
                 "",
             ]
             continue
-        help_text = importlib.import_module(module).build_parser().format_help()
-        parts += ["```text", help_text.strip(), "```", ""]
+        parser = importlib.import_module(module).build_parser()
+        parts += ["```text", parser.format_help().strip(), "```", ""]
+        for sub_name, sub_parser in subcommands(parser):
+            parts += [f"### asrtune {name} {sub_name}", ""]
+            parts += ["```text", sub_parser.format_help().strip(), "```", ""]
     return "\n".join(parts)
 
 

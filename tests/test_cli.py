@@ -94,7 +94,10 @@ def test_bad_flag_exits_2(capsys: pytest.CaptureFixture) -> None:
     assert exit_info.value.code == 2
 
 
-def test_help_explains_every_flag_with_its_default(capsys: pytest.CaptureFixture) -> None:
+def test_help_explains_every_flag_with_its_default(
+    capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "100")  # argparse wraps help to the terminal width
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     out = capsys.readouterr().out

@@ -5,5 +5,11 @@ COMMANDS = {
     "eval": "asrtune.commands.eval",
     "transcribe": "asrtune.commands.transcribe",
     "import-ct2": "asrtune.commands.import_ct2",
+    "make-tiny": "asrtune.commands.make_tiny",
+    "data": "asrtune.commands.data",
+    "merge": "asrtune.commands.merge",
+    "export": "asrtune.commands.export",
+    "push": "asrtune.commands.push",
+    "demo-app": "asrtune.commands.demo_app",
     "demo": "asrtune.commands.demo",
 }

@@ -6,7 +6,9 @@ and channels are averaged here.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -29,19 +31,28 @@ def resample(samples: np.ndarray, orig_rate: int, target_rate: int = SAMPLE_RATE
     return soxr.resample(samples, orig_rate, target_rate).astype(np.float32, copy=False)
 
 
-def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Decode ``path`` to a (n_samples,) float32 array in [-1, 1] at ``sample_rate`` Hz, mono."""
+def load_audio(
+    path: str | Path, sample_rate: int = SAMPLE_RATE, data: bytes | None = None
+) -> np.ndarray:
+    """Decode ``path`` (or the encoded ``data`` it names) to a (n_samples,) float32 array
+    in [-1, 1] at ``sample_rate`` Hz, mono."""
+    source = io.BytesIO(data) if data is not None else str(path)
     try:
-        samples, rate = sf.read(str(path), dtype="float32", always_2d=False)
+        samples, rate = sf.read(source, dtype="float32", always_2d=False)
     except Exception as exc:  # soundfile raises several types for missing/corrupt files
         raise AsrtuneError(f"cannot read audio {path}: {exc}") from exc
     return resample(to_mono(samples), rate, sample_rate)
 
 
-def audio_duration(path: str | Path) -> float:
-    """Duration of an audio file in seconds, read from its header (no decoding)."""
+def load_row_audio(row: Any, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Audio of a manifest row: from its bytes when it carries them, else from its file."""
+    return load_audio(row.audio_path, sample_rate, getattr(row, "audio_bytes", None))
+
+
+def audio_duration(path: str | Path, data: bytes | None = None) -> float:
+    """Duration of an audio file (or encoded ``data``) in seconds, from its header."""
     try:
-        info = sf.info(str(path))
+        info = sf.info(io.BytesIO(data) if data is not None else str(path))
     except Exception as exc:
         raise AsrtuneError(f"cannot read audio {path}: {exc}") from exc
     return info.frames / info.samplerate

@@ -2,14 +2,15 @@
 
 Whisper's encoder always sees a full window (30 s for real models), so short clips are
 joined, with a short silence between them, until the next one would overflow the window
-or the label budget. Packing is deterministic for a seed.
+or the label budget. :class:`WindowPacker` does this incrementally (streaming);
+:func:`pack_indices` shuffles a finite set with a seed and packs it.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
 
 PACK_GAP_SECONDS = 0.4  # silence between packed utterances
 
@@ -23,6 +24,50 @@ class PackItem:
     group: str = ""
 
 
+@dataclass
+class _OpenWindow:
+    members: list[Hashable] = field(default_factory=list)
+    seconds: float = 0.0
+    tokens: int = 0
+
+
+@dataclass
+class WindowPacker:
+    """Greedy packing, one open window per group (e.g. language).
+
+    ``max_tokens`` counts the items' own tokens; joining costs none (each utterance's text
+    is encoded with its leading space, so the token runs simply concatenate).
+    """
+
+    max_seconds: float
+    max_tokens: int
+    gap_seconds: float = PACK_GAP_SECONDS
+    _open: dict[str, _OpenWindow] = field(default_factory=dict)
+
+    def add(self, key: Hashable, item: PackItem) -> list[Hashable] | None:
+        """Add an item; returns the window it closed, if adding it closed one."""
+        window = self._open.setdefault(item.group, _OpenWindow())
+        closed = None
+        if window.members and (
+            window.seconds + self.gap_seconds + item.duration > self.max_seconds
+            or window.tokens + item.tokens > self.max_tokens
+        ):
+            closed = window.members
+            window = self._open[item.group] = _OpenWindow()
+        if window.members:
+            window.seconds += self.gap_seconds
+        window.members.append(key)
+        window.seconds += item.duration
+        window.tokens += item.tokens
+        return closed
+
+    def flush(self) -> list[list[Hashable]]:
+        """The windows still open, emptied."""
+        windows = [w.members for w in self._open.values() if w.members]
+        self._open.clear()
+        return windows
+
+
 def pack_indices(
     items: Sequence[PackItem],
     max_seconds: float,
@@ -32,25 +77,15 @@ def pack_indices(
 ) -> list[list[int]]:
     """Group item indices into windows of ≤ ``max_seconds`` audio and ≤ ``max_tokens`` labels.
 
-    Only items of the same ``group`` (e.g. language) share a window. Items are shuffled
-    with ``seed`` and then filled greedily, so one item's neighbours change with the seed.
-    ``max_tokens`` counts the items' own tokens; joining costs none (each utterance's
-    text is encoded with its leading space, so the token runs simply concatenate).
+    Only items of the same ``group`` share a window. Items are shuffled with ``seed`` and
+    then packed greedily, so one item's neighbours change with the seed.
     """
     order = list(range(len(items)))
     random.Random(seed).shuffle(order)
-    open_packs: dict[str, tuple[list[int], float, int]] = {}
+    packer = WindowPacker(max_seconds, max_tokens, gap_seconds)
     packs: list[list[int]] = []
     for index in order:
-        item = items[index]
-        members, seconds, tokens = open_packs.get(item.group, ([], 0.0, 0))
-        if members and (
-            seconds + gap_seconds + item.duration > max_seconds or tokens + item.tokens > max_tokens
-        ):
-            packs.append(members)
-            members, seconds, tokens = [], 0.0, 0
-        if members:
-            seconds += gap_seconds
-        open_packs[item.group] = ([*members, index], seconds + item.duration, tokens + item.tokens)
-    packs.extend(members for members, _, _ in open_packs.values() if members)
-    return packs
+        closed = packer.add(index, items[index])
+        if closed:
+            packs.append(closed)  # type: ignore[arg-type]
+    return packs + packer.flush()  # type: ignore[operator]

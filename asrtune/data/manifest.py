@@ -9,20 +9,24 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from asrtune.errors import AsrtuneError
 
-AUDIO_KEYS = ("audio_path", "audio", "path", "file", "audio_filepath")
+AUDIO_KEYS = ("audio_path", "audio", "path", "file", "audio_filepath", "file_name")
 TEXT_KEYS = ("text", "sentence", "transcript", "transcription")
 LANGUAGE_KEYS = ("language", "lang")
+SPEAKER_KEYS = ("speaker", "speaker_id", "client_id")
 
 
 @dataclass(frozen=True)
 class Row:
     """One utterance. ``duration`` is in seconds (None until measured); ``line`` is the
-    1-based manifest line it came from."""
+    1-based manifest line it came from. ``audio_bytes`` holds the encoded file for sources
+    without files on disk (Hub datasets); ``audio_path`` then only names it. ``speaker``
+    (from a ``speaker``/``speaker_id``/``client_id`` column) keeps a speaker's rows on one
+    side of ``asrtune data split``."""
 
     id: str
     audio_path: str
@@ -30,6 +34,8 @@ class Row:
     language: str | None = None
     duration: float | None = None
     line: int | None = None
+    audio_bytes: bytes | None = field(default=None, repr=False, compare=False)
+    speaker: str | None = None
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,7 @@ def _record_to_row(record: dict, line: int, base_dir: Path) -> Row | BadRow:
     if text is None or not str(text).strip():
         return BadRow(line, str(audio_path), "empty or missing text")
     language = _first(record, LANGUAGE_KEYS)
+    speaker = _first(record, SPEAKER_KEYS)
     duration = record.get("duration")
     return Row(
         id=str(record.get("id") or f"{line}"),
@@ -86,6 +93,7 @@ def _record_to_row(record: dict, line: int, base_dir: Path) -> Row | BadRow:
         language=str(language) if language else None,
         duration=float(duration) if duration not in (None, "") else None,
         line=line,
+        speaker=str(speaker) if speaker is not None else None,
     )
 
 

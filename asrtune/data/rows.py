@@ -1,18 +1,31 @@
-"""Turn manifests into usable rows: read, probe audio headers, split off what cannot be used.
+"""Turn sources into usable rows: read, probe audio, split off what cannot be used.
 
 Nothing is dropped silently: every row left out comes back with a reason.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
+from itertools import islice
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from tqdm.auto import tqdm
+from asrtune.data.manifest import BadRow, Manifest, Row
+from asrtune.data.sources import (
+    HubOptions,
+    SourceSpec,
+    mix_rows,
+    parse_source,
+    read_source,
+    stream_source,
+)
+from asrtune.data.validate import validate_rows
 
-from asrtune.data.audio import audio_duration
-from asrtune.data.manifest import BadRow, Row, read_manifest
-from asrtune.errors import AsrtuneError
+if TYPE_CHECKING:
+    from asrtune.config import DataConfig
+
+log = logging.getLogger("asrtune")
 
 
 @dataclass(frozen=True)
@@ -27,30 +40,81 @@ class LoadedRows:
         return f"{self.source}: {len(self.rows)} usable rows, {len(self.invalid)} invalid"
 
 
-def probe_durations(rows: list[Row], desc: str = "reading audio headers") -> LoadedRows:
-    """Fill each row's duration from its audio header; unreadable files become invalid rows."""
-    good: list[Row] = []
-    bad: list[BadRow] = []
-    for row in tqdm(rows, desc=desc, unit="file", leave=False):
-        if not Path(row.audio_path).is_file():
-            bad.append(BadRow(row.line or 0, row.audio_path, "audio file not found"))
-            continue
-        try:
-            seconds = audio_duration(row.audio_path)
-        except AsrtuneError as exc:
-            bad.append(BadRow(row.line or 0, row.audio_path, f"unreadable audio: {exc}"))
-            continue
-        if seconds <= 0:
-            bad.append(BadRow(row.line or 0, row.audio_path, "audio has zero samples"))
-            continue
-        good.append(replace(row, duration=seconds))
-    return LoadedRows("", good, bad)
+def load_rows(
+    source: str | Path | SourceSpec,
+    language: str | None = None,
+    options: HubOptions | None = None,
+    limit: int | None = None,
+) -> LoadedRows:
+    """Read a source, fill missing languages with ``language``, and decode every file once
+    (:func:`~asrtune.data.validate.validate_rows`: the same check as ``asrtune data check``).
 
-
-def load_rows(manifest: str | Path, language: str | None = None) -> LoadedRows:
-    """Read a manifest, fill missing languages with ``language``, and probe every file."""
-    parsed = read_manifest(manifest)
+    With ``options.streaming`` only the first ``limit`` rows (default 500) are read.
+    """
+    spec = source if isinstance(source, SourceSpec) else parse_source(str(source))
+    options = options or HubOptions()
+    parsed = (
+        read_stream_head(spec, options, limit or 500)
+        if options.streaming
+        else read_source(spec, options)
+    )
     rows = [r if r.language or not language else replace(r, language=language) for r in parsed.rows]
-    probed = probe_durations(rows, desc=f"checking {Path(manifest).name}")
-    invalid = sorted(parsed.bad_rows + probed.invalid, key=lambda b: b.line)
-    return LoadedRows(str(manifest), probed.rows, invalid)
+    report = validate_rows(rows, parsed.bad_rows, source=Path(spec.name).name)
+    if report.warnings:
+        log.warning("%s: %d warning(s), e.g. line %s: %s (asrtune data check lists all)",
+                    spec.label(), len(report.warnings), report.warnings[0].line,
+                    report.warnings[0].reason)
+    return LoadedRows(spec.label(), report.rows, report.problems)
+
+
+def read_stream_head(spec: SourceSpec, options: HubOptions, limit: int) -> Manifest:
+    """The first ``limit`` rows of a streamed source."""
+    records, to_row = stream_source(spec, options)
+    items = [to_row(record, i) for i, record in enumerate(islice(records, limit), start=1)]
+    return Manifest(
+        Path(spec.name),
+        [r for r in items if isinstance(r, Row)],
+        [b for b in items if isinstance(b, BadRow)],
+    )
+
+
+def hub_options(data: DataConfig, streaming: bool | None = None) -> HubOptions:
+    return HubOptions(
+        audio_column=data.audio_column,
+        text_column=data.text_column,
+        streaming=data.streaming if streaming is None else streaming,
+        granary_audio_root=data.granary_audio_root,
+    )
+
+
+def training_sources(data: DataConfig) -> list[SourceSpec]:
+    """The training sources named by the config, with their mixing weights."""
+    main: list[SourceSpec] = []
+    if data.train_manifest:
+        main.append(parse_source(data.train_manifest))
+    if data.dataset:
+        main.append(SourceSpec("hub", data.dataset, data.dataset_config, data.split))
+    if data.granary:
+        main.append(SourceSpec("granary", data.granary, None, data.split))
+    extra = [parse_source(text) for text in data.mix or []]
+    share = sum(s.weight for s in extra)
+    if main and extra and share < 1:
+        main = [replace(s, weight=(1 - share) / len(main)) for s in main]
+    return main + extra
+
+
+def eval_source(data: DataConfig) -> SourceSpec | None:
+    if data.eval_manifest:
+        return parse_source(data.eval_manifest)
+    if data.eval_split and data.dataset:
+        return SourceSpec("hub", data.dataset, data.dataset_config, data.eval_split)
+    if data.eval_split and data.granary:
+        return SourceSpec("granary", data.granary, None, data.eval_split)
+    return None
+
+
+def combine(loaded: list[LoadedRows], specs: list[SourceSpec], seed: int) -> list[Row]:
+    """One source's rows as they are; several sources mixed by weight."""
+    if len(loaded) == 1:
+        return loaded[0].rows
+    return mix_rows([(lr.rows, spec.weight) for lr, spec in zip(loaded, specs, strict=True)], seed)

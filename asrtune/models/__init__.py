@@ -8,6 +8,7 @@ Every adapter module exposes the same functions (see ``asrtune/models/whisper.py
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from asrtune.errors import AsrtuneError
 
 FAMILIES: dict[str, str] = {
     "whisper": "asrtune.models.whisper",
+    "voxtral": "asrtune.models.voxtral",
 }
 
 
@@ -83,6 +85,9 @@ def load_model(model: str, *, for_training: bool = False, **kwargs: Any) -> Load
     """
     family = detect_family(model)
     adapter = get_family(family)
+    accepted = inspect.signature(adapter.load).parameters
+    if kwargs.get("quantization") and "quantization" not in accepted:
+        raise AsrtuneError(f"--quantization is not supported for {family} models")
     base = adapter_base(model)
     loaded = adapter.load(base or model, **kwargs)
     loaded.source = model

@@ -18,8 +18,8 @@ import torch
 from transformers import WhisperForConditionalGeneration, WhisperProcessor
 from transformers.models.whisper.tokenization_whisper import LANGUAGES, TO_LANGUAGE_CODE
 
-from asrtune.data.audio import SAMPLE_RATE, load_audio
-from asrtune.data.batching import PACK_GAP_SECONDS, PackItem, pack_indices
+from asrtune.data.audio import SAMPLE_RATE, load_row_audio
+from asrtune.data.batching import PACK_GAP_SECONDS, PackItem, WindowPacker, pack_indices
 from asrtune.data.manifest import Row
 from asrtune.errors import AsrtuneError
 from asrtune.models import LoadedModel
@@ -147,24 +147,47 @@ class Example:
     num_tokens: int
 
 
-class WindowDataset(torch.utils.data.Dataset):
-    """Items of one or more utterances joined into one window (features made on access).
+def window_item(loaded: LoadedModel, window: Sequence[Example], task: str) -> dict[str, Any]:
+    """One training item from utterances sharing a window, joined by short silences.
 
-    ``__getitem__`` returns ``{"input_features": (n_mels, n_frames) float32,
-    "labels": list[int]}``.
+    Returns ``{"input_features": (n_mels, n_frames) float32, "labels": list[int]}``.
     """
+    extractor = loaded.processor.feature_extractor
+    gap = np.zeros(int(PACK_GAP_SECONDS * SAMPLE_RATE), dtype=np.float32)
+    pieces: list[np.ndarray] = []
+    for ex in window:
+        if pieces:
+            pieces.append(gap)
+        pieces.append(load_row_audio(ex.row))
+    audio = np.concatenate(pieces)[: extractor.n_samples]
+    features = extractor(audio, sampling_rate=SAMPLE_RATE, return_tensors="pt").input_features
+    labels = encode_labels(loaded, [ex.row.text for ex in window], window[0].language, task)
+    return {"input_features": features[0], "labels": labels}
 
-    def __init__(
-        self,
-        loaded: LoadedModel,
-        windows: list[list[Example]],
-        task: str,
-        gap_seconds: float = PACK_GAP_SECONDS,
-    ) -> None:
-        self.loaded = loaded
-        self.windows = windows
-        self.task = task
-        self.gap = np.zeros(int(gap_seconds * SAMPLE_RATE), dtype=np.float32)
+
+def label_overhead(loaded: LoadedModel) -> int:
+    """Label tokens that are not text: the prompt (language, task, no-timestamps) + EOS."""
+    return (3 if is_multilingual(loaded) else 1) + 1
+
+
+def pack_item(loaded: LoadedModel, example: Example, task: str) -> PackItem:
+    """Packing size of an example: its seconds and its text tokens (prompt excluded)."""
+    overhead = label_overhead(loaded)
+    duration = example.row.duration or limits(loaded).max_seconds
+    return PackItem(duration, example.num_tokens - overhead, example.language or "")
+
+
+def packer(loaded: LoadedModel, task: str, language: str | None) -> WindowPacker:
+    """A packer for this model's window and label budget (prompt tokens reserved)."""
+    lim = limits(loaded)
+    return WindowPacker(lim.max_seconds, lim.max_label_tokens - label_overhead(loaded))
+
+
+class WindowDataset(torch.utils.data.Dataset):
+    """Windows of one or more utterances; features are computed on access."""
+
+    def __init__(self, loaded: LoadedModel, windows: list[list[Example]], task: str) -> None:
+        self.loaded, self.windows, self.task = loaded, windows, task
 
     def __len__(self) -> int:
         return len(self.windows)
@@ -173,34 +196,18 @@ class WindowDataset(torch.utils.data.Dataset):
         return sum(ex.row.duration or 0.0 for window in self.windows for ex in window)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        window = self.windows[index]
-        pieces: list[np.ndarray] = []
-        for ex in window:
-            if pieces:
-                pieces.append(self.gap)
-            pieces.append(load_audio(ex.row.audio_path))
-        extractor = self.loaded.processor.feature_extractor
-        audio = np.concatenate(pieces)[: extractor.n_samples]
-        features = extractor(audio, sampling_rate=SAMPLE_RATE, return_tensors="pt").input_features
-        labels = encode_labels(
-            self.loaded, [ex.row.text for ex in window], window[0].language, self.task
-        )
-        return {"input_features": features[0], "labels": labels}
+        return window_item(self.loaded, self.windows[index], self.task)
 
 
 def build_train_dataset(
     loaded: LoadedModel, examples: list[Example], task: str, pack: bool, seed: int
 ) -> WindowDataset:
     """Pack examples into full windows (or one per window when ``pack`` is False)."""
-    if not pack:
+    if not pack or not examples:
         return WindowDataset(loaded, [[ex] for ex in examples], task)
-    lim = limits(loaded)
-    overhead = len(encode_labels(loaded, [], examples[0].language if examples else None, task))
-    items = [
-        PackItem(ex.row.duration or lim.max_seconds, ex.num_tokens - overhead, ex.language or "")
-        for ex in examples
-    ]
-    packs = pack_indices(items, lim.max_seconds, lim.max_label_tokens - overhead, seed=seed)
+    base = packer(loaded, task, examples[0].language)
+    items = [pack_item(loaded, ex, task) for ex in examples]
+    packs = pack_indices(items, base.max_seconds, base.max_tokens, base.gap_seconds, seed=seed)
     return WindowDataset(loaded, [[examples[i] for i in pack] for pack in packs], task)
 
 

@@ -1,0 +1,352 @@
+"""Every kind of data source, turned into the same :class:`~asrtune.data.manifest.Row`.
+
+A source is named by one string (the ``--train_manifest`` / ``--eval_manifest`` / ``--mix``
+values and ``asrtune data check SOURCE``):
+
+=================================  ==========================================================
+``path/to/rows.jsonl|.csv|.tsv``   a manifest
+``path/to/folder``                 an audio folder: ``metadata.csv``/``.jsonl``/``.tsv``
+                                   (the audiofolder convention, ``file_name`` column) or
+                                   ``clip.wav`` + ``clip.txt`` side by side
+``hf:NAME[:CONFIG][@SPLIT]``       a Hugging Face Hub dataset (or a local dataset folder)
+``granary:LANG_CORPUS[@SPLIT]``    an NVIDIA Granary manifest joined to a local audio root
+=================================  ==========================================================
+
+Hub audio stays encoded (``Audio(decode=False)``) and is decoded by soundfile, so no
+torchcodec is needed. Streaming sources become ``datasets.IterableDataset`` of records;
+:func:`record_to_row` turns each record into a row.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from asrtune.data.manifest import (
+    AUDIO_KEYS,
+    LANGUAGE_KEYS,
+    TEXT_KEYS,
+    BadRow,
+    Manifest,
+    Row,
+    read_manifest,
+)
+from asrtune.errors import AsrtuneError
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".m4a", ".aiff", ".aif")
+METADATA_FILES = ("metadata.csv", "metadata.jsonl", "metadata.tsv")
+GRANARY_REPO = "nvidia/Granary"
+GRANARY_CORPORA = {
+    "voxpopuli": "VoxPopuli (facebook/voxpopuli)",
+    "ytc": "YouTube-Commons",
+    "yodas": "YODAS (espnet/yodas-granary carries this part with its audio)",
+    "librilight": "LibriLight",
+}
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """A parsed source string; ``weight`` is its share when several sources are mixed."""
+
+    kind: str  # "manifest", "folder", "hub" or "granary"
+    name: str
+    config: str | None = None
+    split: str | None = None
+    weight: float = 1.0
+
+    def label(self) -> str:
+        extra = (f":{self.config}" if self.config else "") + (
+            f"@{self.split}" if self.split else ""
+        )
+        return (
+            f"{self.name}{extra}"
+            if self.kind in ("manifest", "folder")
+            else (f"{self.kind}:{self.name}{extra}")
+        )
+
+
+@dataclass(frozen=True)
+class HubOptions:
+    """How to read Hub / Granary sources (the ``--audio_column`` ... flags)."""
+
+    audio_column: str | None = None
+    text_column: str | None = None
+    streaming: bool = False
+    granary_audio_root: str | None = None
+    granary_repo: str = GRANARY_REPO
+    token: bool | str | None = None
+
+
+def _split_weight(text: str) -> tuple[str, float]:
+    head, sep, tail = text.rpartition("=")
+    if sep and tail:
+        try:
+            weight = float(tail)
+        except ValueError:
+            return text, 1.0
+        if weight <= 0:
+            raise AsrtuneError(f"mixing weight must be > 0 in {text!r}")
+        return head, weight
+    return text, 1.0
+
+
+def parse_source(text: str) -> SourceSpec:
+    """``'hf:mozilla/cv:de@train=0.3'`` → SourceSpec('hub', 'mozilla/cv', 'de', 'train', 0.3)."""
+    text, weight = _split_weight(text.strip())
+    for prefix, kind in (("hf:", "hub"), ("granary:", "granary")):
+        if text.startswith(prefix):
+            body, _, split = text[len(prefix) :].partition("@")
+            name, _, config = body.partition(":") if kind == "hub" else (body, "", "")
+            if not name:
+                raise AsrtuneError(f"source {text!r} names no dataset")
+            return SourceSpec(kind, name, config or None, split or None, weight)
+    kind = "folder" if Path(text).expanduser().is_dir() else "manifest"
+    return SourceSpec(kind, text, None, None, weight)
+
+
+# ----- audio folders -------------------------------------------------------------------
+
+
+def read_audio_folder(folder: str | Path) -> Manifest:
+    """Rows of a folder: from its metadata file, or from ``x.wav`` + ``x.txt`` pairs."""
+    folder = Path(folder).expanduser()
+    for name in METADATA_FILES:
+        if (folder / name).is_file():
+            return read_manifest(folder / name)
+    rows, bad = [], []
+    audio_files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
+    if not audio_files:
+        raise AsrtuneError(f"{folder}: no metadata file and no audio files")
+    for number, path in enumerate(audio_files, start=1):
+        transcript = path.with_suffix(".txt")
+        if not transcript.is_file():
+            bad.append(BadRow(number, str(path), "no transcript: missing " + transcript.name))
+            continue
+        text = transcript.read_text(encoding="utf-8", errors="replace").strip()
+        if not text:
+            bad.append(BadRow(number, str(path), "empty or missing text"))
+            continue
+        rel = path.relative_to(folder).with_suffix("")
+        rows.append(Row(id=str(rel), audio_path=str(path), text=text, line=number))
+    return Manifest(folder, rows, bad)
+
+
+# ----- Hub datasets --------------------------------------------------------------------
+
+
+def _feature_is_audio(feature: Any) -> bool:
+    return type(feature).__name__ == "Audio"
+
+
+def detect_columns(features: Any, options: HubOptions) -> tuple[str, str, str | None]:
+    """(audio, text, language) column names: given ones first, else found by type/name."""
+    names = list(features or {})
+    audio = (
+        options.audio_column
+        or next((n for n in names if _feature_is_audio(features[n])), None)
+        or next((n for n in AUDIO_KEYS if n in names), None)
+    )
+    text = options.text_column or next((n for n in TEXT_KEYS if n in names), None)
+    language = next((n for n in LANGUAGE_KEYS if n in names), None)
+    for what, column, flag in (("audio", audio, "--audio_column"), ("text", text, "--text_column")):
+        if column is None or column not in names:
+            raise AsrtuneError(f"no {what} column found among {', '.join(names)}: pass {flag}")
+    return audio, text, language  # type: ignore[return-value]
+
+
+def load_hub_dataset(spec: SourceSpec, options: HubOptions) -> Any:
+    """``datasets.load_dataset`` for a Hub id or local dataset folder, audio kept encoded."""
+    from datasets import Audio, load_dataset
+
+    try:
+        dataset = load_dataset(
+            spec.name,
+            spec.config,
+            split=spec.split or "train",
+            streaming=options.streaming,
+            token=options.token,
+        )
+    except Exception as exc:  # datasets raises many types: not found, offline, bad config
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise AsrtuneError(f"cannot load dataset {spec.label()}: {message}") from exc
+    for name, feature in (dataset.features or {}).items():
+        if _feature_is_audio(feature):
+            dataset = dataset.cast_column(name, Audio(decode=False))
+    return dataset
+
+
+def record_to_row(
+    record: dict[str, Any],
+    index: int,
+    columns: tuple[str, str, str | None],
+    base_dir: Path | None = None,
+    language: str | None = None,
+) -> Row | BadRow:
+    """One dataset record → a row; ``index`` (1-based) stands in for the manifest line."""
+    audio_col, text_col, lang_col = columns
+    value = record.get(audio_col)
+    data, path = None, None
+    if isinstance(value, dict):
+        data, path = value.get("bytes"), value.get("path")
+    elif isinstance(value, str):
+        path = value
+    if data is None and not path:
+        return BadRow(index, None, f"no audio in column {audio_col!r}")
+    path = path or f"{index}.wav"
+    if data is None and base_dir is not None and not Path(path).is_absolute():
+        path = str(base_dir / path)
+    text = str(record.get(text_col) or "").strip()
+    if not text:
+        return BadRow(index, path, "empty or missing text")
+    row_language = (record.get(lang_col) if lang_col else None) or language
+    return Row(
+        id=str(record.get("id") or index),
+        audio_path=str(path),
+        text=text,
+        language=str(row_language) if row_language else None,
+        duration=float(record["duration"]) if record.get("duration") else None,
+        line=index,
+        audio_bytes=data,
+    )
+
+
+def _local_base(spec: SourceSpec) -> Path | None:
+    path = Path(spec.name).expanduser()
+    return path.resolve() if path.is_dir() else None
+
+
+def read_hub_rows(spec: SourceSpec, options: HubOptions) -> Manifest:
+    dataset = load_hub_dataset(spec, replace(options, streaming=False))
+    columns = detect_columns(dataset.features, options)
+    rows, bad = [], []
+    for index, record in enumerate(dataset, start=1):
+        item = record_to_row(record, index, columns, _local_base(spec))
+        (bad if isinstance(item, BadRow) else rows).append(item)
+    return Manifest(Path(spec.name), rows, bad)
+
+
+# ----- NVIDIA Granary -------------------------------------------------------------------
+
+
+def granary_language_and_corpus(config: str) -> tuple[str, str]:
+    """``'de_voxpopuli'`` → ``('de', 'voxpopuli')``."""
+    language, _, corpus = config.partition("_")
+    if not language or corpus not in GRANARY_CORPORA:
+        raise AsrtuneError(
+            f"Granary config {config!r} is not LANG_CORPUS with corpus in "
+            f"{', '.join(GRANARY_CORPORA)} (e.g. de_voxpopuli)"
+        )
+    return language, corpus
+
+
+def _granary_spec(spec: SourceSpec, options: HubOptions) -> tuple[SourceSpec, Path, str, str]:
+    language, corpus = granary_language_and_corpus(spec.name)
+    if not options.granary_audio_root:
+        raise AsrtuneError(
+            f"Granary holds manifests only; its {spec.name} audio comes from "
+            f"{GRANARY_CORPORA[corpus]}: download it and pass --granary_audio_root"
+        )
+    root = Path(options.granary_audio_root).expanduser()
+    hub = SourceSpec("hub", options.granary_repo, spec.name, spec.split or "asr")
+    return hub, root, language, corpus
+
+
+def read_granary_rows(spec: SourceSpec, options: HubOptions) -> Manifest:
+    hub, root, language, corpus = _granary_spec(spec, options)
+    dataset = load_hub_dataset(hub, replace(options, streaming=False, audio_column=None))
+    columns = detect_columns(dataset.features, replace(options, audio_column="audio_filepath"))
+    rows, bad = [], []
+    for index, record in enumerate(dataset, start=1):
+        item = record_to_row(record, index, columns, root, language)
+        if isinstance(item, Row) and not Path(item.audio_path).is_file():
+            item = BadRow(
+                index,
+                item.audio_path,
+                f"audio file not found (Granary {spec.name} audio is from "
+                f"{GRANARY_CORPORA[corpus]})",
+            )
+        (bad if isinstance(item, BadRow) else rows).append(item)
+    if not rows and bad:
+        raise AsrtuneError(
+            f"none of the {len(bad)} Granary {spec.name} audio files is under {root} "
+            f"(first: {bad[0].audio_path}); the audio comes from {GRANARY_CORPORA[corpus]}"
+        )
+    return Manifest(Path(spec.name), rows, bad)
+
+
+# ----- one entry point ------------------------------------------------------------------
+
+
+def read_source(spec: SourceSpec | str | Path, options: HubOptions | None = None) -> Manifest:
+    """All rows of a finite source (bad ones separated, nothing dropped)."""
+    spec = spec if isinstance(spec, SourceSpec) else parse_source(str(spec))
+    options = options or HubOptions()
+    readers: dict[str, Callable[[], Manifest]] = {
+        "manifest": lambda: read_manifest(spec.name),
+        "folder": lambda: read_audio_folder(spec.name),
+        "hub": lambda: read_hub_rows(spec, options),
+        "granary": lambda: read_granary_rows(spec, options),
+    }
+    return readers[spec.kind]()
+
+
+def stream_source(spec: SourceSpec, options: HubOptions) -> tuple[Any, Callable[..., Any]]:
+    """A ``datasets.IterableDataset`` of records and the function that makes rows of them."""
+    from datasets import load_dataset
+
+    if spec.kind == "manifest":
+        suffix = Path(spec.name).suffix.lower()
+        builder = {".jsonl": "json", ".json": "json", ".csv": "csv", ".tsv": "csv"}.get(suffix)
+        if builder is None:
+            raise AsrtuneError(f"cannot stream {spec.name}: use .jsonl or .csv")
+        kwargs = {"delimiter": "\t"} if suffix == ".tsv" else {}
+        dataset = load_dataset(
+            builder, data_files=spec.name, split="train", streaming=True, **kwargs
+        )
+        base, language = Path(spec.name).expanduser().resolve().parent, None
+    elif spec.kind == "hub":
+        dataset = load_hub_dataset(spec, replace(options, streaming=True))
+        base, language = _local_base(spec), None
+    elif spec.kind == "granary":
+        hub, base, language, _ = _granary_spec(spec, options)
+        dataset = load_hub_dataset(hub, replace(options, streaming=True))
+        options = replace(options, audio_column="audio_filepath")
+    else:
+        raise AsrtuneError(f"cannot stream an audio folder ({spec.name}); drop --streaming")
+    columns = detect_columns(dataset.features, options) if dataset.features else None
+
+    def to_row(record: dict[str, Any], index: int) -> Row | BadRow:
+        cols = columns or detect_columns({k: None for k in record}, options)
+        return record_to_row(record, index, cols, base, language)
+
+    return dataset, to_row
+
+
+def mix_rows(sources: Iterable[tuple[list[Row], float]], seed: int = 0) -> list[Row]:
+    """Rows of several sources in proportion to their weights.
+
+    The total stays the sum of the sources' sizes; a source whose share is larger than
+    itself is repeated (reshuffled each pass), a smaller one is subsampled. Ids get a
+    ``~k`` suffix on repeats so reports stay unambiguous.
+    """
+    sources = [(rows, weight) for rows, weight in sources if rows]
+    total = sum(len(rows) for rows, _ in sources)
+    weight_sum = sum(weight for _, weight in sources)
+    rng = random.Random(seed)
+    mixed: list[Row] = []
+    for rows, weight in sources:
+        target = round(total * weight / weight_sum)
+        taken: list[Row] = []
+        repeat = 0
+        while len(taken) < target:
+            order = rows[:]
+            rng.shuffle(order)
+            suffix = f"~{repeat}" if repeat else ""
+            taken += [replace(r, id=r.id + suffix) for r in order[: target - len(taken)]]
+            repeat += 1
+        mixed += taken
+    rng.shuffle(mixed)
+    return mixed

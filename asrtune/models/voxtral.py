@@ -1,0 +1,451 @@
+"""Voxtral (Mistral's audio LLM, e.g. mistralai/Voxtral-Mini-3B-2507): loading, training rows,
+generation. Same functions as ``asrtune/models/whisper.py``.
+
+The model is ``model.model.{audio_tower, multi_modal_projector, language_model}`` +
+``model.lm_head``: a Whisper-like encoder turns each 30-s chunk of 128-bin log-mel
+(3000 frames) into 375 embeddings, which replace the ``[AUDIO]`` placeholders of the prompt
+that mistral-common's transcription request builds::
+
+    <s> [INST] [BEGIN_AUDIO] [AUDIO] x 375 * n_chunks [/INST] (lang:xx) [TRANSCRIBE]
+
+``lang:xx`` (plain text tokens) is there only when the language is known; without it the
+model detects the language. A training row is that prompt + the transcript's tokens +
+``</s>``; the labels are -100 over the prompt, then the transcript tokens and ``</s>``
+(the model shifts them itself), so the model learns to stop.
+
+Audio longer than one chunk gives several chunks: ``input_features`` is
+(n_chunks, 128, 3000) per utterance, and a batch concatenates them in row order along the
+first dimension, which is the order the model scatters the chunk embeddings into the
+placeholders (row by row, left to right).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from asrtune.data.audio import SAMPLE_RATE, load_row_audio
+from asrtune.data.batching import PACK_GAP_SECONDS, PackItem, WindowPacker, pack_indices
+from asrtune.data.manifest import Row
+from asrtune.errors import AsrtuneError
+from asrtune.models import LoadedModel
+
+log = logging.getLogger("asrtune")
+
+FAMILY = "voxtral"
+LORA_TASK_TYPE = "CAUSAL_LM"
+LM_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+# Voxtral's documented limit for transcription (30 min), further capped by the text context.
+MAX_AUDIO_SECONDS = 1800
+# Prompt tokens besides the [AUDIO] placeholders: <s> [INST] [BEGIN_AUDIO] [/INST]
+# lang:xx [TRANSCRIBE], with room to spare.
+PROMPT_OVERHEAD = 32
+# Value that pads input_ids on the right ("<pad>" in every tekken file; masked out anyway).
+PAD_TOKEN_ID = 11
+# Cap on generated tokens per second of audio when the caller sets none (as for Whisper).
+TOKENS_PER_SECOND_CAP = 25
+QUANTIZATIONS = ("4bit", "8bit")
+# Kept in bf16 when the language model is quantized (QLoRA): the audio path and the output
+# layer.
+NOT_QUANTIZED = ["audio_tower", "multi_modal_projector", "lm_head"]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one training item may hold: seconds of audio and label tokens."""
+
+    max_seconds: float
+    max_label_tokens: int
+
+
+@dataclass(frozen=True)
+class Example:
+    """One utterance admitted for training, with its label token count."""
+
+    row: Row
+    language: str | None
+    num_tokens: int
+
+
+def _require_mistral_common() -> None:
+    try:
+        import mistral_common  # noqa: F401
+    except ImportError as exc:
+        raise AsrtuneError(
+            "Voxtral's tokenizer needs mistral-common: pip install 'mistral-common[audio]'"
+        ) from exc
+
+
+def core_model(model: torch.nn.Module) -> Any:
+    """The VoxtralForConditionalGeneration inside a PeftModel (or the model itself)."""
+    from peft import PeftModel
+
+    return model.get_base_model() if isinstance(model, PeftModel) else model
+
+
+def load_processor(path: str, fallback: str | None = None) -> Any:
+    """VoxtralProcessor: the tekken tokenizer (mistral-common) + the Whisper feature extractor.
+
+    Built from its parts, so that folders without config.json (LoRA adapters) load the
+    tekken tokenizer too.
+    """
+    _require_mistral_common()
+    from transformers import VoxtralProcessor, WhisperFeatureExtractor
+    from transformers.tokenization_mistral_common import MistralCommonBackend
+
+    for source in (path, fallback):
+        if source is None:
+            continue
+        try:
+            return VoxtralProcessor(
+                feature_extractor=WhisperFeatureExtractor.from_pretrained(source),
+                tokenizer=MistralCommonBackend.from_pretrained(source),
+            )
+        except (OSError, ValueError):
+            continue
+    raise AsrtuneError(f"no Voxtral processor (tekken.json + feature extractor) found in {path}")
+
+
+def quantization_config(quantization: str) -> Any:
+    """bitsandbytes config for a 4-/8-bit language model (QLoRA); needs a CUDA GPU."""
+    if quantization not in QUANTIZATIONS:
+        raise AsrtuneError(f"--quantization must be one of {', '.join(QUANTIZATIONS)}")
+    if not torch.cuda.is_available():
+        raise AsrtuneError(
+            f"--quantization {quantization} needs a CUDA GPU (bitsandbytes); none is available"
+        )
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError as exc:
+        raise AsrtuneError(
+            f"--quantization {quantization} needs: pip install bitsandbytes"
+        ) from exc
+    from transformers import BitsAndBytesConfig
+
+    if quantization == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=NOT_QUANTIZED)
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.bfloat16,
+        llm_int8_skip_modules=NOT_QUANTIZED,
+    )
+
+
+def load(
+    name_or_path: str,
+    *,
+    dtype: torch.dtype | None = None,
+    device: str | None = None,
+    allow_pickle: bool = False,
+    quantization: str | None = None,
+) -> LoadedModel:
+    """Load a Voxtral checkpoint (Hub id or folder). Only safetensors unless ``allow_pickle``.
+
+    ``dtype`` None keeps the checkpoint's (bf16 for Voxtral Mini). ``quantization`` "4bit" /
+    "8bit" loads the language model with bitsandbytes on the GPU, ready for LoRA (QLoRA).
+    """
+    _require_mistral_common()
+    from transformers import VoxtralForConditionalGeneration
+
+    kwargs: dict[str, Any] = {"dtype": dtype, "use_safetensors": None if allow_pickle else True}
+    if quantization is not None:
+        kwargs["quantization_config"] = quantization_config(quantization)
+        kwargs["device_map"] = {"": torch.cuda.current_device()}
+        kwargs["dtype"] = dtype or torch.bfloat16
+    try:
+        model = VoxtralForConditionalGeneration.from_pretrained(name_or_path, **kwargs)
+    except (OSError, ValueError, TypeError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise AsrtuneError(f"cannot load Voxtral model {name_or_path!r}: {first_line}") from exc
+    if quantization is not None:
+        from peft import prepare_model_for_kbit_training
+
+        # Trainer enables activation checkpointing itself when asked (--activation_checkpointing).
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    elif device is not None:
+        model.to(device)
+    return LoadedModel(model, load_processor(name_or_path), FAMILY, name_or_path)
+
+
+def chunk_seconds(loaded: LoadedModel) -> float:
+    """Seconds of audio per encoder chunk (30 for real checkpoints)."""
+    extractor = loaded.processor.feature_extractor
+    return extractor.n_samples / extractor.sampling_rate
+
+
+def audio_tokens_per_chunk(model: torch.nn.Module) -> int:
+    """[AUDIO] placeholders per chunk: encoder positions pooled by the projector (375)."""
+    audio = core_model(model).config.audio_config
+    return audio.max_source_positions * audio.hidden_size // audio.intermediate_size
+
+
+def limits(loaded: LoadedModel) -> Limits:
+    """At most 30 min of audio, and no more than half the text context for the audio."""
+    context = core_model(loaded.model).config.text_config.max_position_embeddings
+    per_chunk = audio_tokens_per_chunk(loaded.model)
+    chunk = chunk_seconds(loaded)
+    max_chunks = min(int(MAX_AUDIO_SECONDS // chunk), context // 2 // per_chunk)
+    return Limits(
+        max_seconds=max_chunks * chunk,
+        max_label_tokens=context - max_chunks * per_chunk - PROMPT_OVERHEAD,
+    )
+
+
+def language_code(language: str) -> str:
+    """'en', 'EN', 'english' → 'en'; raises unless it is an ISO 639-1 (two-letter) code."""
+    from transformers.models.whisper.tokenization_whisper import TO_LANGUAGE_CODE
+
+    key = language.strip().lower()
+    key = TO_LANGUAGE_CODE.get(key, key)
+    known = len(key) == 2 and key.isalpha()
+    if known:
+        try:
+            import pycountry
+
+            known = pycountry.languages.get(alpha_2=key) is not None
+        except ImportError:  # pragma: no cover - mistral-common installs it
+            pass
+    if not known:
+        raise AsrtuneError(
+            f"Voxtral takes ISO 639-1 language codes (en, fr, ...), not {language!r}"
+        )
+    return key
+
+
+def _check_task(task: str) -> None:
+    if task != "transcribe":
+        raise AsrtuneError(f"Voxtral's transcription mode cannot {task}; use --task transcribe")
+
+
+def text_tokens(loaded: LoadedModel, text: str) -> list[int]:
+    return loaded.processor.tokenizer.encode(text.strip(), add_special_tokens=False)
+
+
+def encode_labels(
+    loaded: LoadedModel, texts: Sequence[str], language: str | None, task: str
+) -> list[int]:
+    """The supervised part of a row: the texts' tokens (joined by spaces) and ``</s>``.
+
+    The language goes into the prompt (``lang:xx``), not the labels; it is checked here so
+    that a bad code fails before training starts.
+    """
+    _check_task(task)
+    if language is not None:
+        language_code(language)
+    ids = text_tokens(loaded, " ".join(t.strip() for t in texts))
+    return [*ids, loaded.processor.tokenizer.eos_token_id]
+
+
+def transcription_inputs(
+    loaded: LoadedModel, audios: Sequence[np.ndarray], languages: Sequence[str | None]
+) -> Any:
+    """The processor's transcription prompt for each (n_samples,) 16-kHz array.
+
+    Returns ``input_ids`` / ``attention_mask`` (B, P), left-padded, and ``input_features``
+    (total chunks, n_mels, frames per chunk), chunks of row 0 first.
+    """
+    extractor = loaded.processor.feature_extractor
+    return loaded.processor.apply_transcription_request(
+        audio=[np.asarray(a, dtype=np.float32) for a in audios],
+        model_id=loaded.base or loaded.source,
+        language=[language_code(lang) if lang else None for lang in languages],
+        sampling_rate=SAMPLE_RATE,
+        format=["wav"] * len(audios),
+        return_tensors="pt",
+        # the processor's defaults are the real model's 30-s chunks; a checkpoint's own
+        # feature extractor says what its encoder takes
+        audio_kwargs={
+            "pad_to_multiple_of": int(extractor.n_samples),
+            "max_source_positions": int(extractor.nb_max_frames),
+        },
+    )
+
+
+def window_item(loaded: LoadedModel, window: Sequence[Example], task: str) -> dict[str, Any]:
+    """One training item from utterances sharing a window, joined by short silences.
+
+    Returns ``{"input_ids": list[int], "labels": list[int], "input_features": (n_chunks,
+    n_mels, frames) float32}``: the transcription prompt + text + ``</s>``, and labels that
+    are -100 over the prompt (see the module docstring).
+    """
+    gap = np.zeros(int(PACK_GAP_SECONDS * SAMPLE_RATE), dtype=np.float32)
+    pieces: list[np.ndarray] = []
+    for ex in window:
+        if pieces:
+            pieces.append(gap)
+        pieces.append(load_row_audio(ex.row))
+    language = window[0].language
+    inputs = transcription_inputs(loaded, [np.concatenate(pieces)], [language])
+    prompt = inputs["input_ids"][0].tolist()
+    target = encode_labels(loaded, [ex.row.text for ex in window], language, task)
+    return {
+        "input_ids": prompt + target,
+        "labels": [-100] * len(prompt) + target,
+        "input_features": inputs["input_features"],
+    }
+
+
+def pack_item(loaded: LoadedModel, example: Example, task: str) -> PackItem:
+    """Packing size of an example: its seconds and its text tokens (``</s>`` excluded)."""
+    duration = example.row.duration or chunk_seconds(loaded)
+    return PackItem(duration, example.num_tokens - 1, example.language or "")
+
+
+def packer(loaded: LoadedModel, task: str, language: str | None) -> WindowPacker:
+    """Packs short utterances into one encoder chunk (30 s): every chunk costs the same,
+    however much of it is padding. Longer utterances stay alone."""
+    _check_task(task)
+    return WindowPacker(chunk_seconds(loaded), limits(loaded).max_label_tokens - 1)
+
+
+class TranscriptionDataset(torch.utils.data.Dataset):
+    """Windows of one or more utterances; prompts and features are made on access."""
+
+    def __init__(self, loaded: LoadedModel, windows: list[list[Example]], task: str) -> None:
+        self.loaded, self.windows, self.task = loaded, windows, task
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def audio_seconds(self) -> float:
+        return sum(ex.row.duration or 0.0 for window in self.windows for ex in window)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return window_item(self.loaded, self.windows[index], self.task)
+
+
+def build_train_dataset(
+    loaded: LoadedModel, examples: list[Example], task: str, pack: bool, seed: int
+) -> TranscriptionDataset:
+    """Pack examples into chunk-sized windows (or one per window when ``pack`` is False)."""
+    _check_task(task)
+    if not pack or not examples:
+        return TranscriptionDataset(loaded, [[ex] for ex in examples], task)
+    base = packer(loaded, task, examples[0].language)
+    items = [pack_item(loaded, ex, task) for ex in examples]
+    packs = pack_indices(items, base.max_seconds, base.max_tokens, base.gap_seconds, seed=seed)
+    return TranscriptionDataset(loaded, [[examples[i] for i in p] for p in packs], task)
+
+
+def collate(features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    """Right-pad a batch of training items.
+
+    Returns ``input_ids`` (B, L) int64 (padded with ``<pad>``), ``attention_mask`` (B, L)
+    int64 (0 on padding), ``labels`` (B, L) int64 (-100 on the prompt and padding) and
+    ``input_features`` (sum of the rows' chunks, n_mels, frames) float32, rows in order.
+    """
+    longest = max(len(f["input_ids"]) for f in features)
+    batch = len(features)
+    input_ids = torch.full((batch, longest), PAD_TOKEN_ID, dtype=torch.long)
+    attention_mask = torch.zeros((batch, longest), dtype=torch.long)
+    labels = torch.full((batch, longest), -100, dtype=torch.long)
+    for i, f in enumerate(features):
+        n = len(f["input_ids"])
+        input_ids[i, :n] = torch.tensor(f["input_ids"], dtype=torch.long)
+        attention_mask[i, :n] = 1
+        labels[i, :n] = torch.tensor(f["labels"], dtype=torch.long)
+    return {
+        "input_ids": input_ids,
+        "attention_mask": attention_mask,
+        "labels": labels,
+        "input_features": torch.cat([f["input_features"] for f in features]),
+    }
+
+
+def default_lora_targets(freeze_encoder: bool) -> str:
+    """The language model's attention and MLP projections only (a regex): the audio tower
+    and projector stay frozen unless --lora_target_modules names them."""
+    return rf".*language_model\..*\.({'|'.join(LM_LORA_TARGETS)})"
+
+
+def freeze_encoder(model: torch.nn.Module) -> None:
+    """Freeze the audio tower and the projector (--freeze_encoder / --freeze_audio_tower)."""
+    inner = core_model(model).model
+    inner.audio_tower.requires_grad_(False)
+    inner.multi_modal_projector.requires_grad_(False)
+
+
+def prompt_embeddings(model: torch.nn.Module, inputs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Prompt embeddings (B, P, hidden) with the audio chunks' embeddings in the [AUDIO]
+    slots, and the attention mask (B, P) — what the model's forward does on its first step.
+
+    Generating from embeddings keeps each row's chunks together under beam search
+    (``generate`` would repeat ``input_features`` chunk by chunk, not row by row).
+    """
+    core = core_model(model)
+    embed = core.get_input_embeddings()
+    ids = inputs["input_ids"].to(embed.weight.device)
+    embeds = embed(ids)
+    audio = core.get_audio_features(inputs["input_features"], return_dict=True).pooler_output
+    slots = (ids == core.config.audio_token_id).unsqueeze(-1).expand_as(embeds)
+    if slots.sum() != audio.numel():
+        raise AsrtuneError(
+            f"{int(slots.sum()) // embeds.shape[-1]} [AUDIO] tokens but "
+            f"{audio.shape[0]} audio embeddings: the processor does not match the model"
+        )
+    embeds = embeds.masked_scatter(slots, audio.to(embeds.device, embeds.dtype))
+    return embeds, inputs["attention_mask"].to(embeds.device)
+
+
+def _token_budget(
+    loaded: LoadedModel, audios: Sequence[np.ndarray], prompt_len: int, requested: int | None
+) -> int:
+    seconds = max(len(a) for a in audios) / SAMPLE_RATE
+    budget = requested or int(32 + TOKENS_PER_SECOND_CAP * seconds)
+    room = core_model(loaded.model).config.text_config.max_position_embeddings - prompt_len
+    return max(1, min(budget, room))
+
+
+@torch.inference_mode()
+def generate(
+    loaded: LoadedModel,
+    audios: Sequence[np.ndarray],
+    language: str | None,
+    task: str,
+    num_beams: int = 1,
+    max_new_tokens: int | None = None,
+) -> list[str]:
+    """Transcribe a batch of (n_samples,) 16-kHz arrays of any length (up to the limits).
+
+    Generation continues the transcription prompt until ``</s>``; only the new tokens are
+    decoded. Without a language the model detects it.
+    """
+    _check_task(task)
+    longest = max(len(a) for a in audios) / SAMPLE_RATE
+    if longest > MAX_AUDIO_SECONDS:
+        log.warning(
+            "%.0f s of audio in one prompt: Voxtral transcribes up to %d s; split longer files",
+            longest,
+            MAX_AUDIO_SECONDS,
+        )
+    inputs = transcription_inputs(loaded, audios, [language] * len(audios))
+    embeds, attention_mask = prompt_embeddings(loaded.model, inputs)
+    tokenizer = loaded.processor.tokenizer
+    ids = loaded.model.generate(
+        inputs_embeds=embeds,
+        attention_mask=attention_mask,
+        max_new_tokens=_token_budget(loaded, audios, embeds.shape[1], max_new_tokens),
+        num_beams=num_beams,
+        do_sample=False,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    if not isinstance(ids, torch.Tensor):
+        ids = ids["sequences"]
+    # from embeddings alone, generate returns only the new tokens
+    texts = tokenizer.batch_decode(ids.tolist(), skip_special_tokens=True)
+    return [t.strip() for t in texts]
+
+
+def save(loaded: LoadedModel, out_dir: str | Path) -> None:
+    """Write model (safetensors), generation config and processor (tekken.json) to ``out_dir``."""
+    loaded.model.save_pretrained(out_dir)
+    loaded.processor.save_pretrained(out_dir)

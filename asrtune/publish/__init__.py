@@ -1,0 +1,30 @@
+"""Publishing a fine-tuned model: Hub push with a model card, a demo Space, LoRA merge, and
+exports to CTranslate2 / ONNX.
+
+Family-specific knowledge (usage code, app code, export formats) lives in
+:mod:`asrtune.publish.families` only. Heavy dependencies are imported where they are used.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_API = {
+    "push": "asrtune.publish.push",
+    "publish_files": "asrtune.publish.push",
+    "build_card": "asrtune.publish.card",
+    "write_demo_app": "asrtune.publish.demo_app",
+    "push_space": "asrtune.publish.demo_app",
+    "merge_adapter": "asrtune.publish.merge",
+    "export_model": "asrtune.publish.export",
+}
+
+__all__ = sorted(_API)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        import importlib
+
+        return getattr(importlib.import_module(_API[name]), name)
+    raise AttributeError(f"module 'asrtune.publish' has no attribute {name!r}")

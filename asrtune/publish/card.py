@@ -1,0 +1,339 @@
+"""The model card (README.md with YAML front matter) of a published model.
+
+The front matter carries base model, license, languages, datasets, library, pipeline tag
+and a ``model-index`` with corpus WER/CER in percent (after fine-tuning, and before when a
+baseline report exists); the body has the same results as a table, usage code that runs
+for the model's family (from :mod:`asrtune.publish.families`), and the training
+hyperparameters from ``training_config.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from asrtune.data.manifest import read_manifest
+from asrtune.errors import AsrtuneError
+from asrtune.publish.bundle import Bundle, ModelInfo, is_hub_id, read_json
+from asrtune.publish.families import UsageContext, recipe_for
+
+# Licenses of well-known bases on the Hub (lowercase id prefix → license), used when the
+# base's own README is not at hand.
+KNOWN_LICENSES: tuple[tuple[str, str], ...] = (
+    ("openai/whisper-", "apache-2.0"),
+    ("mistralai/voxtral-", "apache-2.0"),
+)
+BASELINE_FILE = "baseline_results.json"
+_MODEL_HYPERPARAMETERS = (
+    "lora",
+    "lora_r",
+    "lora_alpha",
+    "lora_dropout",
+    "lora_target_modules",
+    "freeze_encoder",
+    "language",
+    "task",
+)
+_TRAINING_HYPERPARAMETERS = (
+    "learning_rate",
+    "lr_scheduler_type",
+    "warmup_steps",
+    "num_train_epochs",
+    "max_steps",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "weight_decay",
+    "optim",
+    "bf16",
+    "fp16",
+    "seed",
+)
+_TRAIN_RESULTS = (
+    ("train_runtime", "training time (s)"),
+    ("train_loss", "final training loss"),
+    ("utterances", "training utterances"),
+    ("audio_seconds_per_epoch", "audio seconds per epoch"),
+    ("audio_seconds_per_second", "audio seconds trained per second"),
+)
+
+
+def front_matter(text: str) -> dict[str, Any]:
+    """The YAML front matter of a README (``---`` ... ``---``), or {}."""
+    if not text.startswith("---"):
+        return {}
+    end = text.find("\n---", 3)
+    if end < 0:
+        return {}
+    try:
+        data = yaml.safe_load(text[3:end])
+    except yaml.YAMLError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def base_license(*bases: str | None) -> str:
+    """The base model's license: from the README of a base that is a local folder, else
+    from :data:`KNOWN_LICENSES` for a base's Hub id, else ``other``. ``bases`` are names of
+    the same base (a local path, its Hub id), best first."""
+    for base in bases:
+        readme = Path(base) / "README.md" if base else None
+        if readme is not None and readme.is_file():
+            license_ = front_matter(readme.read_text(encoding="utf-8")).get("license")
+            if license_:
+                return str(license_)
+    for base in bases:
+        lowered = (base or "").lower()
+        for prefix, license_ in KNOWN_LICENSES:
+            if lowered.startswith(prefix):
+                return license_
+    return "other"
+
+
+def _language_code(language: str) -> str:
+    from transformers.models.whisper.tokenization_whisper import TO_LANGUAGE_CODE
+
+    key = language.strip().lower()
+    return TO_LANGUAGE_CODE.get(key, key)
+
+
+def languages_of(info: ModelInfo, explicit: list[str] | None = None) -> list[str]:
+    """Language codes: ``explicit``, else the training language and the train manifest's."""
+    if explicit:
+        return sorted({_language_code(x) for x in explicit})
+    found: set[str] = set()
+    model_cfg = info.training_config.get("model", {})
+    if model_cfg.get("language"):
+        found.add(_language_code(model_cfg["language"]))
+    manifest = info.training_config.get("data", {}).get("train_manifest")
+    if manifest and Path(manifest).is_file():
+        with contextlib.suppress(AsrtuneError, OSError):  # the card does without
+            rows = read_manifest(manifest).rows
+            found |= {_language_code(r.language) for r in rows if r.language}
+    return sorted(found)
+
+
+def load_baseline(info: ModelInfo, report: str | Path | None) -> dict[str, Any] | None:
+    """The base model's eval report: ``report`` (must exist) or OUT/baseline_results.json."""
+    if report is not None:
+        data = read_json(Path(report))
+        if data is None:
+            raise AsrtuneError(f"baseline report not found: {report}")
+        return data
+    return read_json(info.path / BASELINE_FILE)
+
+
+def _percent(value: Any) -> float | None:
+    return None if value is None else round(100 * float(value), 2)
+
+
+def _eval_dataset(info: ModelInfo, dataset_repo: str | None) -> dict[str, str]:
+    if dataset_repo:
+        return {"name": dataset_repo, "type": dataset_repo}
+    manifest = (info.eval_results or {}).get("manifest") or info.training_config.get(
+        "data", {}
+    ).get("eval_manifest")
+    name = Path(manifest).name if manifest else "evaluation set"
+    return {"name": name, "type": "custom"}
+
+
+def model_index(
+    name: str,
+    info: ModelInfo,
+    baseline: dict[str, Any] | None,
+    dataset_repo: str | None,
+) -> list[dict[str, Any]]:
+    """``model-index`` entries: corpus WER/CER in percent, the base's too when known."""
+    if not info.eval_results:
+        return []
+    metrics = []
+    for key, label in (("wer", "WER"), ("cer", "CER")):
+        if info.eval_results.get(key) is not None:
+            metrics.append({"type": key, "value": _percent(info.eval_results[key]), "name": label})
+    for key, label in (("wer", "WER"), ("cer", "CER")):
+        if baseline and baseline.get(key) is not None:
+            metrics.append(
+                {
+                    "type": key,
+                    "value": _percent(baseline[key]),
+                    "name": f"{label} of the base model (before fine-tuning)",
+                }
+            )
+    if not metrics:
+        return []
+    return [
+        {
+            "name": name,
+            "results": [
+                {
+                    "task": {
+                        "type": "automatic-speech-recognition",
+                        "name": "Automatic Speech Recognition",
+                    },
+                    "dataset": _eval_dataset(info, dataset_repo),
+                    "metrics": metrics,
+                }
+            ],
+        }
+    ]
+
+
+def _results_table(info: ModelInfo, baseline: dict[str, Any] | None) -> str:
+    rows = [("base model (before fine-tuning)", baseline)] if baseline else []
+    rows.append(("this model", info.eval_results))
+    lines = ["| model | WER | CER | WER on raw text |", "| --- | --- | --- | --- |"]
+    for label, report in rows:
+        cells = []
+        for key in ("wer", "cer", "wer_unnormalized"):
+            value = _percent((report or {}).get(key))
+            cells.append("–" if value is None else f"{value:.2f} %")
+        lines.append(f"| {label} | {' | '.join(cells)} |")
+    report = info.eval_results or {}
+    lines += [
+        "",
+        f"Corpus-level rates (total errors / total reference words) on "
+        f"{report.get('num_samples', '?')} utterances ({report.get('reference_words', '?')} "
+        "reference words), after text normalization (Whisper's English normalizer for "
+        "English; casefolding and punctuation removal that keeps combining marks for other "
+        "languages). Lower is better. The numbers are in `eval_results.json`.",
+    ]
+    return "\n".join(lines)
+
+
+def _hyperparameters(info: ModelInfo) -> str:
+    cfg = info.training_config
+    rows = []
+    for key in _MODEL_HYPERPARAMETERS:
+        value = cfg.get("model", {}).get(key)
+        if key.startswith("lora_") and not cfg.get("model", {}).get("lora"):
+            continue
+        if value not in (None, False) or key == "lora":
+            rows.append((key, value))
+    if "pack" in cfg.get("data", {}):
+        rows.append(("pack (several utterances per 30-s window)", cfg["data"]["pack"]))
+    for key in _TRAINING_HYPERPARAMETERS:
+        value = cfg.get("training", {}).get(key)
+        if value is None or (key == "max_steps" and value <= 0):
+            continue
+        rows.append((key, value))
+    lines = ["| hyperparameter | value |", "| --- | --- |"]
+    lines += [f"| {key} | `{value}` |" for key, value in rows]
+    results = [
+        (label, info.train_results[key])
+        for key, label in _TRAIN_RESULTS
+        if info.train_results.get(key) is not None
+    ]
+    if results:
+        lines += ["", "| training result | value |", "| --- | --- |"]
+        lines += [
+            f"| {label} | {round(value, 4) if isinstance(value, float) else value} |"
+            for label, value in results
+        ]
+    return "\n".join(lines)
+
+
+def _versions(adapter: bool) -> str:
+    packages = ["asrtune", "transformers", *(["peft"] if adapter else []), "torch"]
+    found = []
+    for package in packages:
+        try:
+            found.append(f"{package} {importlib.metadata.version(package)}")
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return ", ".join(found)
+
+
+def _base_link(base: str | None) -> str:
+    if base is None:
+        return "a base model"
+    return f"[{base}](https://huggingface.co/{base})" if is_hub_id(base) else f"`{base}`"
+
+
+def build_card(
+    bundle: Bundle,
+    repo_id: str,
+    *,
+    dataset_repo: str | None = None,
+    baseline: dict[str, Any] | None = None,
+    languages: list[str] | None = None,
+) -> str:
+    """README.md for ``repo_id`` publishing ``bundle``; see the module docstring."""
+    info = bundle.info
+    recipe = recipe_for(info.family)
+    langs = languages_of(info, languages)
+    name = repo_id.rsplit("/", 1)[-1]
+    hub_base = bundle.base_model if is_hub_id(bundle.base_model) else None
+    meta: dict[str, Any] = {"license": base_license(info.base_model, bundle.base_model)}
+    if hub_base:
+        meta["base_model"] = hub_base
+        meta["base_model_relation"] = {"adapter": "adapter", "merged": "merge"}.get(
+            bundle.kind, "finetune"
+        )
+    if langs:
+        meta["language"] = langs
+    if dataset_repo:
+        meta["datasets"] = [dataset_repo]
+    meta["library_name"] = "peft" if bundle.kind == "adapter" else "transformers"
+    meta["pipeline_tag"] = "automatic-speech-recognition"
+    meta["tags"] = ["asrtune", info.family, *(["lora"] if info.lora else [])]
+    if info.eval_results:
+        meta["metrics"] = ["wer", "cer"]
+        meta["model-index"] = model_index(name, info, baseline, dataset_repo)
+
+    what = {
+        "adapter": "A LoRA adapter for",
+        "merged": "A LoRA fine-tune, merged into a standalone model, of",
+        "model": "A fine-tuned version of",
+    }[bundle.kind]
+    lang_text = f" ({', '.join(langs)})" if langs else ""
+    usage = recipe.usage(
+        UsageContext(
+            model_id=repo_id,
+            base_model=bundle.base_model if bundle.kind == "adapter" else None,
+            language=langs[0] if len(langs) == 1 else None,
+            generation_config=bundle.generation_config,
+        )
+    )
+    packages = [
+        "transformers",
+        *(["peft"] if bundle.kind == "adapter" else []),
+        "soundfile",
+        "soxr",
+        *recipe.requirements,
+    ]
+    pip = " ".join(f"'{p}'" if any(c in p for c in "[]<>=") else p for p in packages)
+    trained_on = (
+        f" on [{dataset_repo}](https://huggingface.co/datasets/{dataset_repo})"
+        if dataset_repo
+        else ""
+    )
+    parts = [
+        "---",
+        yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).strip(),
+        "---",
+        "",
+        f"# {name}",
+        "",
+        f"{what} {_base_link(bundle.base_model)} for speech recognition{lang_text}, "
+        f"trained with [asrtune](https://pypi.org/project/asrtune/){trained_on}.",
+        "",
+    ]
+    if info.eval_results:
+        parts += ["## Evaluation", "", _results_table(info, baseline), ""]
+    parts += [
+        "## Usage",
+        "",
+        f"`pip install {pip}`, then:",
+        "",
+        "```python",
+        usage.rstrip(),
+        "```",
+        "",
+    ]
+    if info.training_config or info.train_results:
+        parts += ["## Training", "", _hyperparameters(info), ""]
+    parts += ["## Framework versions", "", _versions(bundle.kind == "adapter"), ""]
+    return "\n".join(parts)

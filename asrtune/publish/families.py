@@ -1,0 +1,237 @@
+"""What publishing needs to know per model family: the ONE place with family-specific code.
+
+Each :class:`FamilyRecipe` says how user-facing code loads and runs a model of that family
+with plain transformers/peft (for the model card's usage snippet and the demo app, which
+must not import asrtune), which extra packages that code needs, and which export formats
+exist. Code elsewhere in :mod:`asrtune.publish` looks the recipe up with :func:`recipe_for`
+and never branches on a family name.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from asrtune.errors import AsrtuneError
+
+
+@dataclass(frozen=True)
+class UsageContext:
+    """What the usage snippet of a model card needs.
+
+    ``base_model`` is set for a LoRA adapter (the base it loads onto); ``generation_config``
+    is the published model's (or its base's) generation_config.json when known.
+    """
+
+    model_id: str
+    base_model: str | None = None
+    language: str | None = None
+    generation_config: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class FamilyRecipe:
+    """How published code loads and runs one family (see the module docstring).
+
+    ``app_decode`` is the body of the demo app's ``decode(model, processor, samples,
+    language)``: ``samples`` is a (n,) float32 16-kHz array, ``language`` a code or None;
+    it returns the text.
+    """
+
+    family: str
+    model_class: str
+    processor_class: str
+    usage: Callable[[UsageContext], str]
+    app_decode: str
+    requirements: tuple[str, ...] = ()
+    exports: dict[str, str] = field(default_factory=dict)  # format -> "module:function"
+
+    def exporter(self, fmt: str) -> Callable[..., Any]:
+        """The export function for ``fmt``; an AsrtuneError when this family has none."""
+        if fmt not in self.exports:
+            known = ", ".join(sorted(self.exports)) or "none"
+            raise AsrtuneError(
+                f"export to {fmt} is not supported for {self.family} models "
+                f"(formats for {self.family}: {known})"
+            )
+        module, name = self.exports[fmt].split(":")
+        return getattr(importlib.import_module(module), name)
+
+
+def _py(value: str | None) -> str:
+    """A Python literal, double-quoted like the rest of the snippet."""
+    return "None" if value is None else json.dumps(value)
+
+
+_READ_AUDIO = """\
+audio, rate = sf.read("audio.wav", dtype="float32")
+if audio.ndim > 1:  # to mono
+    audio = audio.mean(axis=1)
+if rate != 16000:  # to 16 kHz
+    audio = soxr.resample(audio, rate, 16000)
+"""
+
+
+def _load_lines(recipe_model: str, recipe_processor: str, ctx: UsageContext) -> str:
+    if ctx.base_model is None:
+        lines = [
+            f"model_id = {_py(ctx.model_id)}",
+            f"processor = {recipe_processor}.from_pretrained(model_id)",
+            f"model = {recipe_model}.from_pretrained(model_id)",
+        ]
+    else:  # a LoRA adapter: the processor is the base's
+        lines = [
+            f"model_id = {_py(ctx.model_id)}",
+            f"base_id = {_py(ctx.base_model)}",
+            f"processor = {recipe_processor}.from_pretrained(base_id)",
+            f"model = {recipe_model}.from_pretrained(base_id)",
+            "model = PeftModel.from_pretrained(model, model_id).merge_and_unload()  # LoRA",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _imports(*lines: str, adapter: bool) -> str:
+    head = ["import soundfile as sf", "import soxr"]
+    if adapter:
+        head.append("from peft import PeftModel")
+    return "\n".join([*head, *lines]) + "\n"
+
+
+# --------------------------------------------------------------------------- Whisper
+
+
+def _whisper_multilingual(ctx: UsageContext) -> bool:
+    gen = ctx.generation_config or {}
+    if "is_multilingual" in gen:
+        return bool(gen["is_multilingual"])
+    if gen:
+        return "lang_to_id" in gen
+    name = (ctx.base_model or ctx.model_id).rstrip("/")
+    return not name.endswith(".en")
+
+
+def _whisper_usage(ctx: UsageContext) -> str:
+    kwargs = ""
+    if _whisper_multilingual(ctx) and ctx.language:
+        kwargs = f', language={_py(ctx.language)}, task="transcribe"'
+    return (
+        _imports(
+            "from transformers import WhisperForConditionalGeneration, WhisperProcessor",
+            adapter=ctx.base_model is not None,
+        )
+        + "\n"
+        + _load_lines("WhisperForConditionalGeneration", "WhisperProcessor", ctx)
+        + "\n"
+        + _READ_AUDIO
+        + 'features = processor(audio, sampling_rate=16000, return_tensors="pt").input_features\n'
+        + f"ids = model.generate(features.to(model.dtype){kwargs})\n"
+        + "print(processor.batch_decode(ids, skip_special_tokens=True)[0].strip())\n"
+    )
+
+
+_WHISPER_APP_DECODE = """\
+    extractor = processor.feature_extractor
+    long_form = len(samples) > extractor.n_samples  # over 30 s: sequential long-form decoding
+    inputs = processor(
+        samples,
+        sampling_rate=SAMPLE_RATE,
+        return_tensors="pt",
+        return_attention_mask=True,
+        **({"truncation": False, "padding": "longest"} if long_form else {}),
+    )
+    kwargs = {"attention_mask": inputs.attention_mask.to(model.device)}
+    gen = model.generation_config
+    if getattr(gen, "is_multilingual", None) or getattr(gen, "lang_to_id", None):
+        kwargs["task"] = "transcribe"
+        if language:
+            kwargs["language"] = language
+    if long_form:
+        kwargs["return_timestamps"] = True
+    features = inputs.input_features.to(model.device, model.dtype)
+    ids = model.generate(features, **kwargs)
+    return processor.batch_decode(ids, skip_special_tokens=True)[0].strip()
+"""
+
+
+# --------------------------------------------------------------------------- Voxtral
+
+
+def _voxtral_usage(ctx: UsageContext) -> str:
+    return (
+        _imports(
+            "from transformers import AutoProcessor, VoxtralForConditionalGeneration",
+            adapter=ctx.base_model is not None,
+        )
+        + "\n"
+        + _load_lines("VoxtralForConditionalGeneration", "AutoProcessor", ctx)
+        + "\n"
+        + _READ_AUDIO
+        + "extractor = processor.feature_extractor  # its chunks: 30 s for Voxtral\n"
+        + "inputs = processor.apply_transcription_request(\n"
+        + f"    audio=audio, model_id=model_id, language={_py(ctx.language)},\n"
+        + '    sampling_rate=16000, format=["wav"], return_tensors="pt",\n'
+        + "    audio_kwargs={\n"
+        + '        "pad_to_multiple_of": int(extractor.n_samples),\n'
+        + '        "max_source_positions": int(extractor.nb_max_frames),\n'
+        + "    },\n"
+        + ")\n"
+        + "inputs = inputs.to(model.device, dtype=model.dtype)\n"
+        + "ids = model.generate(**inputs, max_new_tokens=500)\n"
+        + 'prompt_length = inputs["input_ids"].shape[1]\n'
+        + "print(processor.batch_decode(ids[:, prompt_length:], skip_special_tokens=True)[0])\n"
+    )
+
+
+_VOXTRAL_APP_DECODE = """\
+    extractor = processor.feature_extractor  # its chunk length: 30 s for Voxtral
+    inputs = processor.apply_transcription_request(
+        audio=samples,
+        model_id=MODEL_ID,
+        language=language,
+        sampling_rate=SAMPLE_RATE,
+        format=["wav"],
+        return_tensors="pt",
+        audio_kwargs={
+            "pad_to_multiple_of": int(extractor.n_samples),
+            "max_source_positions": int(extractor.nb_max_frames),
+        },
+    )
+    inputs = inputs.to(model.device, dtype=model.dtype)
+    # about 5x normal speech; stops a looping output early
+    max_new_tokens = int(32 + 25 * len(samples) / SAMPLE_RATE)
+    ids = model.generate(**inputs, max_new_tokens=max_new_tokens)
+    prompt_length = inputs["input_ids"].shape[1]
+    return processor.batch_decode(ids[:, prompt_length:], skip_special_tokens=True)[0].strip()
+"""
+
+
+RECIPES: dict[str, FamilyRecipe] = {
+    "whisper": FamilyRecipe(
+        family="whisper",
+        model_class="WhisperForConditionalGeneration",
+        processor_class="WhisperProcessor",
+        usage=_whisper_usage,
+        app_decode=_WHISPER_APP_DECODE,
+        exports={
+            "ct2": "asrtune.publish.export:whisper_to_ct2",
+            "onnx": "asrtune.publish.onnx:whisper_to_onnx",
+        },
+    ),
+    "voxtral": FamilyRecipe(
+        family="voxtral",
+        model_class="VoxtralForConditionalGeneration",
+        processor_class="AutoProcessor",
+        usage=_voxtral_usage,
+        app_decode=_VOXTRAL_APP_DECODE,
+        requirements=("mistral-common[audio]>=1.8",),
+    ),
+}
+
+
+def recipe_for(family: str) -> FamilyRecipe:
+    if family not in RECIPES:
+        raise AsrtuneError(f"publishing is not supported for {family} models yet")
+    return RECIPES[family]
