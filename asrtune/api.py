@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +21,14 @@ from asrtune.train import TrainResult
 from asrtune.transcribe import DEFAULT_DECODING, DecodingOptions, transcribe_files
 
 
-def train(**options: Any) -> TrainResult:
-    """Train with the options of ``asrtune train`` (underscore names) as keyword arguments."""
+def train(trainer_hook: Callable[[Any], None] | None = None, **options: Any) -> TrainResult:
+    """Train with the options of ``asrtune train`` (underscore names) as keyword arguments.
+
+    ``trainer_hook(trainer)`` runs once the Trainer is built (e.g. to add callbacks).
+    """
     from asrtune.train import train as run_train
 
-    return run_train(train_job_from_kwargs(**options))
+    return run_train(train_job_from_kwargs(**options), trainer_hook)
 
 
 def _loaded(model: str | LoadedModel, allow_pickle: bool) -> LoadedModel:

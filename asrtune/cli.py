@@ -13,16 +13,17 @@ from asrtune.errors import AsrtuneError
 USAGE = """usage: asrtune <command> [options]
 
 commands:
-  train       fine-tune Whisper on a manifest (full or --lora), eval by WER each epoch
+  train       fine-tune (full or --lora) on manifests, Hub datasets or Granary; WER each epoch
   eval        WER/CER of a model on a manifest, with a per-utterance report
   transcribe  print the text of audio files
   import-ct2  convert a CTranslate2 / faster-whisper model to transformers
   make-tiny   write a tiny random Whisper or Voxtral model (tests, smoke runs)
-  data        check (every row, with reasons), synth or split a dataset
+  data        check (every row, with reasons), synth, split or push a dataset
   merge       merge a LoRA adapter into a standalone model
   export      export a model to CTranslate2 (faster-whisper) or ONNX
   push        upload a model + model card + eval report to the Hub, one commit
   demo-app    write a Gradio demo app (a Space) for a fine-tuned model
+  bench       reference recipe vs asrtune: throughput and time to the same WER
   demo        offline demo: tiny.en + synthetic speech, before/after WER
 
 'asrtune <command> --help' explains every flag and its default.

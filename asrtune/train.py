@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
-from transformers import Trainer, set_seed
+from transformers import Trainer, TrainerCallback, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from asrtune.config import TrainJob
@@ -30,6 +31,7 @@ from asrtune.data.rows import (
 )
 from asrtune.data.sources import stream_source
 from asrtune.data.streaming import Stream, StreamingWindows
+from asrtune.data.windows import Example, WindowDataset
 from asrtune.errors import AsrtuneError
 from asrtune.evaluate import EvalResult, evaluate_rows, write_report
 from asrtune.models import LoadedModel, load_model
@@ -45,9 +47,24 @@ class TrainResult:
     eval_result: EvalResult | None
 
 
+class EpochSetter(TrainerCallback):
+    """Tells the training dataset each new epoch (repacking), in every process."""
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+
+    def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(int(state.epoch or 0))
+
+
 class AsrTrainer(Trainer):
     """A Trainer whose evaluation is generation + corpus WER/CER (the same code as
-    ``asrtune eval``), so best-checkpoint selection by WER needs no extra machinery."""
+    ``asrtune eval``), so best-checkpoint selection by WER needs no extra machinery.
+
+    Each evaluation also logs ``eval_train_seconds``: training time so far, evaluation
+    excluded (time-to-WER curves).
+    """
 
     def __init__(
         self,
@@ -60,10 +77,18 @@ class AsrTrainer(Trainer):
         super().__init__(*args, eval_dataset=eval_rows or None, **kwargs)
         self.loaded, self.eval_rows, self.decoding = loaded, eval_rows, decoding
         self.last_eval: EvalResult | None = None
+        self.clock_start: float | None = None
+        self.eval_seconds = 0.0
+        self.add_callback(EpochSetter(self.train_dataset))
+
+    def train(self, *args: Any, **kwargs: Any) -> Any:
+        self.clock_start, self.eval_seconds = time.perf_counter(), 0.0
+        return super().train(*args, **kwargs)
 
     def evaluate(
         self, eval_dataset: Any = None, ignore_keys: Any = None, metric_key_prefix: str = "eval"
     ) -> dict[str, float]:
+        started = time.perf_counter()
         current = LoadedModel(self.model, self.loaded.processor, self.loaded.family, "training")
         result = evaluate_rows(current, self.eval_rows, self.decoding, progress=True)
         self.last_eval = result
@@ -73,6 +98,10 @@ class AsrTrainer(Trainer):
             if key in ("wer", "cer", "wer_unnormalized", "num_samples")
         }
         metrics[f"{metric_key_prefix}_runtime"] = round(result.seconds, 2)
+        if self.clock_start is not None:
+            trained = started - self.clock_start - self.eval_seconds
+            metrics[f"{metric_key_prefix}_train_seconds"] = round(trained, 2)
+            self.eval_seconds += time.perf_counter() - started
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(
             self.args, self.state, self.control, metrics
@@ -160,7 +189,7 @@ def admit_row(loaded: LoadedModel, row: Row, task: str) -> Any:
         return f"audio {row.duration:.1f} s > {lim.max_seconds:g} s"
     if len(labels) > lim.max_label_tokens:
         return f"{len(labels)} label tokens > {lim.max_label_tokens}"
-    return adapter.Example(row, row.language, len(labels))
+    return Example(row, row.language, len(labels))
 
 
 def admit_rows(
@@ -334,9 +363,7 @@ def build_finite_dataset(
         )
     if not examples:
         raise AsrtuneError("no training rows left after the checks")
-    dataset = loaded.adapter.build_train_dataset(
-        loaded, examples, job.model.task, job.data.pack, job.training.seed
-    )
+    dataset = WindowDataset(loaded, examples, job.model.task, job.data.pack, job.training.seed)
     log.info(
         "%d utterances (%.0f s of audio) in %d training items",
         len(examples),
@@ -346,8 +373,11 @@ def build_finite_dataset(
     return dataset, skipped
 
 
-def train(job: TrainJob) -> TrainResult:
-    """Run one training job end to end; see the module docstring for the steps."""
+def train(job: TrainJob, trainer_hook: Callable[[AsrTrainer], None] | None = None) -> TrainResult:
+    """Run one training job end to end; see the module docstring for the steps.
+
+    ``trainer_hook`` receives the built trainer before training (e.g. to add callbacks).
+    """
     out = Path(job.training.output_dir)
     rows, dropped = ([], 0) if job.data.streaming else load_training_rows(job, out)
     eval_rows = load_eval_rows(job, out)
@@ -361,6 +391,8 @@ def train(job: TrainJob) -> TrainResult:
         dataset, skipped = build_finite_dataset(job, loaded, rows, out)
 
     trainer = build_trainer(job, loaded, dataset, eval_rows)
+    if trainer_hook is not None:
+        trainer_hook(trainer)
     start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=resume_from)
     seconds = time.perf_counter() - start

@@ -102,7 +102,7 @@ def test_help_explains_every_flag_with_its_default(
         main(["train", "--help"])
     out = capsys.readouterr().out
     assert "--learning_rate LEARNING_RATE, --learning-rate LEARNING_RATE" in out
-    assert "(default: 1e-05)" in out and "--lora" in out and "--train_manifest" in out
+    assert "(default: 2e-05)" in out and "--lora" in out and "--train_manifest" in out
 
 
 def test_cli_reference_is_current() -> None:

@@ -28,6 +28,21 @@ def test_eval_manifest_turns_on_best_by_wer() -> None:
     assert training.metric_for_best_model == "wer" and training.greater_is_better is False
 
 
+def test_eval_runs_each_epoch_even_without_checkpoints() -> None:
+    job = parse_train_args(
+        [
+            *BASE,
+            "--eval-manifest",
+            "e.jsonl",
+            "--save_strategy",
+            "no",
+            "--load_best_model_at_end",
+            "false",
+        ]
+    )
+    assert job.training.eval_strategy == "epoch"
+
+
 def test_yaml_then_flags(tmp_path: Path) -> None:
     config = tmp_path / "c.yaml"
     config.write_text("model: from-yaml\nlearning-rate: 0.001\nlora: true\nlora_r: 4\n")

@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 
 from asrtune.cli import main
 from asrtune.data.rows import load_rows
+from asrtune.data.windows import WindowDataset
 from asrtune.models import load_model
 from asrtune.models import whisper as W
 from asrtune.train import admit_rows
@@ -36,7 +37,7 @@ def _loss(model_dir: Path, dataset: Path) -> float:
     """Mean loss of the model in ``model_dir`` on the packed training windows."""
     loaded = load_model(str(model_dir))
     examples, _ = admit_rows(loaded, load_rows(dataset).rows, "transcribe")
-    data = W.build_train_dataset(loaded, examples, "transcribe", pack=True, seed=0)
+    data = WindowDataset(loaded, examples, "transcribe", pack=True, seed=0)
     batch = W.collate([data[i] for i in range(len(data))])
     with torch.no_grad():
         return loaded.model(**batch).loss.item()

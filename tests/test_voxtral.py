@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 
 from asrtune.cli import main
 from asrtune.data.rows import load_rows
+from asrtune.data.windows import WindowDataset
 from asrtune.errors import AsrtuneError
 from asrtune.models import LoadedModel, load_model
 from asrtune.models import voxtral as V
@@ -54,7 +55,7 @@ def _examples(loaded: LoadedModel, manifest: Path) -> list[V.Example]:
 
 
 def _batch(loaded: LoadedModel, manifest: Path) -> dict[str, torch.Tensor]:
-    data = V.build_train_dataset(loaded, _examples(loaded, manifest), "transcribe", True, 0)
+    data = WindowDataset(loaded, _examples(loaded, manifest), "transcribe", True, 0)
     return V.collate([data[i] for i in range(len(data))])
 
 
@@ -79,7 +80,7 @@ def test_collated_batch_token_by_token(loaded: LoadedModel, tmp_path: Path) -> N
     manifest = write_dataset(tmp_path / "d", 2, language=None, seconds=1.0)
     examples = _examples(loaded, manifest)
     examples[0] = replace(examples[0], language="en")  # row 0 has a language, row 1 not
-    data = V.build_train_dataset(loaded, examples, "transcribe", pack=False, seed=0)
+    data = WindowDataset(loaded, examples, "transcribe", pack=False, seed=0)
     items = [data[0], data[1]]
     batch = V.collate(items)
     tokenizer = loaded.processor.tokenizer
@@ -106,7 +107,7 @@ def test_collated_batch_token_by_token(loaded: LoadedModel, tmp_path: Path) -> N
 def test_multi_chunk_batch_equals_rows_one_by_one(loaded: LoadedModel, tmp_path: Path) -> None:
     manifest = write_dataset(tmp_path / "d", 3, seconds=1.0)  # 1.0, 1.1, 1.2 s: 2 chunks each
     sf.write(tmp_path / "d" / "audio" / "clip1.wav", tone(2.5, 500), 16000)  # 4 chunks
-    data = V.build_train_dataset(loaded, _examples(loaded, manifest), "transcribe", False, 0)
+    data = WindowDataset(loaded, _examples(loaded, manifest), "transcribe", False, 0)
     items = [data[i] for i in range(3)]
     assert [len(it["input_features"]) for it in items] == [2, 4, 2]
     with torch.no_grad():
@@ -118,10 +119,10 @@ def test_multi_chunk_batch_equals_rows_one_by_one(loaded: LoadedModel, tmp_path:
 
 def test_short_utterances_are_packed_into_one_chunk(loaded: LoadedModel, tmp_path: Path) -> None:
     manifest = write_dataset(tmp_path / "d", 4)
-    for i in range(4):  # 0.2 s + 0.4 s gap + 0.2 s = one 0.8-s chunk
-        sf.write(tmp_path / "d" / "audio" / f"clip{i}.wav", tone(0.2, 300 + 50 * i), 16000)
+    for i in range(4):  # 0.15 s + 0.4 s gap + 0.15 s fit one 0.8-s chunk, a third does not
+        sf.write(tmp_path / "d" / "audio" / f"clip{i}.wav", tone(0.15, 300 + 50 * i), 16000)
     examples = _examples(loaded, manifest)
-    data = V.build_train_dataset(loaded, examples, "transcribe", pack=True, seed=0)
+    data = WindowDataset(loaded, examples, "transcribe", pack=True, seed=0)
     assert len(data) == 2 and all(len(w) == 2 for w in data.windows)
     item = data[0]
     texts = " ".join(ex.row.text for ex in data.windows[0])

@@ -11,5 +11,6 @@ COMMANDS = {
     "export": "asrtune.commands.export",
     "push": "asrtune.commands.push",
     "demo-app": "asrtune.commands.demo_app",
+    "bench": "asrtune.commands.bench",
     "demo": "asrtune.commands.demo",
 }

@@ -2,8 +2,9 @@
 
 Whisper's encoder always sees a full window (30 s for real models), so short clips are
 joined, with a short silence between them, until the next one would overflow the window
-or the label budget. :class:`WindowPacker` does this incrementally (streaming);
-:func:`pack_indices` shuffles a finite set with a seed and packs it.
+or the label budget. :class:`WindowPacker` does this incrementally with one open window
+per group (streaming); :func:`pack_indices` packs a finite set first-fit after a seeded
+shuffle.
 """
 
 from __future__ import annotations
@@ -77,15 +78,51 @@ def pack_indices(
 ) -> list[list[int]]:
     """Group item indices into windows of ≤ ``max_seconds`` audio and ≤ ``max_tokens`` labels.
 
-    Only items of the same ``group`` share a window. Items are shuffled with ``seed`` and
-    then packed greedily, so one item's neighbours change with the seed.
+    First fit over a seeded shuffle: each item goes into the first window of its group with
+    room left. Only items of the same ``group`` share a window. Packing is tight and the
+    number of windows barely moves between seeds, so repacking each epoch keeps the epoch
+    length steady while every utterance gets new neighbours.
     """
     order = list(range(len(items)))
     random.Random(seed).shuffle(order)
-    packer = WindowPacker(max_seconds, max_tokens, gap_seconds)
-    packs: list[list[int]] = []
+    windows: dict[str, list[_OpenWindow]] = {}
     for index in order:
-        closed = packer.add(index, items[index])
-        if closed:
-            packs.append(closed)  # type: ignore[arg-type]
-    return packs + packer.flush()  # type: ignore[operator]
+        item = items[index]
+        group = windows.setdefault(item.group, [])
+        target = next(
+            (
+                w
+                for w in group
+                if w.seconds + gap_seconds + item.duration <= max_seconds
+                and w.tokens + item.tokens <= max_tokens
+            ),
+            None,
+        )
+        if target is None:
+            target = _OpenWindow()
+            group.append(target)
+        elif target.members:
+            target.seconds += gap_seconds
+        target.members.append(index)
+        target.seconds += item.duration
+        target.tokens += item.tokens
+    packs = [w.members for group in windows.values() for w in group]
+    random.Random(seed + 1).shuffle(packs)
+    return packs  # type: ignore[return-value]
+
+
+def repack_same_count(
+    items: Sequence[PackItem],
+    count: int,
+    max_seconds: float,
+    max_tokens: int,
+    seed: int,
+    tries: int = 16,
+) -> list[list[int]] | None:
+    """A new packing with exactly ``count`` windows (so an epoch keeps its length), or None
+    when ``tries`` seeds derived from ``seed`` all give another count."""
+    for attempt in range(tries):
+        packs = pack_indices(items, max_seconds, max_tokens, seed=seed + 7919 * attempt)
+        if len(packs) == count:
+            return packs
+    return None

@@ -61,9 +61,13 @@ def load_rows(
     rows = [r if r.language or not language else replace(r, language=language) for r in parsed.rows]
     report = validate_rows(rows, parsed.bad_rows, source=Path(spec.name).name)
     if report.warnings:
-        log.warning("%s: %d warning(s), e.g. line %s: %s (asrtune data check lists all)",
-                    spec.label(), len(report.warnings), report.warnings[0].line,
-                    report.warnings[0].reason)
+        log.warning(
+            "%s: %d warning(s), e.g. line %s: %s (asrtune data check lists all)",
+            spec.label(),
+            len(report.warnings),
+            report.warnings[0].line,
+            report.warnings[0].reason,
+        )
     return LoadedRows(spec.label(), report.rows, report.problems)
 
 

@@ -1,8 +1,10 @@
 """Model-family registry: a family name → the adapter module that knows that architecture.
 
 Every adapter module exposes the same functions (see ``asrtune/models/whisper.py``):
-``load``, ``build_train_dataset``, ``collate``, ``generate``, ``default_lora_targets``,
-``lora_task_type``, ``limits``. Code outside this package never branches on a family name.
+``load``, ``load_processor``, ``limits``, ``encode_labels``, ``pack_item``, ``packer`` and
+``window_item`` (training items, see ``asrtune/data/windows.py``), ``collate``,
+``generate``, ``default_lora_targets``, ``LORA_TASK_TYPE``, ``freeze_encoder`` and
+``save``. Code outside this package never branches on a family name.
 """
 
 from __future__ import annotations
@@ -21,6 +23,14 @@ FAMILIES: dict[str, str] = {
     "whisper": "asrtune.models.whisper",
     "voxtral": "asrtune.models.voxtral",
 }
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one training item may hold: seconds of audio and label tokens."""
+
+    max_seconds: float
+    max_label_tokens: int
 
 
 @dataclass
@@ -78,11 +88,25 @@ def detect_family(model: str) -> str:
     raise AsrtuneError(f"cannot tell the model family of {model!r} (known: {', '.join(FAMILIES)})")
 
 
+def inference_placement() -> dict[str, Any]:
+    """``device``/``dtype`` for inference: the GPU in bf16 (fp16 on older GPUs), else the CPU."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return {}
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"device": "cuda", "dtype": dtype}
+
+
 def load_model(model: str, *, for_training: bool = False, **kwargs: Any) -> LoadedModel:
     """Load a model folder, Hub id or LoRA adapter folder with its family's adapter.
 
-    For inference an adapter is merged into its base; for training it stays a PeftModel.
+    For inference an adapter is merged into its base; for training it stays a PeftModel
+    (and the Trainer places it). Inference models go to the GPU when there is one, in bf16
+    where it is supported, unless ``device`` / ``dtype`` say otherwise.
     """
+    if not for_training:
+        kwargs = {**inference_placement(), **kwargs}
     family = detect_family(model)
     adapter = get_family(family)
     accepted = inspect.signature(adapter.load).parameters

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +30,10 @@ import numpy as np
 import torch
 
 from asrtune.data.audio import SAMPLE_RATE, load_row_audio
-from asrtune.data.batching import PACK_GAP_SECONDS, PackItem, WindowPacker, pack_indices
-from asrtune.data.manifest import Row
+from asrtune.data.batching import PACK_GAP_SECONDS, PackItem, WindowPacker
+from asrtune.data.windows import Example
 from asrtune.errors import AsrtuneError
-from asrtune.models import LoadedModel
+from asrtune.models import Limits, LoadedModel
 
 log = logging.getLogger("asrtune")
 
@@ -54,23 +53,6 @@ QUANTIZATIONS = ("4bit", "8bit")
 # Kept in bf16 when the language model is quantized (QLoRA): the audio path and the output
 # layer.
 NOT_QUANTIZED = ["audio_tower", "multi_modal_projector", "lm_head"]
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What one training item may hold: seconds of audio and label tokens."""
-
-    max_seconds: float
-    max_label_tokens: int
-
-
-@dataclass(frozen=True)
-class Example:
-    """One utterance admitted for training, with its label token count."""
-
-    row: Row
-    language: str | None
-    num_tokens: int
 
 
 def _require_mistral_common() -> None:
@@ -304,35 +286,6 @@ def packer(loaded: LoadedModel, task: str, language: str | None) -> WindowPacker
     however much of it is padding. Longer utterances stay alone."""
     _check_task(task)
     return WindowPacker(chunk_seconds(loaded), limits(loaded).max_label_tokens - 1)
-
-
-class TranscriptionDataset(torch.utils.data.Dataset):
-    """Windows of one or more utterances; prompts and features are made on access."""
-
-    def __init__(self, loaded: LoadedModel, windows: list[list[Example]], task: str) -> None:
-        self.loaded, self.windows, self.task = loaded, windows, task
-
-    def __len__(self) -> int:
-        return len(self.windows)
-
-    def audio_seconds(self) -> float:
-        return sum(ex.row.duration or 0.0 for window in self.windows for ex in window)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        return window_item(self.loaded, self.windows[index], self.task)
-
-
-def build_train_dataset(
-    loaded: LoadedModel, examples: list[Example], task: str, pack: bool, seed: int
-) -> TranscriptionDataset:
-    """Pack examples into chunk-sized windows (or one per window when ``pack`` is False)."""
-    _check_task(task)
-    if not pack or not examples:
-        return TranscriptionDataset(loaded, [[ex] for ex in examples], task)
-    base = packer(loaded, task, examples[0].language)
-    items = [pack_item(loaded, ex, task) for ex in examples]
-    packs = pack_indices(items, base.max_seconds, base.max_tokens, base.gap_seconds, seed=seed)
-    return TranscriptionDataset(loaded, [[examples[i] for i in p] for p in packs], task)
 
 
 def collate(features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:

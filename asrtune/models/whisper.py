@@ -9,7 +9,6 @@ token is never part of the labels.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +18,14 @@ from transformers import WhisperForConditionalGeneration, WhisperProcessor
 from transformers.models.whisper.tokenization_whisper import LANGUAGES, TO_LANGUAGE_CODE
 
 from asrtune.data.audio import SAMPLE_RATE, load_row_audio
-from asrtune.data.batching import PACK_GAP_SECONDS, PackItem, WindowPacker, pack_indices
-from asrtune.data.manifest import Row
+from asrtune.data.batching import (
+    PACK_GAP_SECONDS,
+    PackItem,
+    WindowPacker,
+)
+from asrtune.data.windows import Example
 from asrtune.errors import AsrtuneError
-from asrtune.models import LoadedModel
+from asrtune.models import Limits, LoadedModel
 
 FAMILY = "whisper"
 LORA_TASK_TYPE = None  # peft's SEQ_2_SEQ_LM wrapper passes input_ids, which Whisper lacks
@@ -31,14 +34,6 @@ LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"]
 # speech, enough for byte-heavy scripts, and it stops a looping hypothesis from holding a
 # whole batch to the 448-token limit.
 TOKENS_PER_SECOND_CAP = 25
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What one training item may hold: seconds of audio and label tokens."""
-
-    max_seconds: float
-    max_label_tokens: int
 
 
 def load_processor(path: str, fallback: str | None = None) -> WhisperProcessor:
@@ -138,15 +133,6 @@ def encode_labels(
     return [*ids, loaded.processor.tokenizer.eos_token_id]
 
 
-@dataclass(frozen=True)
-class Example:
-    """One utterance admitted for training, with its label token count."""
-
-    row: Row
-    language: str | None
-    num_tokens: int
-
-
 def window_item(loaded: LoadedModel, window: Sequence[Example], task: str) -> dict[str, Any]:
     """One training item from utterances sharing a window, joined by short silences.
 
@@ -181,34 +167,6 @@ def packer(loaded: LoadedModel, task: str, language: str | None) -> WindowPacker
     """A packer for this model's window and label budget (prompt tokens reserved)."""
     lim = limits(loaded)
     return WindowPacker(lim.max_seconds, lim.max_label_tokens - label_overhead(loaded))
-
-
-class WindowDataset(torch.utils.data.Dataset):
-    """Windows of one or more utterances; features are computed on access."""
-
-    def __init__(self, loaded: LoadedModel, windows: list[list[Example]], task: str) -> None:
-        self.loaded, self.windows, self.task = loaded, windows, task
-
-    def __len__(self) -> int:
-        return len(self.windows)
-
-    def audio_seconds(self) -> float:
-        return sum(ex.row.duration or 0.0 for window in self.windows for ex in window)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        return window_item(self.loaded, self.windows[index], self.task)
-
-
-def build_train_dataset(
-    loaded: LoadedModel, examples: list[Example], task: str, pack: bool, seed: int
-) -> WindowDataset:
-    """Pack examples into full windows (or one per window when ``pack`` is False)."""
-    if not pack or not examples:
-        return WindowDataset(loaded, [[ex] for ex in examples], task)
-    base = packer(loaded, task, examples[0].language)
-    items = [pack_item(loaded, ex, task) for ex in examples]
-    packs = pack_indices(items, base.max_seconds, base.max_tokens, base.gap_seconds, seed=seed)
-    return WindowDataset(loaded, [[examples[i] for i in pack] for pack in packs], task)
 
 
 def collate(features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
