@@ -136,6 +136,14 @@ class DataConfig:
         default=True,
         metadata={"help": "Join several short utterances into each 30-s window (faster)."},
     )
+    max_batch_seconds: float | None = field(
+        default=None,
+        metadata={
+            "help": "With --no_pack: batches sized by padded audio seconds (similar "
+            "lengths together) instead of a fixed count; --per_device_train_batch_size "
+            "then caps the items per batch."
+        },
+    )
     drop_invalid: bool = field(
         default=False,
         metadata={
@@ -264,6 +272,8 @@ def build_train_job(values: dict[str, Any]) -> TrainJob:
         raise AsrtuneError("--model is required (a Hub id or a local model folder)")
     if not (data.train_manifest or data.dataset or data.granary or data.mix):
         raise AsrtuneError("no training data: pass --train_manifest, --dataset, --granary or --mix")
+    if data.max_batch_seconds is not None and data.pack:
+        raise AsrtuneError("--max_batch_seconds sizes unpacked batches: add --no_pack")
     if data.streaming and values.get("max_steps", -1) <= 0:
         raise AsrtuneError("--streaming needs --max_steps (a stream has no known length)")
     if not values.get("output_dir"):

@@ -20,6 +20,7 @@ from transformers import Trainer, TrainerCallback, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from asrtune.config import TrainJob
+from asrtune.data.batching import DurationBatchSampler
 from asrtune.data.manifest import BadRow, Row
 from asrtune.data.rows import (
     LoadedRows,
@@ -72,14 +73,35 @@ class AsrTrainer(Trainer):
         loaded: LoadedModel,
         eval_rows: list[Row],
         decoding: DecodingOptions,
+        max_batch_seconds: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, eval_dataset=eval_rows or None, **kwargs)
         self.loaded, self.eval_rows, self.decoding = loaded, eval_rows, decoding
+        self.max_batch_seconds = max_batch_seconds
         self.last_eval: EvalResult | None = None
         self.clock_start: float | None = None
         self.eval_seconds = 0.0
         self.add_callback(EpochSetter(self.train_dataset))
+
+    def get_train_dataloader(self) -> Any:
+        """Duration-bucketed batches when ``max_batch_seconds`` is set, else Trainer's own."""
+        if self.max_batch_seconds is None or not hasattr(self.train_dataset, "window_seconds"):
+            return super().get_train_dataloader()
+        sampler = DurationBatchSampler(
+            self.train_dataset.window_seconds(),
+            self.max_batch_seconds,
+            max_batch_items=self.args.per_device_train_batch_size,
+            seed=self.args.seed,
+        )
+        loader = torch.utils.data.DataLoader(
+            self.train_dataset,
+            batch_sampler=sampler,
+            collate_fn=self.data_collator,
+            num_workers=self.args.dataloader_num_workers,
+            pin_memory=self.args.dataloader_pin_memory and torch.cuda.is_available(),
+        )
+        return self.accelerator.prepare(loader)
 
     def train(self, *args: Any, **kwargs: Any) -> Any:
         self.clock_start, self.eval_seconds = time.perf_counter(), 0.0
@@ -303,6 +325,7 @@ def build_trainer(
         loaded=loaded,
         eval_rows=eval_rows,
         decoding=decoding,
+        max_batch_seconds=job.data.max_batch_seconds,
     )
 
 

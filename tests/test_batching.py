@@ -33,3 +33,23 @@ def test_packing_is_deterministic_per_seed() -> None:
 def test_an_item_longer_than_the_window_still_gets_its_own_pack() -> None:
     packs = pack_indices([PackItem(40, 1), PackItem(1, 1)], 30, 448)
     assert sorted(map(sorted, packs)) == [[0], [1]]
+
+
+def test_duration_batches_respect_the_budget_and_cover_every_item_once() -> None:
+    from asrtune.data.batching import DurationBatchSampler
+
+    rng = random.Random(0)
+    durations = [rng.uniform(1, 20) for _ in range(300)]
+    sampler = DurationBatchSampler(durations, max_batch_seconds=100, max_batch_items=8, seed=3)
+    epoch0 = list(sampler)
+    assert sorted(i for b in epoch0 for i in b) == list(range(300))
+    for batch in epoch0:
+        assert len(batch) <= 8
+        assert len(batch) == 1 or len(batch) * max(durations[i] for i in batch) <= 100
+    padded = sum(len(b) * max(durations[i] for i in b) for b in epoch0)
+    assert padded < 1.1 * sum(durations)  # similar lengths share a batch
+    sampler.set_epoch(1)
+    assert list(sampler) != epoch0
+    again = DurationBatchSampler(durations, 100, 8, seed=3)
+    again.set_epoch(1)
+    assert list(again) == list(sampler)  # (seed, epoch) decide the order: resumable

@@ -261,3 +261,34 @@ def test_trackio_logs_locally_by_default(
         == 0
     )
     assert list((tmp_path / "trackio").glob("*.db"))
+
+
+def test_unpacked_duration_buckets(tiny_whisper: Path, tmp_path: Path) -> None:
+    from tests.conftest import write_dataset
+
+    manifest = write_dataset(tmp_path / "d", 12, seconds=1.0)  # 1.0 .. 2.1 s
+    out = tmp_path / "out"
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                str(tiny_whisper),
+                "--train-manifest",
+                str(manifest),
+                "--output_dir",
+                str(out),
+                "--no_pack",
+                "--max_batch_seconds",
+                "6",
+                "--num_train_epochs",
+                "1",
+                *FAST,
+            ]
+        )
+        == 0
+    )
+    results = json.loads((out / "train_results.json").read_text())
+    assert results["training_items"] == 12
+    # batches of <= 6 padded seconds and <= 4 items: more than the 3 fixed-size batches
+    assert results["global_step"] > 3

@@ -126,3 +126,63 @@ def repack_same_count(
         if len(packs) == count:
             return packs
     return None
+
+
+class DurationBatchSampler:
+    """Batches sized by padded audio seconds: ``len(batch) * longest <= max_batch_seconds``.
+
+    Each epoch (``set_epoch``) shuffles the items with ``seed + epoch``, sorts them by
+    duration inside pools of ``pool_batches`` batches (so each batch holds similar
+    lengths and pads little), cuts the pools into batches and shuffles the batch order.
+    The order depends only on (seed, epoch), so a resumed run skipping the batches it
+    already trained sees exactly the rest of the epoch.
+    """
+
+    def __init__(
+        self,
+        durations: Sequence[float],
+        max_batch_seconds: float,
+        max_batch_items: int | None = None,
+        seed: int = 0,
+        pool_batches: int = 50,
+    ) -> None:
+        self.durations = list(durations)
+        self.max_batch_seconds, self.max_batch_items = max_batch_seconds, max_batch_items
+        self.seed, self.pool_batches, self.epoch = seed, pool_batches, 0
+        self._batches = self._make_batches()
+
+    def set_epoch(self, epoch: int) -> None:
+        if epoch != self.epoch:
+            self.epoch = epoch
+            self._batches = self._make_batches()
+
+    def _make_batches(self) -> list[list[int]]:
+        rng = random.Random(self.seed + self.epoch)
+        order = list(range(len(self.durations)))
+        rng.shuffle(order)
+        mean = sum(self.durations) / max(len(self.durations), 1)
+        pool_size = max(1, int(self.pool_batches * self.max_batch_seconds / max(mean, 1e-3)))
+        batches: list[list[int]] = []
+        for start in range(0, len(order), pool_size):
+            pool = sorted(order[start : start + pool_size], key=self.durations.__getitem__)
+            batches += self._cut(pool)
+        rng.shuffle(batches)
+        return batches
+
+    def _cut(self, pool: list[int]) -> list[list[int]]:
+        batches: list[list[int]] = []
+        current: list[int] = []
+        for index in pool:  # ascending duration: the newest item is the longest
+            longest = self.durations[index]
+            full = self.max_batch_items is not None and len(current) >= self.max_batch_items
+            if current and (full or (len(current) + 1) * longest > self.max_batch_seconds):
+                batches.append(current)
+                current = []
+            current.append(index)
+        return [*batches, current] if current else batches
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._batches)
+
+    def __len__(self) -> int:
+        return len(self._batches)

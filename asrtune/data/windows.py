@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from asrtune.data.batching import pack_indices, repack_same_count
+from asrtune.data.batching import PACK_GAP_SECONDS, pack_indices, repack_same_count
 from asrtune.data.manifest import Row
 
 if TYPE_CHECKING:
@@ -69,6 +69,13 @@ class WindowDataset(torch.utils.data.Dataset):
 
     def __len__(self) -> int:
         return len(self.windows)
+
+    def window_seconds(self) -> list[float]:
+        """Audio seconds in each window (packed utterances and the gaps between them)."""
+        return [
+            sum(ex.row.duration or 0.0 for ex in window) + PACK_GAP_SECONDS * (len(window) - 1)
+            for window in self.windows
+        ]
 
     def audio_seconds(self) -> float:
         return sum(ex.row.duration or 0.0 for window in self.windows for ex in window)
