@@ -14,6 +14,7 @@ from asrtune.models.tiny import SAMPLE_SENTENCES, make_tiny_whisper
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("ASRTUNE_CACHE", "off")  # tests of the cache turn it on themselves
 
 
 def tone(seconds: float, freq: float, rate: int = 16000, channels: int = 1) -> np.ndarray:

@@ -302,3 +302,26 @@ def test_copied_folder_is_independent(tmp_path: Path) -> None:
     report = check_manifest(tmp_path / "b" / manifest.name, progress=False)
     assert report.rows[0].audio_path.startswith(str((tmp_path / "b").resolve()))
     assert read_manifest(tmp_path / "b" / manifest.name).rows[0].line == 1
+
+
+def test_check_results_are_cached_by_path_size_and_mtime(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    import soundfile as sf
+
+    from asrtune.data.validate import check_audio
+    from tests.conftest import tone
+
+    monkeypatch.setenv("ASRTUNE_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "a.wav"
+    sf.write(path, tone(1.0, 300), 16000)
+    first = check_audio(path)
+    assert first.problem is None and (tmp_path / "cache" / "audio_checks.sqlite").is_file()
+    stat = os.stat(path)
+    sf.write(path, np.zeros(16000, dtype=np.float32), 16000)  # now silent, same size
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert check_audio(path) == first  # served from the cache: no decoding happened
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    assert "silent" in (check_audio(path).problem or "")  # a changed file is checked again

@@ -26,7 +26,7 @@ import io
 import json
 import struct
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -34,6 +34,7 @@ import numpy as np
 import soundfile as sf
 from tqdm.auto import tqdm
 
+from asrtune.data.cache import file_cache
 from asrtune.data.manifest import BadRow, Row
 from asrtune.errors import AsrtuneError
 
@@ -180,10 +181,28 @@ def _scan(source: str | io.BytesIO) -> AudioCheck:
     return check
 
 
+CHECK_VERSION = "1"  # bump when what check_audio finds changes
+
+
 def check_audio(path: str | Path, data: bytes | None = None) -> AudioCheck:
-    """Decode one file (or its encoded ``data``) fully and say what is wrong with it."""
+    """Decode one file (or its encoded ``data``) fully and say what is wrong with it.
+
+    Results for files on disk are cached (:mod:`asrtune.data.cache`) by path, size and
+    modification time, so checking the same data again costs no decoding.
+    """
     if data is None and not Path(path).is_file():
         return AudioCheck(problem="audio file not found")
+    cache = file_cache("audio_checks", CHECK_VERSION) if data is None else None
+    key = cache.key(path) if cache is not None else None
+    if key is not None and (hit := cache.get(key)) is not None:
+        return AudioCheck(**hit)
+    check = _check_audio(path, data)
+    if key is not None:
+        cache.put(key, asdict(check))
+    return check
+
+
+def _check_audio(path: str | Path, data: bytes | None) -> AudioCheck:
     try:
         with io.BytesIO(data) if data is not None else open(path, "rb") as handle:
             shortfall = _wav_shortfall(handle)
