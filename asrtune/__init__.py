@@ -17,6 +17,10 @@ _API = {
     "import_ct2": "asrtune.models.ct2",
     "run_demo": "asrtune.demo",
     "DecodingOptions": "asrtune.transcribe",
+    "push": "asrtune.publish",
+    "export_model": "asrtune.publish",
+    "merge_adapter": "asrtune.publish",
+    "write_demo_app": "asrtune.publish",
     "AsrtuneError": "asrtune.errors",
 }
 

@@ -136,6 +136,13 @@ class DataConfig:
         default=True,
         metadata={"help": "Join several short utterances into each 30-s window (faster)."},
     )
+    pack_timestamps: bool = field(
+        default=False,
+        metadata={
+            "help": "Mark each packed utterance's start and end with timestamp tokens "
+            "(keeps Whisper's timestamp prediction trained)."
+        },
+    )
     max_batch_seconds: float | None = field(
         default=None,
         metadata={

@@ -17,7 +17,7 @@ from pathlib import Path
 from asrtune.api import evaluate
 from asrtune.api import train as api_train
 from asrtune.errors import AsrtuneError
-from asrtune.evaluate import EvalResult
+from asrtune.evaluate import EvalResult, write_report
 
 log = logging.getLogger("asrtune")
 
@@ -99,6 +99,8 @@ def run_demo(options: DemoOptions = DemoOptions()) -> DemoResult:
         logging_steps=5,
     )
     assert result.eval_result is not None
+    # beside the model, so `asrtune push` puts the before/after comparison on the card
+    write_report(baseline, model_dir / "baseline_results.json", {"model": str(base)})
     log.info("[5/5] done")
     table = format_table(baseline, result.eval_result)
     summary = {

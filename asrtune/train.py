@@ -270,6 +270,7 @@ class SkipLog:
 def build_stream_dataset(job: TrainJob, loaded: LoadedModel, skips: SkipLog) -> Any:
     """--streaming: rows are read, checked, packed and featurized as training goes."""
     adapter, task, language = loaded.adapter, job.model.task, job.model.language
+    options = item_options(job, loaded)
     if not hasattr(adapter, "window_item"):
         raise AsrtuneError(f"--streaming is not supported for {loaded.family} models yet")
     streams = []
@@ -289,7 +290,7 @@ def build_stream_dataset(job: TrainJob, loaded: LoadedModel, skips: SkipLog) -> 
     return StreamingWindows(
         streams,
         admit=admit,
-        make_item=lambda window: adapter.window_item(loaded, window, task),
+        make_item=lambda window: adapter.window_item(loaded, window, task, **options),
         packer=adapter.packer(loaded, task, language) if job.data.pack else None,
         on_skip=skips.add,
         seed=job.training.seed,
@@ -372,6 +373,17 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
 
 
+def item_options(job: TrainJob, loaded: LoadedModel) -> dict[str, Any]:
+    """Family options for training items; asking for one the family lacks is an error."""
+    if not job.data.pack_timestamps:
+        return {}
+    if not getattr(loaded.adapter, "SUPPORTS_TIMESTAMPS", False):
+        raise AsrtuneError(f"--pack_timestamps is not supported for {loaded.family} models")
+    if not job.data.pack:
+        raise AsrtuneError("--pack_timestamps marks packed utterances: drop --no_pack")
+    return {"timestamps": True}
+
+
 def build_finite_dataset(
     job: TrainJob, loaded: LoadedModel, rows: list[Row], out: Path
 ) -> tuple[Any, list[dict[str, Any]]]:
@@ -386,7 +398,14 @@ def build_finite_dataset(
         )
     if not examples:
         raise AsrtuneError("no training rows left after the checks")
-    dataset = WindowDataset(loaded, examples, job.model.task, job.data.pack, job.training.seed)
+    dataset = WindowDataset(
+        loaded,
+        examples,
+        job.model.task,
+        job.data.pack,
+        job.training.seed,
+        item_options(job, loaded),
+    )
     log.info(
         "%d utterances (%.0f s of audio) in %d training items",
         len(examples),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import shutil
 import sys
 import uuid
 from pathlib import Path
@@ -287,6 +288,19 @@ def test_merge_gives_the_adapter_models_logits(
     assert main(["merge", str(merged), str(tmp_path / "again")]) == 2  # not an adapter
 
 
+def test_push_of_a_runs_merged_folder_keeps_the_runs_card(lora_out: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(lora_out, run, ignore=shutil.ignore_patterns("checkpoint-*"))
+    assert main(["merge", str(run), str(run / "merged")]) == 0  # like train --merge
+    dst = tmp_path / "upload"
+    argv = ["push", str(run / "merged"), REPO, "--base-model", BASE_HUB]
+    assert main([*argv, "--dry-run", "--output", str(dst)]) == 0
+    meta, text = _card(dst)
+    assert meta["base_model_relation"] == "merge" and meta["library_name"] == "transformers"
+    assert "WER" in _metrics(meta) and "| lora_r | `4` |" in text
+    assert "model.safetensors" in {p.name for p in dst.iterdir()}
+
+
 # --------------------------------------------------------------------------- demo app
 
 
@@ -345,7 +359,7 @@ def test_demo_app_for_a_hub_model_and_space_push_up_to_the_network(
     assert "upload to someone/tiny-ft-demo failed" in err and TOKEN not in out + err
     assert {p.name for p in app_dir.iterdir()} == {"app.py", "requirements.txt", "README.md"}
     app_text = (app_dir / "app.py").read_text()
-    assert f'MODEL_ID = os.environ.get("MODEL_ID") or {REPO!r}' in app_text
+    assert f'MODEL_ID = os.environ.get("MODEL_ID") or "{REPO}"' in app_text
     assert _card(app_dir)[0]["models"] == [REPO]
 
 

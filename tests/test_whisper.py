@@ -124,3 +124,39 @@ def test_each_epoch_repacks_with_the_same_number_of_windows(
     again = WindowDataset(loaded, examples, "transcribe", pack=True, seed=0)
     again.set_epoch(1)
     assert [[ex.row.id for ex in w] for w in again.windows] == second
+
+
+def test_pack_timestamps_mark_each_utterance(tiny_whisper: Path, tmp_path: Path) -> None:
+    from asrtune.cli import main
+    from tests.conftest import write_dataset
+
+    loaded = load_model(str(tiny_whisper))
+    manifest = write_dataset(tmp_path / "d", 2, seconds=1.0)
+    examples, _ = admit_rows(loaded, load_rows(manifest).rows, "transcribe")
+    item = W.window_item(loaded, examples, "transcribe", timestamps=True)
+    tokenizer = loaded.processor.tokenizer
+    text = "".join(tokenizer.convert_ids_to_tokens(item["labels"]))
+    # clip0 is 1.0 s, then a 0.4-s gap, then clip1 (1.1 s): 0.00-1.00, 1.40-2.50
+    assert "<|0.00|>" in text and "<|1.00|><|1.40|>" in text and "<|2.50|>" in text
+    assert "<|notimestamps|>" not in text
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                str(tiny_whisper),
+                "--train-manifest",
+                str(manifest),
+                "--output_dir",
+                str(tmp_path / "o"),
+                "--pack_timestamps",
+                "--report_to",
+                "none",
+                "--num_train_epochs",
+                "1",
+                "--save_strategy",
+                "no",
+            ]
+        )
+        == 0
+    )

@@ -20,13 +20,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--model-id",
         "--model_id",
         default=None,
-        help="Hub repo the app loads (pushed with asrtune push); default: a copy of the "
-        "model in DIR/model",
+        help="Hub repo the app loads (pushed with asrtune push); none: a copy of the model "
+        "in DIR/model",
     )
     parser.add_argument(
-        "--language", default=None, help="default language code (default: the training data's)"
+        "--language", default=None, help="the app's language code; none: the training data's"
     )
-    parser.add_argument("--title", default=None, help="app title (default: the model's name)")
+    parser.add_argument("--title", default=None, help="app title; none: the model's name")
     parser.add_argument(
         "--push-space",
         "--push_space",

@@ -21,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--quantization",
         default=None,
         choices=CT2_QUANTIZATIONS,
-        help="ct2 weight type (default: keep the model's)",
+        help="ct2 weight type; none: the model's own",
     )
     parser.add_argument("--output", required=True, help="folder to write (new or empty)")
     return parser

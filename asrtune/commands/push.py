@@ -24,16 +24,18 @@ def build_parser() -> argparse.ArgumentParser:
         dest="mode",
         action="store_const",
         const="merged",
-        help="publish a LoRA adapter merged into its base (a standalone model)",
+        default=argparse.SUPPRESS,
+        help="publish a LoRA adapter merged into its base (a standalone model); without "
+        "--merged or --adapter: the adapter when its base is on the Hub, else merged",
     )
     mode.add_argument(
         "--adapter",
         dest="mode",
         action="store_const",
         const="adapter",
+        default=argparse.SUPPRESS,
         help="publish the LoRA adapter itself (its base must be on the Hub)",
     )
-    parser.set_defaults(mode="auto")
     parser.add_argument(
         "--base-model",
         "--base_model",
@@ -52,13 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--baseline_report",
         default=None,
         help="eval report of the base model (asrtune eval --output) for a before/after "
-        "comparison; default: OUT/baseline_results.json if present",
+        "comparison; none: OUT/baseline_results.json if present",
     )
     parser.add_argument(
         "--language",
         action="append",
         default=None,
-        help="language code for the card (repeatable); default: from the training data",
+        help="language code for the card (repeatable); none: the training data's",
     )
     parser.add_argument(
         "--commit-message", "--commit_message", default=None, help="Hub commit message"
@@ -83,7 +85,7 @@ def run(argv: list[str]) -> int:
         args.out,
         args.repo,
         private=args.private,
-        mode=args.mode,
+        mode=getattr(args, "mode", "auto"),
         base_model=args.base_model,
         dataset_repo=args.dataset_repo,
         baseline_report=args.baseline_report,

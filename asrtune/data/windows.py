@@ -35,11 +35,22 @@ class WindowDataset(torch.utils.data.Dataset):
     epoch (same number of windows, so an epoch's length never changes)."""
 
     def __init__(
-        self, loaded: LoadedModel, examples: list[Example], task: str, pack: bool, seed: int
+        self,
+        loaded: LoadedModel,
+        examples: list[Example],
+        task: str,
+        pack: bool,
+        seed: int,
+        item_options: dict[str, Any] | None = None,
     ) -> None:
         self.loaded, self.examples, self.task, self.seed = loaded, examples, task, seed
+        self.options = item_options or {}  # family options, e.g. {"timestamps": True}
         adapter = loaded.adapter
-        self.items = [adapter.pack_item(loaded, ex, task) for ex in examples] if pack else None
+        self.items = (
+            [adapter.pack_item(loaded, ex, task, **self.options) for ex in examples]
+            if pack
+            else None
+        )
         self.windows: list[list[Example]] = [[ex] for ex in examples]
         self.epoch = -1
         self.set_epoch(0)
@@ -81,4 +92,5 @@ class WindowDataset(torch.utils.data.Dataset):
         return sum(ex.row.duration or 0.0 for window in self.windows for ex in window)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        return self.loaded.adapter.window_item(self.loaded, self.windows[index], self.task)
+        window = self.windows[index]
+        return self.loaded.adapter.window_item(self.loaded, window, self.task, **self.options)

@@ -34,6 +34,8 @@ LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"]
 # speech, enough for byte-heavy scripts, and it stops a looping hypothesis from holding a
 # whole batch to the 448-token limit.
 TOKENS_PER_SECOND_CAP = 25
+SUPPORTS_TIMESTAMPS = True
+TIMESTAMP_STEP_SECONDS = 0.02
 
 
 def load_processor(path: str, fallback: str | None = None) -> WhisperProcessor:
@@ -124,17 +126,51 @@ def text_tokens(loaded: LoadedModel, text: str) -> list[int]:
 
 
 def encode_labels(
-    loaded: LoadedModel, texts: Sequence[str], language: str | None, task: str
+    loaded: LoadedModel,
+    texts: Sequence[str],
+    language: str | None,
+    task: str,
+    spans: Sequence[tuple[float, float]] | None = None,
 ) -> list[int]:
-    """Labels for one window holding ``texts`` in order (see the module docstring)."""
+    """Labels for one window holding ``texts`` in order (see the module docstring).
+
+    With ``spans`` (start, end seconds in the window, one per text) each text is wrapped in
+    timestamp tokens, ``<|1.20|> text <|3.48|>``, and ``<|notimestamps|>`` is left out.
+    """
     ids = label_prefix(loaded, language, task)
-    for text in texts:
-        ids += text_tokens(loaded, text)
+    if spans is None:
+        for text in texts:
+            ids += text_tokens(loaded, text)
+    else:
+        ids = ids[:-1]  # drop <|notimestamps|>
+        for text, (start, end) in zip(texts, spans, strict=True):
+            ids += [timestamp_token(loaded, start), *text_tokens(loaded, text)]
+            ids.append(timestamp_token(loaded, end))
     return [*ids, loaded.processor.tokenizer.eos_token_id]
 
 
-def window_item(loaded: LoadedModel, window: Sequence[Example], task: str) -> dict[str, Any]:
-    """One training item from utterances sharing a window, joined by short silences.
+def timestamp_token(loaded: LoadedModel, seconds: float) -> int:
+    """The ``<|s.ss|>`` token nearest ``seconds`` (Whisper's 0.02-s grid, 0–30 s)."""
+    step = TIMESTAMP_STEP_SECONDS
+    seconds = min(max(round(seconds / step) * step, 0.0), limits(loaded).max_seconds)
+    return _token_id(loaded, f"<|{seconds:.2f}|>")
+
+
+def window_spans(window: Sequence[Example]) -> list[tuple[float, float]]:
+    """(start, end) seconds of each utterance in a window built by :func:`window_item`."""
+    spans, start = [], 0.0
+    for ex in window:
+        end = start + (ex.row.duration or 0.0)
+        spans.append((start, end))
+        start = end + PACK_GAP_SECONDS
+    return spans
+
+
+def window_item(
+    loaded: LoadedModel, window: Sequence[Example], task: str, timestamps: bool = False
+) -> dict[str, Any]:
+    """One training item from utterances sharing a window, joined by short silences;
+    ``timestamps`` marks each utterance's start and end in the labels.
 
     Returns ``{"input_features": (n_mels, n_frames) float32, "labels": list[int]}``.
     """
@@ -147,7 +183,9 @@ def window_item(loaded: LoadedModel, window: Sequence[Example], task: str) -> di
         pieces.append(load_row_audio(ex.row))
     audio = np.concatenate(pieces)[: extractor.n_samples]
     features = extractor(audio, sampling_rate=SAMPLE_RATE, return_tensors="pt").input_features
-    labels = encode_labels(loaded, [ex.row.text for ex in window], window[0].language, task)
+    spans = window_spans(window) if timestamps else None
+    texts = [ex.row.text for ex in window]
+    labels = encode_labels(loaded, texts, window[0].language, task, spans)
     return {"input_features": features[0], "labels": labels}
 
 
@@ -156,9 +194,12 @@ def label_overhead(loaded: LoadedModel) -> int:
     return (3 if is_multilingual(loaded) else 1) + 1
 
 
-def pack_item(loaded: LoadedModel, example: Example, task: str) -> PackItem:
-    """Packing size of an example: its seconds and its text tokens (prompt excluded)."""
-    overhead = label_overhead(loaded)
+def pack_item(
+    loaded: LoadedModel, example: Example, task: str, timestamps: bool = False
+) -> PackItem:
+    """Packing size of an example: its seconds and its text tokens (prompt excluded), plus
+    its two timestamp tokens when ``timestamps``."""
+    overhead = label_overhead(loaded) - (2 if timestamps else 0)
     duration = example.row.duration or limits(loaded).max_seconds
     return PackItem(duration, example.num_tokens - overhead, example.language or "")
 

@@ -102,16 +102,22 @@ def describe(out: str | Path) -> ModelInfo:
         raise AsrtuneError(f"{out} is not a folder")
     if not (out / "config.json").is_file() and not (out / "adapter_config.json").is_file():
         raise AsrtuneError(f"{out} holds no model (no config.json or adapter_config.json)")
-    training_config = read_json(out / "training_config.json") or {}
     base = adapter_base(str(out))
+    # OUT/merged of a LoRA run: the run's reports and base are in OUT
+    run = out
+    if not (out / "training_config.json").is_file() and adapter_base(str(out.parent)):
+        run = out.parent
+    training_config = read_json(run / "training_config.json") or {}
     return ModelInfo(
         path=out,
         family=detect_family(str(out)),
         is_adapter=base is not None,
-        base_model=base or training_config.get("model", {}).get("model"),
+        base_model=base
+        or (adapter_base(str(run)) if run != out else None)
+        or training_config.get("model", {}).get("model"),
         training_config=training_config,
-        train_results=read_json(out / "train_results.json") or {},
-        eval_results=read_json(out / "eval_results.json"),
+        train_results=read_json(run / "train_results.json") or {},
+        eval_results=read_json(run / "eval_results.json"),
     )
 
 

@@ -270,7 +270,7 @@ def build_card(
     if hub_base:
         meta["base_model"] = hub_base
         meta["base_model_relation"] = {"adapter": "adapter", "merged": "merge"}.get(
-            bundle.kind, "finetune"
+            bundle.kind, "merge" if info.lora else "finetune"
         )
     if langs:
         meta["language"] = langs
@@ -283,11 +283,12 @@ def build_card(
         meta["metrics"] = ["wer", "cer"]
         meta["model-index"] = model_index(name, info, baseline, dataset_repo)
 
+    kind = "merged" if bundle.kind == "model" and info.lora else bundle.kind
     what = {
         "adapter": "A LoRA adapter for",
         "merged": "A LoRA fine-tune, merged into a standalone model, of",
         "model": "A fine-tuned version of",
-    }[bundle.kind]
+    }[kind]
     lang_text = f" ({', '.join(langs)})" if langs else ""
     usage = recipe.usage(
         UsageContext(

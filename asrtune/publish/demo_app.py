@@ -10,6 +10,7 @@ environment variable overrides both. A LoRA adapter is merged onto its base on l
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import logging
 from pathlib import Path
 from string import Template
@@ -48,7 +49,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 import torch
-from transformers import $model_class, $processor_class
+from transformers import $transformers_imports
 
 HERE = Path(__file__).resolve().parent
 MODEL_ID = os.environ.get("MODEL_ID") or $model_id
@@ -114,7 +115,6 @@ def to_mono_16k(audio) -> np.ndarray:
 @torch.inference_mode()
 def decode(model, processor, samples: np.ndarray, language: str | None) -> str:
 $decode
-
 
 def transcribe(audio, language: str | None = None) -> str:
     """Text of ``audio`` (a (rate, samples) tuple or a file path)."""
@@ -210,9 +210,10 @@ def write_demo_app(
             base = bundle.base_model
         app = _APP.substitute(
             title=title,
-            title_repr=repr(title),
-            model_id=repr(model_id or BUNDLED_MODEL_DIR),
-            language=repr(default_language or ""),
+            title_repr=json.dumps(title),
+            model_id=json.dumps(model_id or BUNDLED_MODEL_DIR),
+            language=json.dumps(default_language or ""),
+            transformers_imports=", ".join(sorted({recipe.model_class, recipe.processor_class})),
             model_class=recipe.model_class,
             processor_class=recipe.processor_class,
             decode=recipe.app_decode,

@@ -171,8 +171,12 @@ def _voxtral_usage(ctx: UsageContext) -> str:
         + _READ_AUDIO
         + "extractor = processor.feature_extractor  # its chunks: 30 s for Voxtral\n"
         + "inputs = processor.apply_transcription_request(\n"
-        + f"    audio=audio, model_id=model_id, language={_py(ctx.language)},\n"
-        + '    sampling_rate=16000, format=["wav"], return_tensors="pt",\n'
+        + "    audio=audio,\n"
+        + "    model_id=model_id,\n"
+        + f"    language={_py(ctx.language)},\n"
+        + "    sampling_rate=16000,\n"
+        + '    format=["wav"],\n'
+        + '    return_tensors="pt",\n'
         + "    audio_kwargs={\n"
         + '        "pad_to_multiple_of": int(extractor.n_samples),\n'
         + '        "max_source_positions": int(extractor.nb_max_frames),\n'

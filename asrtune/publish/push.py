@@ -53,8 +53,9 @@ def publish_files(
 ) -> Iterator[dict[str, Path | bytes]]:
     """Everything to upload for ``out`` as ``repo_id``: ``path in repo → file or content``."""
     check_repo_id(repo_id)
-    if base_model is not None:
-        check_repo_id(base_model)
+    for other in (base_model, dataset_repo):
+        if other is not None:
+            check_repo_id(other)
     with model_bundle(out, mode, base_model) as bundle:
         baseline = load_baseline(bundle.info, baseline_report)
         files = dict(bundle.files)
