@@ -25,6 +25,17 @@ FAMILIES: dict[str, str] = {
 }
 
 
+# Generated tokens allowed per second of audio when the caller sets no cap: about 5x normal
+# speech, enough for byte-heavy scripts, and it stops a looping hypothesis from holding a
+# whole batch until the model's length limit.
+TOKENS_PER_SECOND_CAP = 25
+
+
+def token_budget(seconds: float, requested: int | None = None) -> int:
+    """New tokens to allow for ``seconds`` of audio: ``requested``, or 32 + 25/s."""
+    return requested or int(32 + TOKENS_PER_SECOND_CAP * seconds)
+
+
 @dataclass(frozen=True)
 class Limits:
     """What one training item may hold: seconds of audio and label tokens."""

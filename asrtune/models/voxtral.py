@@ -33,7 +33,7 @@ from asrtune.data.audio import SAMPLE_RATE, load_row_audio
 from asrtune.data.batching import PACK_GAP_SECONDS, PackItem, WindowPacker
 from asrtune.data.windows import Example
 from asrtune.errors import AsrtuneError
-from asrtune.models import Limits, LoadedModel
+from asrtune.models import Limits, LoadedModel, token_budget
 
 log = logging.getLogger("asrtune")
 
@@ -47,8 +47,6 @@ MAX_AUDIO_SECONDS = 1800
 PROMPT_OVERHEAD = 32
 # Value that pads input_ids on the right ("<pad>" in every tekken file; masked out anyway).
 PAD_TOKEN_ID = 11
-# Cap on generated tokens per second of audio when the caller sets none (as for Whisper).
-TOKENS_PER_SECOND_CAP = 25
 QUANTIZATIONS = ("4bit", "8bit")
 # Kept in bf16 when the language model is quantized (QLoRA): the audio path and the output
 # layer.
@@ -352,7 +350,7 @@ def _token_budget(
     loaded: LoadedModel, audios: Sequence[np.ndarray], prompt_len: int, requested: int | None
 ) -> int:
     seconds = max(len(a) for a in audios) / SAMPLE_RATE
-    budget = requested or int(32 + TOKENS_PER_SECOND_CAP * seconds)
+    budget = token_budget(seconds, requested)
     room = core_model(loaded.model).config.text_config.max_position_embeddings - prompt_len
     return max(1, min(budget, room))
 

@@ -25,15 +25,11 @@ from asrtune.data.batching import (
 )
 from asrtune.data.windows import Example
 from asrtune.errors import AsrtuneError
-from asrtune.models import Limits, LoadedModel
+from asrtune.models import Limits, LoadedModel, token_budget
 
 FAMILY = "whisper"
 LORA_TASK_TYPE = None  # peft's SEQ_2_SEQ_LM wrapper passes input_ids, which Whisper lacks
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"]
-# Cap on generated tokens per second of audio when the caller sets none: about 5x normal
-# speech, enough for byte-heavy scripts, and it stops a looping hypothesis from holding a
-# whole batch to the 448-token limit.
-TOKENS_PER_SECOND_CAP = 25
 SUPPORTS_TIMESTAMPS = True
 TIMESTAMP_STEP_SECONDS = 0.02
 
@@ -262,7 +258,7 @@ def _token_budget(loaded: LoadedModel, audios: Sequence[np.ndarray], requested: 
     never more than the decoder's positions leave after the prompt."""
     extractor = loaded.processor.feature_extractor
     window_seconds = min(max(len(a) for a in audios), extractor.n_samples) / SAMPLE_RATE
-    budget = requested or int(32 + TOKENS_PER_SECOND_CAP * window_seconds)
+    budget = token_budget(window_seconds, requested)
     return min(budget, loaded.model.config.max_target_positions - 4)
 
 
