@@ -2,8 +2,9 @@
 
 Reference (the seq2seq fine-tuning article): each clip's log-mel padded to 30 s by the
 processor in a ``map`` step, ``DataCollatorSpeechSeq2SeqWithPadding``-style collation,
-``Seq2SeqTrainer``, lr 1e-5, batch 8, linear schedule. asrtune: ``asrtune train`` with its
-defaults (packed windows). Both are evaluated on the same rows with the same code
+``Seq2SeqTrainer``, lr 1e-5, batch 8, linear schedule, ``epochs`` epochs. asrtune:
+``asrtune train`` with its defaults (packed windows, its own number of epochs unless
+``asrtune_epochs`` says otherwise). Both are evaluated on the same rows with the same code
 (:func:`asrtune.evaluate.evaluate_rows`) after every epoch; evaluation time never counts as
 training time. Whisper only (the reference recipe is Whisper's).
 """
@@ -21,6 +22,7 @@ import torch
 from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallback
 
 from asrtune.api import train as asrtune_train
+from asrtune.config import TRAINING_DEFAULTS
 from asrtune.data.audio import load_row_audio
 from asrtune.data.manifest import Row
 from asrtune.data.rows import load_rows
@@ -38,7 +40,8 @@ class BenchOptions:
     train_manifest: str
     eval_manifest: str
     output_dir: str = "bench-out"
-    epochs: float = 2
+    epochs: float = 2  # the reference's
+    asrtune_epochs: float | None = None  # None: asrtune's own default
     budget_seconds: float | None = None  # stop each recipe after this much training
     reference_batch_size: int = 8
     reference_learning_rate: float = 1e-5
@@ -170,8 +173,9 @@ def run_reference(options: BenchOptions, rows: list[Row], eval_rows: list[Row]) 
 
 
 def run_asrtune(options: BenchOptions, baseline_wer: float) -> RecipeResult:
+    epochs = options.asrtune_epochs or TRAINING_DEFAULTS["num_train_epochs"]
     overrides = {
-        "num_train_epochs": options.epochs if options.budget_seconds is None else 1000,
+        "num_train_epochs": epochs if options.budget_seconds is None else 1000,
         "report_to": "none",
         "save_strategy": "no",
         "load_best_model_at_end": False,

@@ -28,13 +28,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="rows both recipes are evaluated on",
     )
     budget = parser.add_mutually_exclusive_group()
-    budget.add_argument("--epochs", type=float, default=2, help="epochs for each recipe")
+    budget.add_argument("--epochs", type=float, default=2, help="the reference recipe's epochs")
     budget.add_argument(
         "--budget-seconds",
         "--budget_seconds",
         type=float,
         default=None,
         help="instead of epochs: training seconds for each recipe",
+    )
+    parser.add_argument(
+        "--asrtune-epochs",
+        "--asrtune_epochs",
+        type=float,
+        default=None,
+        help="asrtune's epochs (default: asrtune train's default)",
     )
     parser.add_argument("--output", default="bench.json", help="results (JSON)")
     parser.add_argument(
@@ -63,6 +70,7 @@ def run(argv: list[str]) -> int:
             eval_manifest=args.eval_manifest,
             output_dir=args.output_dir,
             epochs=args.epochs,
+            asrtune_epochs=args.asrtune_epochs,
             budget_seconds=args.budget_seconds,
             seed=args.seed,
         )

@@ -1,0 +1,66 @@
+"""asrtune bench on a tiny model: both recipes run, results have the promised shape."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from asrtune.bench import ReferenceCollator, reference_features, time_to_wer
+from asrtune.cli import main
+from asrtune.data.rows import load_rows
+from asrtune.models import load_model
+from tests.conftest import write_dataset
+
+
+def test_time_to_wer() -> None:
+    curve = [(0.0, 0.8), (10.0, 0.3), (20.0, 0.2), (30.0, 0.1)]
+    assert time_to_wer(curve, 0.25) == 20.0
+    assert time_to_wer(curve, 0.05) is None
+
+
+def test_reference_collator_pads_labels_and_strips_the_start_token(
+    tiny_whisper_en: Path, dataset: Path
+) -> None:
+    loaded = load_model(str(tiny_whisper_en))
+    prepared = reference_features(loaded, load_rows(dataset).rows[:3])
+    start = loaded.model.config.decoder_start_token_id
+    assert all(p["labels"][0] == start for p in prepared)  # the article's tokenizer output
+    batch = ReferenceCollator(loaded.processor, start)(prepared)
+    assert batch["input_features"].shape == (3, 80, 3000)
+    assert (batch["labels"][:, 0] != start).all()
+    longest = max(len(p["labels"]) for p in prepared) - 1
+    assert batch["labels"].shape == (3, longest) and (batch["labels"] == -100).any()
+
+
+def test_bench_cli_writes_results(tiny_whisper_en: Path, tmp_path: Path) -> None:
+    train = write_dataset(tmp_path / "train", 8)
+    test = write_dataset(tmp_path / "test", 3)
+    out = tmp_path / "bench.json"
+    assert (
+        main(
+            [
+                "bench",
+                "--model",
+                str(tiny_whisper_en),
+                "--train-manifest",
+                str(train),
+                "--eval-manifest",
+                str(test),
+                "--epochs",
+                "1",
+                "--asrtune-epochs",
+                "2",
+                "--output",
+                str(out),
+                "--output-dir",
+                str(tmp_path / "runs"),
+            ]
+        )
+        == 0
+    )
+    result = json.loads(out.read_text())
+    for name in ("reference", "asrtune"):
+        assert {"audio_seconds_per_second", "train_seconds", "wer"} <= set(result[name])
+        assert result[name]["curve"][0][0] == 0.0
+    assert len(result["reference"]["curve"]) == 2 and len(result["asrtune"]["curve"]) == 3
+    assert result["throughput_ratio"] > 0
