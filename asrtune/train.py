@@ -10,32 +10,28 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
-from transformers import Trainer, TrainerCallback, set_seed
+from transformers import Trainer, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from asrtune.config import TrainJob
-from asrtune.data.batching import DurationBatchSampler
-from asrtune.data.manifest import BadRow, Row
-from asrtune.data.rows import (
-    LoadedRows,
-    combine,
-    eval_source,
-    hub_options,
-    load_rows,
-    training_sources,
-)
-from asrtune.data.sources import stream_source
-from asrtune.data.streaming import Stream, StreamingWindows
-from asrtune.data.windows import Example, WindowDataset
+from asrtune.data.manifest import Row
 from asrtune.errors import AsrtuneError
-from asrtune.evaluate import EvalResult, evaluate_rows, write_report
+from asrtune.evaluate import EvalResult, write_report
 from asrtune.models import LoadedModel, load_model
+from asrtune.trainer import AsrTrainer
+from asrtune.training_data import (
+    SkipLog,
+    build_finite_dataset,
+    build_stream_dataset,
+    load_eval_rows,
+    load_training_rows,
+)
 from asrtune.transcribe import DecodingOptions
 
 log = logging.getLogger("asrtune")
@@ -46,116 +42,6 @@ class TrainResult:
     output_dir: Path
     train_metrics: dict[str, Any]
     eval_result: EvalResult | None
-
-
-class EpochSetter(TrainerCallback):
-    """Tells the training dataset each new epoch (repacking), in every process."""
-
-    def __init__(self, dataset: Any) -> None:
-        self.dataset = dataset
-
-    def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if hasattr(self.dataset, "set_epoch"):
-            self.dataset.set_epoch(int(state.epoch or 0))
-
-
-class AsrTrainer(Trainer):
-    """A Trainer whose evaluation is generation + corpus WER/CER (the same code as
-    ``asrtune eval``), so best-checkpoint selection by WER needs no extra machinery.
-
-    Each evaluation also logs ``eval_train_seconds``: training time so far, evaluation
-    excluded (time-to-WER curves).
-    """
-
-    def __init__(
-        self,
-        *args: Any,
-        loaded: LoadedModel,
-        eval_rows: list[Row],
-        decoding: DecodingOptions,
-        max_batch_seconds: float | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(*args, eval_dataset=eval_rows or None, **kwargs)
-        self.loaded, self.eval_rows, self.decoding = loaded, eval_rows, decoding
-        self.max_batch_seconds = max_batch_seconds
-        self.last_eval: EvalResult | None = None
-        self.clock_start: float | None = None
-        self.eval_seconds = 0.0
-        self.add_callback(EpochSetter(self.train_dataset))
-
-    def get_train_dataloader(self) -> Any:
-        """Duration-bucketed batches when ``max_batch_seconds`` is set, else Trainer's own."""
-        if self.max_batch_seconds is None or not hasattr(self.train_dataset, "window_seconds"):
-            return super().get_train_dataloader()
-        sampler = DurationBatchSampler(
-            self.train_dataset.window_seconds(),
-            self.max_batch_seconds,
-            max_batch_items=self.args.per_device_train_batch_size,
-            seed=self.args.seed,
-        )
-        loader = torch.utils.data.DataLoader(
-            self.train_dataset,
-            batch_sampler=sampler,
-            collate_fn=self.data_collator,
-            num_workers=self.args.dataloader_num_workers,
-            pin_memory=self.args.dataloader_pin_memory and torch.cuda.is_available(),
-        )
-        return self.accelerator.prepare(loader)
-
-    def train(self, *args: Any, **kwargs: Any) -> Any:
-        self.clock_start, self.eval_seconds = time.perf_counter(), 0.0
-        return super().train(*args, **kwargs)
-
-    def evaluate(
-        self, eval_dataset: Any = None, ignore_keys: Any = None, metric_key_prefix: str = "eval"
-    ) -> dict[str, float]:
-        started = time.perf_counter()
-        current = LoadedModel(self.model, self.loaded.processor, self.loaded.family, "training")
-        result = evaluate_rows(current, self.eval_rows, self.decoding, progress=True)
-        self.last_eval = result
-        metrics = {
-            f"{metric_key_prefix}_{key}": value
-            for key, value in result.report().items()
-            if key in ("wer", "cer", "wer_unnormalized", "num_samples")
-        }
-        metrics[f"{metric_key_prefix}_runtime"] = round(result.seconds, 2)
-        if self.clock_start is not None:
-            trained = started - self.clock_start - self.eval_seconds
-            metrics[f"{metric_key_prefix}_train_seconds"] = round(trained, 2)
-            self.eval_seconds += time.perf_counter() - started
-        self.log(metrics)
-        self.control = self.callback_handler.on_evaluate(
-            self.args, self.state, self.control, metrics
-        )
-        return metrics
-
-
-def check_rows(sources: list[LoadedRows], drop_invalid: bool, out_dir: Path) -> int:
-    """Stop on invalid rows unless ``drop_invalid``; then list them in OUT/dropped.jsonl.
-
-    Returns the number of rows dropped.
-    """
-    invalid = [(lr.source, bad) for lr in sources for bad in lr.invalid]
-    if not invalid:
-        return 0
-    for source, bad in invalid[:10]:
-        log.warning("%s line %s: %s (%s)", source, bad.line, bad.reason, bad.audio_path)
-    if not drop_invalid:
-        raise AsrtuneError(
-            f"{len(invalid)} invalid row(s) in {', '.join(lr.source for lr in sources)} "
-            "(listed above); fix them or pass --drop_invalid"
-        )
-    _write_jsonl(out_dir / "dropped.jsonl", [{"source": src, **b.as_dict()} for src, b in invalid])
-    log.warning("dropped %d invalid row(s): see %s", len(invalid), out_dir / "dropped.jsonl")
-    return len(invalid)
-
-
-def _write_jsonl(path: Path, records: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
 def build_model(job: TrainJob) -> LoadedModel:
@@ -200,111 +86,6 @@ def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
     """(trainable, total) parameter counts."""
     total = sum(p.numel() for p in model.parameters())
     return sum(p.numel() for p in model.parameters() if p.requires_grad), total
-
-
-def admit_row(loaded: LoadedModel, row: Row, task: str) -> Any:
-    """The family's Example for a row, or the reason it is over the model's limits."""
-    adapter = loaded.adapter
-    lim = adapter.limits(loaded)
-    labels = adapter.encode_labels(loaded, [row.text], row.language, task)
-    if row.duration and row.duration > lim.max_seconds:
-        return f"audio {row.duration:.1f} s > {lim.max_seconds:g} s"
-    if len(labels) > lim.max_label_tokens:
-        return f"{len(labels)} label tokens > {lim.max_label_tokens}"
-    return Example(row, row.language, len(labels))
-
-
-def admit_rows(
-    loaded: LoadedModel, rows: list[Row], task: str
-) -> tuple[list[Any], list[dict[str, Any]]]:
-    """Split rows into trainable examples and those over the model's limits (with reasons)."""
-    examples, skipped = [], []
-    for row in rows:
-        admitted = admit_row(loaded, row, task)
-        if isinstance(admitted, str):
-            skipped.append(_skip_record(row, admitted))
-        else:
-            examples.append(admitted)
-    return examples, skipped
-
-
-def _skip_record(row: Row, reason: str) -> dict[str, Any]:
-    return {"id": row.id, "line": row.line, "audio_path": row.audio_path, "reason": reason}
-
-
-def load_training_rows(job: TrainJob, out: Path) -> tuple[list[Row], int]:
-    """Rows of every training source, checked, mixed by weight; and how many were dropped."""
-    specs = training_sources(job.data)
-    loaded = [load_rows(spec, job.model.language, hub_options(job.data)) for spec in specs]
-    dropped = check_rows(loaded, job.data.drop_invalid, out)
-    return combine(loaded, specs, job.training.seed), dropped
-
-
-def load_eval_rows(job: TrainJob, out: Path) -> list[Row]:
-    spec = eval_source(job.data)
-    if spec is None:
-        return []
-    loaded = load_rows(
-        spec, job.model.language, hub_options(job.data), limit=job.data.max_eval_samples
-    )
-    check_rows([loaded], job.data.drop_invalid, out / "eval")
-    return loaded.rows[: job.data.max_eval_samples]
-
-
-class SkipLog:
-    """Appends rows left out of a stream to OUT/skipped.jsonl (workers append too)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("")
-
-    def add(self, record: dict[str, Any]) -> None:
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-
-    def records(self) -> list[dict[str, Any]]:
-        return [json.loads(x) for x in self.path.read_text(encoding="utf-8").splitlines()]
-
-
-def build_stream_dataset(job: TrainJob, loaded: LoadedModel, skips: SkipLog) -> Any:
-    """--streaming: rows are read, checked, packed and featurized as training goes."""
-    adapter, task, language = loaded.adapter, job.model.task, job.model.language
-    options = item_options(job, loaded)
-    if not hasattr(adapter, "window_item"):
-        raise AsrtuneError(f"--streaming is not supported for {loaded.family} models yet")
-    streams = []
-    for spec in training_sources(job.data):
-        records, to_row = stream_source(spec, hub_options(job.data))
-        records = records.shuffle(seed=job.training.seed, buffer_size=job.data.shuffle_buffer)
-        streams.append(Stream(records, _with_language(to_row, language), spec.weight))
-
-    def admit(row: Row) -> Any:
-        example = admit_row(loaded, row, task)
-        return (
-            example
-            if isinstance(example, str)
-            else (example, adapter.pack_item(loaded, example, task))
-        )
-
-    return StreamingWindows(
-        streams,
-        admit=admit,
-        make_item=lambda window: adapter.window_item(loaded, window, task, **options),
-        packer=adapter.packer(loaded, task, language) if job.data.pack else None,
-        on_skip=skips.add,
-        seed=job.training.seed,
-    )
-
-
-def _with_language(to_row: Any, language: str | None) -> Any:
-    def wrapped(record: dict, index: int) -> Row | BadRow:
-        row = to_row(record, index)
-        if isinstance(row, Row) and language and not row.language:
-            return replace(row, language=language)
-        return row
-
-    return wrapped
 
 
 def build_trainer(
@@ -371,48 +152,6 @@ def final_evaluation(trainer: AsrTrainer) -> EvalResult:
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
-
-
-def item_options(job: TrainJob, loaded: LoadedModel) -> dict[str, Any]:
-    """Family options for training items; asking for one the family lacks is an error."""
-    if not job.data.pack_timestamps:
-        return {}
-    if not getattr(loaded.adapter, "SUPPORTS_TIMESTAMPS", False):
-        raise AsrtuneError(f"--pack_timestamps is not supported for {loaded.family} models")
-    if not job.data.pack:
-        raise AsrtuneError("--pack_timestamps marks packed utterances: drop --no_pack")
-    return {"timestamps": True}
-
-
-def build_finite_dataset(
-    job: TrainJob, loaded: LoadedModel, rows: list[Row], out: Path
-) -> tuple[Any, list[dict[str, Any]]]:
-    examples, skipped = admit_rows(loaded, rows, job.model.task)
-    if skipped:
-        _write_jsonl(out / "skipped.jsonl", skipped)
-        log.warning(
-            "left out %d row(s) over the model's limits, e.g. %s: see %s",
-            len(skipped),
-            skipped[0]["id"],
-            out / "skipped.jsonl",
-        )
-    if not examples:
-        raise AsrtuneError("no training rows left after the checks")
-    dataset = WindowDataset(
-        loaded,
-        examples,
-        job.model.task,
-        job.data.pack,
-        job.training.seed,
-        item_options(job, loaded),
-    )
-    log.info(
-        "%d utterances (%.0f s of audio) in %d training items",
-        len(examples),
-        dataset.audio_seconds(),
-        len(dataset),
-    )
-    return dataset, skipped
 
 
 def train(job: TrainJob, trainer_hook: Callable[[AsrTrainer], None] | None = None) -> TrainResult:

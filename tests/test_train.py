@@ -15,7 +15,7 @@ from asrtune.data.rows import load_rows
 from asrtune.data.windows import WindowDataset
 from asrtune.models import load_model
 from asrtune.models import whisper as W
-from asrtune.train import admit_rows
+from asrtune.training_data import admit_rows
 
 FAST = [
     "--report_to",

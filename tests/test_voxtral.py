@@ -20,7 +20,7 @@ from asrtune.errors import AsrtuneError
 from asrtune.models import LoadedModel, load_model
 from asrtune.models import voxtral as V
 from asrtune.models.tiny_voxtral import AUDIO_TOKEN_ID, make_tiny_voxtral
-from asrtune.train import admit_rows
+from asrtune.training_data import admit_rows
 from tests.conftest import tone, write_dataset
 
 BOS, EOS, INST, END_INST, BEGIN_AUDIO, TRANSCRIBE, PAD = 1, 2, 3, 4, 25, 34, 11

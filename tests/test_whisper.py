@@ -12,7 +12,7 @@ from asrtune.data.windows import WindowDataset
 from asrtune.errors import AsrtuneError
 from asrtune.models import detect_family, load_model
 from asrtune.models import whisper as W
-from asrtune.train import admit_rows
+from asrtune.training_data import admit_rows
 from tests.conftest import tone
 
 

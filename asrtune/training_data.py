@@ -1,0 +1,205 @@
+"""Training data for ``asrtune train``: sources → checked rows → admitted examples → dataset.
+
+Nothing is dropped silently: invalid rows stop training (or, with --drop_invalid, go to
+OUT/dropped.jsonl); rows over the model's limits go to OUT/skipped.jsonl.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from asrtune.config import TrainJob
+from asrtune.data.manifest import BadRow, Row
+from asrtune.data.rows import (
+    LoadedRows,
+    combine,
+    eval_source,
+    hub_options,
+    load_rows,
+    training_sources,
+)
+from asrtune.data.sources import stream_source
+from asrtune.data.streaming import Stream, StreamingWindows
+from asrtune.data.windows import Example, WindowDataset
+from asrtune.errors import AsrtuneError
+from asrtune.models import LoadedModel
+
+log = logging.getLogger("asrtune")
+
+
+def check_rows(sources: list[LoadedRows], drop_invalid: bool, out_dir: Path) -> int:
+    """Stop on invalid rows unless ``drop_invalid``; then list them in OUT/dropped.jsonl.
+
+    Returns the number of rows dropped.
+    """
+    invalid = [(lr.source, bad) for lr in sources for bad in lr.invalid]
+    if not invalid:
+        return 0
+    for source, bad in invalid[:10]:
+        log.warning("%s line %s: %s (%s)", source, bad.line, bad.reason, bad.audio_path)
+    if not drop_invalid:
+        raise AsrtuneError(
+            f"{len(invalid)} invalid row(s) in {', '.join(lr.source for lr in sources)} "
+            "(listed above); fix them or pass --drop_invalid"
+        )
+    _write_jsonl(out_dir / "dropped.jsonl", [{"source": src, **b.as_dict()} for src, b in invalid])
+    log.warning("dropped %d invalid row(s): see %s", len(invalid), out_dir / "dropped.jsonl")
+    return len(invalid)
+
+
+def _write_jsonl(path: Path, records: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def admit_row(loaded: LoadedModel, row: Row, task: str) -> Any:
+    """The family's Example for a row, or the reason it is over the model's limits."""
+    adapter = loaded.adapter
+    lim = adapter.limits(loaded)
+    labels = adapter.encode_labels(loaded, [row.text], row.language, task)
+    if row.duration and row.duration > lim.max_seconds:
+        return f"audio {row.duration:.1f} s > {lim.max_seconds:g} s"
+    if len(labels) > lim.max_label_tokens:
+        return f"{len(labels)} label tokens > {lim.max_label_tokens}"
+    return Example(row, row.language, len(labels))
+
+
+def admit_rows(
+    loaded: LoadedModel, rows: list[Row], task: str
+) -> tuple[list[Any], list[dict[str, Any]]]:
+    """Split rows into trainable examples and those over the model's limits (with reasons)."""
+    examples, skipped = [], []
+    for row in rows:
+        admitted = admit_row(loaded, row, task)
+        if isinstance(admitted, str):
+            skipped.append(_skip_record(row, admitted))
+        else:
+            examples.append(admitted)
+    return examples, skipped
+
+
+def _skip_record(row: Row, reason: str) -> dict[str, Any]:
+    return {"id": row.id, "line": row.line, "audio_path": row.audio_path, "reason": reason}
+
+
+def load_training_rows(job: TrainJob, out: Path) -> tuple[list[Row], int]:
+    """Rows of every training source, checked, mixed by weight; and how many were dropped."""
+    specs = training_sources(job.data)
+    loaded = [load_rows(spec, job.model.language, hub_options(job.data)) for spec in specs]
+    dropped = check_rows(loaded, job.data.drop_invalid, out)
+    return combine(loaded, specs, job.training.seed), dropped
+
+
+def load_eval_rows(job: TrainJob, out: Path) -> list[Row]:
+    spec = eval_source(job.data)
+    if spec is None:
+        return []
+    loaded = load_rows(
+        spec, job.model.language, hub_options(job.data), limit=job.data.max_eval_samples
+    )
+    check_rows([loaded], job.data.drop_invalid, out / "eval")
+    return loaded.rows[: job.data.max_eval_samples]
+
+
+class SkipLog:
+    """Appends rows left out of a stream to OUT/skipped.jsonl (workers append too)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("")
+
+    def add(self, record: dict[str, Any]) -> None:
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+    def records(self) -> list[dict[str, Any]]:
+        return [json.loads(x) for x in self.path.read_text(encoding="utf-8").splitlines()]
+
+
+def build_stream_dataset(job: TrainJob, loaded: LoadedModel, skips: SkipLog) -> Any:
+    """--streaming: rows are read, checked, packed and featurized as training goes."""
+    adapter, task, language = loaded.adapter, job.model.task, job.model.language
+    options = item_options(job, loaded)
+    if not hasattr(adapter, "window_item"):
+        raise AsrtuneError(f"--streaming is not supported for {loaded.family} models yet")
+    streams = []
+    for spec in training_sources(job.data):
+        records, to_row = stream_source(spec, hub_options(job.data))
+        records = records.shuffle(seed=job.training.seed, buffer_size=job.data.shuffle_buffer)
+        streams.append(Stream(records, _with_language(to_row, language), spec.weight))
+
+    def admit(row: Row) -> Any:
+        example = admit_row(loaded, row, task)
+        return (
+            example
+            if isinstance(example, str)
+            else (example, adapter.pack_item(loaded, example, task))
+        )
+
+    return StreamingWindows(
+        streams,
+        admit=admit,
+        make_item=lambda window: adapter.window_item(loaded, window, task, **options),
+        packer=adapter.packer(loaded, task, language) if job.data.pack else None,
+        on_skip=skips.add,
+        seed=job.training.seed,
+    )
+
+
+def _with_language(to_row: Any, language: str | None) -> Any:
+    def wrapped(record: dict, index: int) -> Row | BadRow:
+        row = to_row(record, index)
+        if isinstance(row, Row) and language and not row.language:
+            return replace(row, language=language)
+        return row
+
+    return wrapped
+
+
+def item_options(job: TrainJob, loaded: LoadedModel) -> dict[str, Any]:
+    """Family options for training items; asking for one the family lacks is an error."""
+    if not job.data.pack_timestamps:
+        return {}
+    if not getattr(loaded.adapter, "SUPPORTS_TIMESTAMPS", False):
+        raise AsrtuneError(f"--pack_timestamps is not supported for {loaded.family} models")
+    if not job.data.pack:
+        raise AsrtuneError("--pack_timestamps marks packed utterances: drop --no_pack")
+    return {"timestamps": True}
+
+
+def build_finite_dataset(
+    job: TrainJob, loaded: LoadedModel, rows: list[Row], out: Path
+) -> tuple[Any, list[dict[str, Any]]]:
+    examples, skipped = admit_rows(loaded, rows, job.model.task)
+    if skipped:
+        _write_jsonl(out / "skipped.jsonl", skipped)
+        log.warning(
+            "left out %d row(s) over the model's limits, e.g. %s: see %s",
+            len(skipped),
+            skipped[0]["id"],
+            out / "skipped.jsonl",
+        )
+    if not examples:
+        raise AsrtuneError("no training rows left after the checks")
+    dataset = WindowDataset(
+        loaded,
+        examples,
+        job.model.task,
+        job.data.pack,
+        job.training.seed,
+        item_options(job, loaded),
+    )
+    log.info(
+        "%d utterances (%.0f s of audio) in %d training items",
+        len(examples),
+        dataset.audio_seconds(),
+        len(dataset),
+    )
+    return dataset, skipped
