@@ -99,27 +99,31 @@ def detect_family(model: str) -> str:
     raise AsrtuneError(f"cannot tell the model family of {model!r} (known: {', '.join(FAMILIES)})")
 
 
-def inference_placement() -> dict[str, Any]:
-    """``device``/``dtype`` for inference: the GPU in bf16 (fp16 on older GPUs), else the CPU."""
+def inference_placement(adapter: ModuleType) -> dict[str, Any]:
+    """``device``/``dtype`` for inference: the GPU in the family's half precision
+    (``GPU_INFERENCE_DTYPE``), else the CPU in float32 (bf16 weights cost tiny.en 5 points
+    of WER on a CPU, see docs/benchmarks.md)."""
     import torch
 
     if not torch.cuda.is_available():
         return {}
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return {"device": "cuda", "dtype": dtype}
+    name = getattr(adapter, "GPU_INFERENCE_DTYPE", "bfloat16")
+    if name == "bfloat16" and not torch.cuda.is_bf16_supported():
+        name = "float16"
+    return {"device": "cuda", "dtype": getattr(torch, name)}
 
 
 def load_model(model: str, *, for_training: bool = False, **kwargs: Any) -> LoadedModel:
     """Load a model folder, Hub id or LoRA adapter folder with its family's adapter.
 
     For inference an adapter is merged into its base; for training it stays a PeftModel
-    (and the Trainer places it). Inference models go to the GPU when there is one, in bf16
-    where it is supported, unless ``device`` / ``dtype`` say otherwise.
+    (and the Trainer places it). Inference models go to the GPU when there is one, in the
+    family's half precision, unless ``device`` / ``dtype`` say otherwise.
     """
-    if not for_training:
-        kwargs = {**inference_placement(), **kwargs}
     family = detect_family(model)
     adapter = get_family(family)
+    if not for_training:
+        kwargs = {**inference_placement(adapter), **kwargs}
     accepted = inspect.signature(adapter.load).parameters
     if kwargs.get("quantization") and "quantization" not in accepted:
         raise AsrtuneError(f"--quantization is not supported for {family} models")

@@ -48,6 +48,7 @@ PROMPT_OVERHEAD = 32
 # Value that pads input_ids on the right ("<pad>" in every tekken file; masked out anyway).
 PAD_TOKEN_ID = 11
 QUANTIZATIONS = ("4bit", "8bit")
+GPU_INFERENCE_DTYPE = "bfloat16"  # the dtype Voxtral was trained and released in
 # Kept in bf16 when the language model is quantized (QLoRA): the audio path and the output
 # layer.
 NOT_QUANTIZED = ["audio_tower", "multi_modal_projector", "lm_head"]

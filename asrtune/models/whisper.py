@@ -31,6 +31,7 @@ FAMILY = "whisper"
 LORA_TASK_TYPE = None  # peft's SEQ_2_SEQ_LM wrapper passes input_ids, which Whisper lacks
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"]
 SUPPORTS_TIMESTAMPS = True
+GPU_INFERENCE_DTYPE = "float16"  # openai-whisper's own default on CUDA
 TIMESTAMP_STEP_SECONDS = 0.02
 
 
