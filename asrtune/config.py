@@ -16,6 +16,7 @@ import torch
 import yaml
 from transformers import HfArgumentParser, Seq2SeqTrainingArguments
 
+from asrtune.data.rows import eval_source
 from asrtune.errors import AsrtuneError
 
 
@@ -292,7 +293,7 @@ def build_train_job(values: dict[str, Any]) -> TrainJob:
     if model.quantization and not model.lora:
         raise AsrtuneError("--quantization freezes a quantized base: add --lora")
     training_values = _pick(Seq2SeqTrainingArguments, values)
-    if data.eval_manifest:
+    if eval_source(data) is not None:
         save = training_values.get("save_strategy")
         if training_values.get("eval_strategy") in (None, "no"):
             training_values["eval_strategy"] = save if save not in (None, "no") else "epoch"

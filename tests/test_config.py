@@ -43,6 +43,22 @@ def test_eval_runs_each_epoch_even_without_checkpoints() -> None:
     assert job.training.eval_strategy == "epoch"
 
 
+def test_an_eval_split_of_a_hub_dataset_turns_on_evaluation() -> None:
+    job = parse_train_args(
+        [
+            "--model",
+            "m",
+            "--dataset",
+            "me/speech",
+            "--eval_split",
+            "validation",
+            "--output_dir",
+            "out",
+        ]
+    )
+    assert job.training.eval_strategy == "epoch" and job.training.load_best_model_at_end
+
+
 def test_yaml_then_flags(tmp_path: Path) -> None:
     config = tmp_path / "c.yaml"
     config.write_text("model: from-yaml\nlearning-rate: 0.001\nlora: true\nlora_r: 4\n")
