@@ -11,7 +11,7 @@ from asrtune.data.audio import load_row_audio
 from asrtune.data.manifest import Row
 from asrtune.metrics import CorpusScore, UtteranceScore, score_corpus
 from asrtune.models import LoadedModel
-from asrtune.transcribe import DEFAULT_DECODING, DecodingOptions, transcribe_arrays
+from asrtune.transcribe import DEFAULT_DECODING, DecodingOptions, transcribe_lazily
 
 
 @dataclass(frozen=True)
@@ -36,9 +36,15 @@ def evaluate_rows(
     start = time.perf_counter()
     was_training = loaded.model.training
     loaded.model.eval()
-    audios = [load_row_audio(r) for r in rows]
     languages = [r.language or options.language for r in rows]
-    hypotheses = transcribe_arrays(loaded, audios, options, languages, progress)
+    hypotheses = transcribe_lazily(
+        loaded,
+        [r.duration or 0.0 for r in rows],
+        lambda i: load_row_audio(rows[i]),
+        options,
+        languages,
+        progress,
+    )
     if was_training:
         loaded.model.train()
     score, utterances = score_corpus(

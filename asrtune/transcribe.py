@@ -7,13 +7,13 @@ with one prompt; results come back in the caller's order.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from asrtune.data.audio import load_audio
+from asrtune.data.audio import audio_duration, load_audio
 from asrtune.models import LoadedModel
 
 
@@ -46,7 +46,7 @@ DEFAULT_DECODING = DecodingOptions()
 
 
 def _batches(
-    lengths: Sequence[int], languages: Sequence[str | None], batch_size: int
+    lengths: Sequence[float], languages: Sequence[str | None], batch_size: int
 ) -> list[list[int]]:
     """Index batches of one language each, longest first."""
     order = sorted(range(len(lengths)), key=lambda i: (languages[i] or "", -lengths[i]))
@@ -63,22 +63,23 @@ def _batches(
     return batches
 
 
-def transcribe_arrays(
+def transcribe_lazily(
     loaded: LoadedModel,
-    audios: Sequence[np.ndarray],
+    lengths: Sequence[float],
+    load: Callable[[int], np.ndarray],
     options: DecodingOptions = DEFAULT_DECODING,
     languages: Sequence[str | None] | None = None,
     progress: bool = True,
 ) -> list[str]:
-    """Transcribe (n_samples,) 16-kHz float32 arrays; one text per array, in input order."""
-    languages = [lang or options.language for lang in (languages or [None] * len(audios))]
-    texts: list[str] = [""] * len(audios)
-    batches = _batches([len(a) for a in audios], languages, options.batch_size)
-    bar = tqdm(total=len(audios), desc="transcribing", unit="utt", disable=not progress)
-    for batch in batches:
+    """Transcribe inputs known by their ``lengths`` (any unit) and decoded by ``load(i)``
+    only when their batch runs, so memory holds one batch of audio at a time."""
+    languages = [lang or options.language for lang in (languages or [None] * len(lengths))]
+    texts: list[str] = [""] * len(lengths)
+    bar = tqdm(total=len(lengths), desc="transcribing", unit="utt", disable=not progress)
+    for batch in _batches(lengths, languages, options.batch_size):
         outputs = loaded.adapter.generate(
             loaded,
-            [audios[i] for i in batch],
+            [load(i) for i in batch],
             language=languages[batch[0]],
             task=options.task,
             num_beams=options.num_beams,
@@ -91,6 +92,18 @@ def transcribe_arrays(
     return texts
 
 
+def transcribe_arrays(
+    loaded: LoadedModel,
+    audios: Sequence[np.ndarray],
+    options: DecodingOptions = DEFAULT_DECODING,
+    languages: Sequence[str | None] | None = None,
+    progress: bool = True,
+) -> list[str]:
+    """Transcribe (n_samples,) 16-kHz float32 arrays; one text per array, in input order."""
+    lengths = [len(a) for a in audios]
+    return transcribe_lazily(loaded, lengths, audios.__getitem__, options, languages, progress)
+
+
 def transcribe_files(
     loaded: LoadedModel,
     paths: Sequence[str],
@@ -98,4 +111,7 @@ def transcribe_files(
     progress: bool = True,
 ) -> list[str]:
     """Decode and transcribe audio files of any length (long files go through long-form)."""
-    return transcribe_arrays(loaded, [load_audio(p) for p in paths], options, progress=progress)
+    lengths = [audio_duration(p) for p in paths]
+    return transcribe_lazily(
+        loaded, lengths, lambda i: load_audio(paths[i]), options, progress=progress
+    )
