@@ -2,7 +2,8 @@
 
 Reference (the seq2seq fine-tuning article): each clip's log-mel padded to 30 s by the
 processor in a ``map`` step, ``DataCollatorSpeechSeq2SeqWithPadding``-style collation,
-``Seq2SeqTrainer``, lr 1e-5, batch 8, linear schedule, ``epochs`` epochs. asrtune:
+``Seq2SeqTrainer``, lr 1e-5, batch 8, gradient checkpointing, linear schedule, ``epochs``
+epochs (its fp16 needs a GPU: bf16 is used where a GPU supports it). asrtune:
 ``asrtune train`` with its defaults (packed windows, its own number of epochs unless
 ``asrtune_epochs`` says otherwise). Both are evaluated on the same rows with the same code
 (:func:`asrtune.evaluate.evaluate_rows`) after every epoch; evaluation time never counts as
@@ -140,6 +141,7 @@ def run_reference(options: BenchOptions, rows: list[Row], eval_rows: list[Row]) 
         per_device_train_batch_size=options.reference_batch_size,
         learning_rate=options.reference_learning_rate,
         warmup_steps=0.1,
+        gradient_checkpointing=True,  # as the article sets it (it targets 16-GB GPUs)
         num_train_epochs=options.epochs if options.budget_seconds is None else 1000,
         bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
         save_strategy="no",
