@@ -16,7 +16,7 @@ _API = {
     "load_model": "asrtune.models",
     "import_ct2": "asrtune.models.ct2",
     "run_demo": "asrtune.demo",
-    "DecodingOptions": "asrtune.transcribe",
+    "DecodingOptions": "asrtune.inference",
     "push": "asrtune.publish",
     "export_model": "asrtune.publish",
     "merge_adapter": "asrtune.publish",

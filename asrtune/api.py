@@ -15,10 +15,10 @@ from typing import Any
 from asrtune.config import train_job_from_kwargs
 from asrtune.data.rows import load_rows
 from asrtune.errors import AsrtuneError
-from asrtune.evaluate import EvalResult, evaluate_rows, write_report
+from asrtune.evaluation import EvalResult, evaluate_rows, write_report
+from asrtune.inference import DEFAULT_DECODING, DecodingOptions, transcribe_files
 from asrtune.models import LoadedModel, load_model
-from asrtune.train import TrainResult
-from asrtune.transcribe import DEFAULT_DECODING, DecodingOptions, transcribe_files
+from asrtune.training import TrainResult
 
 
 def train(trainer_hook: Callable[[Any], None] | None = None, **options: Any) -> TrainResult:
@@ -26,7 +26,7 @@ def train(trainer_hook: Callable[[Any], None] | None = None, **options: Any) -> 
 
     ``trainer_hook(trainer)`` runs once the Trainer is built (e.g. to add callbacks).
     """
-    from asrtune.train import train as run_train
+    from asrtune.training import train as run_train
 
     return run_train(train_job_from_kwargs(**options), trainer_hook)
 

@@ -6,7 +6,7 @@ processor in a ``map`` step, ``DataCollatorSpeechSeq2SeqWithPadding``-style coll
 epochs (its fp16 needs a GPU: bf16 is used where a GPU supports it). asrtune:
 ``asrtune train`` with its defaults (packed windows, its own number of epochs unless
 ``asrtune_epochs`` says otherwise). Both are evaluated on the same rows with the same code
-(:func:`asrtune.evaluate.evaluate_rows`) after every epoch; evaluation time never counts as
+(:func:`asrtune.evaluation.evaluate_rows`) after every epoch; evaluation time never counts as
 training time. Whisper only (the reference recipe is Whisper's).
 """
 
@@ -28,7 +28,7 @@ from asrtune.data.audio import load_row_audio
 from asrtune.data.manifest import Row
 from asrtune.data.rows import load_rows
 from asrtune.errors import AsrtuneError
-from asrtune.evaluate import evaluate_rows
+from asrtune.evaluation import evaluate_rows
 from asrtune.models import LoadedModel, load_model
 from asrtune.models import whisper as W
 

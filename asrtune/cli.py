@@ -25,6 +25,7 @@ commands:
   demo-app    write a Gradio demo app (a Space) for a fine-tuned model
   bench       reference recipe vs asrtune: throughput and time to the same WER
   demo        offline demo: tiny.en + synthetic speech, before/after WER
+  ui          web UI: record data, train with live progress, evaluate, try, publish
 
 'asrtune <command> --help' explains every flag and its default.
 """

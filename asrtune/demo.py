@@ -17,7 +17,7 @@ from pathlib import Path
 from asrtune.api import evaluate
 from asrtune.api import train as api_train
 from asrtune.errors import AsrtuneError
-from asrtune.evaluate import EvalResult, write_report
+from asrtune.evaluation import EvalResult, write_report
 
 log = logging.getLogger("asrtune")
 

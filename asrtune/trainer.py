@@ -15,9 +15,9 @@ from transformers import Trainer, TrainerCallback
 
 from asrtune.data.batching import DurationBatchSampler
 from asrtune.data.manifest import Row
-from asrtune.evaluate import EvalResult, evaluate_rows
+from asrtune.evaluation import EvalResult, evaluate_rows
+from asrtune.inference import DecodingOptions
 from asrtune.models import LoadedModel
-from asrtune.transcribe import DecodingOptions
 
 
 class EpochSetter(TrainerCallback):

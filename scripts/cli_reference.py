@@ -12,7 +12,9 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "cli.md"
+sys.path.insert(0, str(ROOT))  # document this checkout, whatever asrtune is installed
 
 
 def own_train_flags() -> str:

@@ -13,4 +13,5 @@ COMMANDS = {
     "demo-app": "asrtune.commands.demo_app",
     "bench": "asrtune.commands.bench",
     "demo": "asrtune.commands.demo",
+    "ui": "asrtune.commands.ui",
 }

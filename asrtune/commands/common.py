@@ -6,7 +6,7 @@ import argparse
 from dataclasses import fields
 from typing import Any
 
-from asrtune.transcribe import DecodingOptions
+from asrtune.inference import DecodingOptions
 
 
 def new_parser(prog: str, description: str) -> argparse.ArgumentParser:

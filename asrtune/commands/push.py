@@ -79,7 +79,7 @@ def run(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if args.dry_run != (args.output is not None):
         raise AsrtuneError("--dry-run and --output go together")
-    from asrtune.publish.push import push
+    from asrtune.publish.upload import push
 
     where = push(
         args.out,

@@ -13,7 +13,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(argv: list[str]) -> int:
-    from asrtune.train import train
+    from asrtune.training import train
 
     result = train(parse_train_args(argv))
     summary = {"output_dir": str(result.output_dir)}

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 _API = {
-    "push": "asrtune.publish.push",
-    "publish_files": "asrtune.publish.push",
+    "push": "asrtune.publish.upload",
+    "publish_files": "asrtune.publish.upload",
     "build_card": "asrtune.publish.card",
     "write_demo_app": "asrtune.publish.demo_app",
     "push_space": "asrtune.publish.demo_app",

@@ -22,7 +22,8 @@ from transformers.trainer_utils import get_last_checkpoint
 from asrtune.config import TrainJob
 from asrtune.data.manifest import Row
 from asrtune.errors import AsrtuneError
-from asrtune.evaluate import EvalResult, write_report
+from asrtune.evaluation import EvalResult, write_report
+from asrtune.inference import DecodingOptions
 from asrtune.models import LoadedModel, load_model
 from asrtune.trainer import AsrTrainer
 from asrtune.training_data import (
@@ -32,7 +33,6 @@ from asrtune.training_data import (
     load_eval_rows,
     load_training_rows,
 )
-from asrtune.transcribe import DecodingOptions
 
 log = logging.getLogger("asrtune")
 

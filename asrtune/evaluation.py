@@ -9,9 +9,9 @@ from pathlib import Path
 
 from asrtune.data.audio import load_row_audio
 from asrtune.data.manifest import Row
+from asrtune.inference import DEFAULT_DECODING, DecodingOptions, transcribe_lazily
 from asrtune.metrics import CorpusScore, UtteranceScore, score_corpus
 from asrtune.models import LoadedModel
-from asrtune.transcribe import DEFAULT_DECODING, DecodingOptions, transcribe_lazily
 
 
 @dataclass(frozen=True)

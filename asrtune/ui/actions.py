@@ -1,0 +1,551 @@
+"""What the page's buttons do, as plain functions of the project folder and of the values the
+page sends: no Gradio here, so every action is tested without a browser
+(:mod:`asrtune.ui.app` only lays out the page and wires these in).
+
+Every action calls the library (``asrtune.api``, ``asrtune.data``, ``asrtune.publish`` through
+:mod:`asrtune.ui.hub`), the same functions as the CLI. Results are messages for the page,
+starting with ``✓`` or ``✗``; user errors never raise.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import time
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from asrtune.config import TRAINING_DEFAULTS, ModelConfig
+from asrtune.errors import AsrtuneError
+from asrtune.ui import jobs, render
+from asrtune.ui.hub import scrub
+from asrtune.ui.models import ModelCache, resolve_model
+from asrtune.ui.phrases import bundled_phrases, parse_phrases
+from asrtune.ui.project import Project, read_json, write_json_atomic
+
+_MODEL_DEFAULTS = {f.name: f.default for f in fields(ModelConfig)}
+#: The Train tab's values when the project has none: asrtune's own defaults.
+FORM_DEFAULTS: dict[str, Any] = {
+    "model": "",
+    "lora": False,
+    "num_train_epochs": TRAINING_DEFAULTS["num_train_epochs"],
+    "learning_rate": TRAINING_DEFAULTS["learning_rate"],
+    "per_device_train_batch_size": TRAINING_DEFAULTS["per_device_train_batch_size"],
+    "lora_r": _MODEL_DEFAULTS["lora_r"],
+    "lora_alpha": _MODEL_DEFAULTS["lora_alpha"],
+    "freeze_encoder": _MODEL_DEFAULTS["freeze_encoder"],
+    "eval_fraction": 0.1,
+    "logging_steps": TRAINING_DEFAULTS["logging_steps"],
+    "max_steps": -1,
+    "report_to": TRAINING_DEFAULTS["report_to"],
+    "baseline": True,
+    "extra": "",
+}
+
+
+def saved_form(project: Project) -> dict[str, Any]:
+    """The Train tab's last values (asrtune's defaults for what was never set)."""
+    return {**FORM_DEFAULTS, **(project.settings().get("train_form") or {})}
+
+
+#: Failures shown on the page as a message: asrtune's own, and what loading a model or a
+#: file can raise (a Hub id that cannot be downloaded, a missing optional package).
+USER_ERRORS = (AsrtuneError, OSError, ValueError, ImportError)
+
+
+def _error(exc: Exception) -> str:
+    if isinstance(exc, AsrtuneError):
+        return f"✗ {exc}"
+    lines = str(exc).strip().splitlines()
+    return f"✗ {type(exc).__name__}: {lines[0] if lines else ''}"
+
+
+# ----- data: phrases ----------------------------------------------------------------------
+
+
+def current_phrases(settings: dict[str, Any]) -> list[str]:
+    if settings["phrase_source"] == "custom":
+        return parse_phrases(settings["custom_phrases"])
+    return bundled_phrases(settings["language"])
+
+
+def _recorded_texts(project: Project) -> set[str]:
+    return {" ".join(r["text"].split()) for r in project.rows()}
+
+
+def phrase_view(project: Project) -> tuple[str, str]:
+    """(HTML of the current phrase with its position, the phrase as a transcript)."""
+    settings = project.settings()
+    phrases = current_phrases(settings)
+    if not phrases:
+        hint = (
+            "Paste your phrases above, one per line, then press Use these phrases."
+            if settings["phrase_source"] == "custom"
+            else f"No bundled phrases for {html.escape(settings['language'])}: "
+            "choose My own phrases."
+        )
+        return f'<div class="phrase-meta">{hint}</div>', ""
+    index = min(max(int(settings["phrase_index"]), 0), len(phrases) - 1)
+    phrase = phrases[index]
+    recorded = _recorded_texts(project)
+    done = sum(1 for p in phrases if " ".join(p.split()) in recorded)
+    mark = " · ✓ recorded" if " ".join(phrase.split()) in recorded else ""
+    meta = f"Phrase {index + 1} of {len(phrases)} · {done} recorded{mark}"
+    return (
+        f'<div class="phrase-meta">{meta}</div>'
+        f'<div class="phrase-text">{html.escape(phrase)}</div>',
+        phrase,
+    )
+
+
+def move_phrase(project: Project, step: int) -> tuple[str, str]:
+    settings = project.settings()
+    count = len(current_phrases(settings))
+    if count:
+        project.update_settings(phrase_index=(int(settings["phrase_index"]) + step) % count)
+    return phrase_view(project)
+
+
+def next_unrecorded(project: Project) -> None:
+    """Move to the first phrase after the current one that has no recording yet."""
+    settings = project.settings()
+    phrases = current_phrases(settings)
+    if not phrases:
+        return
+    recorded = _recorded_texts(project)
+    start = int(settings["phrase_index"])
+    for offset in range(1, len(phrases) + 1):
+        index = (start + offset) % len(phrases)
+        if " ".join(phrases[index].split()) not in recorded:
+            project.update_settings(phrase_index=index)
+            return
+    project.update_settings(phrase_index=(start + 1) % len(phrases))
+
+
+# ----- data: rows -------------------------------------------------------------------------
+
+
+def rows_table(project: Project) -> tuple[Any, list[str]]:
+    rows = project.rows()
+    return render.rows_frame(rows), [r["id"] for r in rows]
+
+
+def data_summary(project: Project) -> str:
+    settings = project.settings()
+    if settings["data_source"] == "recordings":
+        rows = project.rows()
+        seconds = sum(float(r.get("duration") or 0) for r in rows)
+        return (
+            f"**Training data:** the {len(rows)} recordings of this project "
+            f"({seconds:.0f} s of audio, `{project.manifest_path}`), split into train and "
+            "eval when the run starts."
+        )
+    source = settings["train_source"] or "(no source typed yet)"
+    evaluation = settings["eval_source"] or "a split of the source (manifests only)"
+    return f"**Training data:** `{source}` · eval: `{evaluation}`"
+
+
+def save_recording(project: Project, audio: str | None, text: str) -> str:
+    if not audio:
+        return "✗ Record the phrase (or upload a file) first."
+    language = project.settings()["language"]
+    try:
+        row = project.add_clip(audio, text, language, name=Path(audio).name)
+    except AsrtuneError as exc:
+        return _error(exc)
+    next_unrecorded(project)
+    return f"✓ Saved {row['id']} ({row['duration']:.1f} s): {row['text']}"
+
+
+def add_uploads(project: Project, files: list[str] | None, transcripts: str) -> str:
+    paths = [str(f) for f in files or []]
+    if not paths:
+        return "✗ Choose audio files first."
+    added, problems = project.add_files(paths, transcripts, project.settings()["language"])
+    lines = [f"✓ Added {len(added)} file(s)."] if added else []
+    lines += [f"✗ {p}" for p in problems]
+    return "\n\n".join(lines)
+
+
+def load_row(project: Project, row_id: str | None) -> tuple[Any, str]:
+    """(audio for the player, transcript) of a row."""
+    if not row_id:
+        return None, ""
+    from asrtune.data.audio import SAMPLE_RATE, load_audio
+
+    for row in project.rows():
+        if row["id"] == row_id:
+            try:
+                samples = load_audio(project.audio_file(row))
+            except AsrtuneError:
+                return None, row["text"]
+            pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16)
+            return (SAMPLE_RATE, pcm), row["text"]
+    return None, ""
+
+
+def save_source(
+    project: Project, choice: str, train: str, evaluation: str, granary_root: str
+) -> None:
+    """Remember the training data choice: the recordings, or a named source."""
+    project.update_settings(
+        data_source=choice or "recordings",
+        train_source=(train or "").strip(),
+        eval_source=(evaluation or "").strip(),
+        granary_audio_root=(granary_root or "").strip(),
+    )
+
+
+def check_data(project: Project, with_model: bool, model: str, language: str | None) -> str:
+    """Run the data check (every row decoded) on the training data; save and show it."""
+    from asrtune.data.sources import HubOptions
+    from asrtune.data.validate import check_manifest
+
+    settings = project.settings()
+    if settings["data_source"] == "recordings":
+        if not project.rows():
+            return "✗ No recordings yet."
+        source = str(project.manifest_path)
+    else:
+        source = settings["train_source"].strip()
+        if not source:
+            return "✗ Type a training source first."
+    if with_model and not model:
+        return "✗ Choose a model in the Train tab first (or untick the model check)."
+    options = HubOptions(granary_audio_root=settings["granary_audio_root"] or None)
+    try:
+        report = check_manifest(
+            source,
+            model=model if with_model else None,
+            language=language or None,
+            progress=False,
+            options=options,
+        )
+    except USER_ERRORS as exc:
+        return _error(exc)
+    data = {**report.as_dict(), "source": source, "model": model if with_model else None}
+    report_path = project.root / "data" / "check.json"
+
+    write_json_atomic(report_path, data)
+    return render.check_report_markdown(data, source)
+
+
+def last_check(project: Project) -> str:
+    data = read_json(project.root / "data" / "check.json")
+    if not data:
+        return "No data check yet."
+    return render.check_report_markdown(data, data.get("source", ""))
+
+
+# ----- train -----------------------------------------------------------------------------
+
+
+def make_tiny(project: Project, family: str) -> tuple[str | None, str]:
+    """Write a tiny random model into PROJECT/models/ (offline, for smoke runs) →
+    (its folder or None, a message)."""
+    try:
+        if family == "voxtral":  # needs mistral-common (the voxtral extra)
+            from asrtune.models.tiny_voxtral import make_tiny_voxtral
+
+            path = make_tiny_voxtral(project.models_dir / "tiny-voxtral")
+        else:
+            from asrtune.models.tiny import make_tiny_whisper
+
+            path = make_tiny_whisper(project.models_dir / "tiny-whisper")
+    except USER_ERRORS as exc:
+        return None, _error(exc)
+    return str(path), f"✓ Tiny random {family} model written to `{path}`."
+
+
+def form_values(
+    family: str,
+    size: str | None,
+    folder: str,
+    method: str,
+    epochs: float,
+    lr: float,
+    batch: float,
+    lora_r: float,
+    lora_alpha: float,
+    freeze: bool,
+    eval_fraction: float,
+    logging_steps: float,
+    max_steps: float,
+    report_to: str,
+    baseline: bool,
+    extra: str,
+) -> dict[str, Any]:
+    """The Train tab's inputs as the form dict of :func:`asrtune.ui.jobs.train_options`."""
+    return {
+        "model": resolve_model(family, size, folder),
+        "lora": method == "lora",
+        "num_train_epochs": epochs,
+        "learning_rate": lr,
+        "per_device_train_batch_size": int(batch or 1),
+        "lora_r": int(lora_r or 1),
+        "lora_alpha": int(lora_alpha or 1),
+        "freeze_encoder": bool(freeze),
+        "eval_fraction": float(eval_fraction or 0),
+        "logging_steps": int(logging_steps or 1),
+        "max_steps": int(max_steps if max_steps is not None else -1),
+        "report_to": report_to,
+        "baseline": bool(baseline),
+        "extra": extra or "",
+    }
+
+
+def start_training(project: Project, form: dict[str, Any]) -> tuple[str, str | None]:
+    """Prepare and start a run → (message, run id or None). The form is remembered for the
+    next visit once its extra options parse (so a token typed there is never saved)."""
+    try:
+        jobs.parse_extra_options(form.get("extra", ""))
+        project.update_settings(train_form=form)
+        run_dir = jobs.prepare_run(
+            project, {**form, "language": project.settings()["language"] or None}
+        )
+        jobs.start_run(run_dir)
+    except AsrtuneError as exc:
+        return _error(exc), None
+    return f"✓ Started run {run_dir.name}.", run_dir.name
+
+
+def stop_training(project: Project, run_id: str | None) -> str:
+    run_dir = project.run_dir(run_id)
+    if run_dir is None:
+        return "✗ No run selected."
+    return jobs.request_stop(run_dir)
+
+
+def run_view(project: Project, run_id: str | None) -> dict[str, Any]:
+    """What the Train tab shows of a run: progress, loss, evals, log, and its spec."""
+    run_dir = project.run_dir(run_id)
+    if run_dir is None:
+        return {
+            "progress": render.progress_html({}),
+            "loss": render.loss_frame([]),
+            "evals": render.eval_frame([]),
+            "log": render.log_html(""),
+            "about": "",
+        }
+    status = jobs.read_status(run_dir)
+    metrics = jobs.read_metrics(run_dir)
+    spec = jobs.read_spec(run_dir)
+    options = spec.get("options", {})
+    method = "LoRA" if options.get("lora") else "full fine-tuning"
+    about = (
+        f"Run `{run_dir.name}` · model `{options.get('model', '?')}` · {method} · "
+        f"{spec.get('description', '')}"
+    )
+    return {
+        "progress": render.progress_html(status),
+        "loss": render.loss_frame(metrics),
+        "evals": render.eval_frame(metrics),
+        "log": render.log_html(jobs.read_log(run_dir)),
+        "about": about,
+    }
+
+
+def run_signature(project: Project, run_id: str | None) -> str:
+    """Changes whenever anything the Train tab shows of the run changes."""
+    run_dir = project.run_dir(run_id)
+    if run_dir is None:
+        return f"none:{run_id}"
+    parts = [run_id or ""]
+    for name in (jobs.STATUS_FILE, jobs.METRICS_FILE, jobs.LOG_FILE):
+        path = run_dir / name
+        parts.append(str(path.stat().st_mtime_ns) if path.exists() else "-")
+    return "|".join(parts)
+
+
+# ----- evaluate and try ------------------------------------------------------------------
+
+
+def _run_model(project: Project, run_id: str | None) -> tuple[Path, dict[str, Any]]:
+    run_dir = project.run_dir(run_id)
+    if run_dir is None:
+        raise AsrtuneError("no run selected: train one first")
+    spec = jobs.read_spec(run_dir)
+    return run_dir, spec.get("options", {})
+
+
+def _has_model(folder: Path) -> bool:
+    return (folder / "config.json").is_file() or (folder / "adapter_config.json").is_file()
+
+
+def _read_utterances(report_path: Path) -> list[dict[str, Any]]:
+
+    per_utt = report_path.with_name(report_path.stem + ".utterances.jsonl")
+    if not per_utt.is_file():
+        return []
+    return [json.loads(x) for x in per_utt.read_text(encoding="utf-8").splitlines() if x]
+
+
+def evaluation_view(project: Project, run_id: str | None, folder: Path | None = None) -> tuple:
+    """(comparison Markdown, worst-utterances HTML) from the reports saved in ``folder``
+    (default: the run's model folder, where training and the baseline write them)."""
+    run_dir = project.run_dir(run_id)
+    if run_dir is None:
+        return "No run selected.", ""
+    options = jobs.read_spec(run_dir).get("options", {})
+    folder = folder or run_dir / jobs.OUTPUT_DIR
+    baseline = read_json(folder / "baseline_results.json")
+    finetuned = read_json(folder / "eval_results.json")
+    table = render.comparison_markdown(baseline, finetuned, f"`{options.get('model', '')}`")
+    worst = render.worst_utterances_html(
+        _read_utterances(folder / "eval_results.json"),
+        _read_utterances(folder / "baseline_results.json"),
+    )
+    return table, worst
+
+
+def evaluate_run(
+    project: Project, cache: ModelCache, run_id: str | None, manifest: str
+) -> tuple[str, str]:
+    """Evaluate the base and fine-tuned models (what is missing, for the run's eval split;
+    both, for another manifest) and show the comparison."""
+    from asrtune.api import evaluate
+    from asrtune.evaluation import write_report
+    from asrtune.inference import DecodingOptions
+
+    try:
+        run_dir, options = _run_model(project, run_id)
+        if jobs.read_status(run_dir).get("state") in jobs.ACTIVE_STATES:
+            raise AsrtuneError("the run is still training: evaluate when it has finished")
+        out = run_dir / jobs.OUTPUT_DIR
+        if not _has_model(out):
+            raise AsrtuneError("this run has no fine-tuned model (it failed or was stopped early)")
+        custom = (manifest or "").strip()
+        target = out
+        if custom:
+            slug = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(custom).stem)[:40] or "manifest"
+            target = run_dir / "evaluations" / slug
+        manifest_path = custom or options.get("eval_manifest")
+        if not manifest_path:
+            raise AsrtuneError("this run has no eval split: type a manifest to evaluate on")
+        decoding = DecodingOptions(language=options.get("language"))
+        for name, model in (("baseline_results", options["model"]), ("eval_results", str(out))):
+            report = target / f"{name}.json"
+            if custom or not report.is_file():
+                result = evaluate(cache.get(model), manifest_path, options=decoding)
+                write_report(result, report, {"model": model, "manifest": manifest_path})
+    except USER_ERRORS as exc:
+        return _error(exc), ""
+    return evaluation_view(project, run_id, target)
+
+
+def transcribe_clip(
+    project: Project, cache: ModelCache, run_id: str | None, which: str, audio: str | None
+) -> tuple[str, str]:
+    """Transcribe one clip with the run's fine-tuned model (or its base model) →
+    (text, a line saying which model took how long)."""
+
+    from asrtune.api import transcribe
+    from asrtune.inference import DecodingOptions
+
+    if not audio:
+        return "", "✗ Record or upload a clip first."
+    try:
+        run_dir, options = _run_model(project, run_id)
+        if which == "base":
+            model, label = options["model"], "the base model"
+        else:
+            model, label = str(run_dir / jobs.OUTPUT_DIR), f"run {run_dir.name}'s fine-tuned model"
+            if not _has_model(Path(model)):
+                raise AsrtuneError("this run has no fine-tuned model yet: wait for it to finish")
+        started = time.perf_counter()
+        decoding = DecodingOptions(language=options.get("language"))
+        text = transcribe(cache.get(model), [audio], decoding)[0]
+    except USER_ERRORS as exc:
+        return "", _error(exc)
+    seconds = time.perf_counter() - started
+    empty = " (nothing recognized)" if not text.strip() else ""
+    return text, f"✓ Transcribed with {label} in {seconds:.1f} s{empty}."
+
+
+# ----- publish ---------------------------------------------------------------------------
+
+
+def publish_model(
+    project: Project,
+    run_id: str | None,
+    token: str,
+    repo: str,
+    private: bool,
+    mode: str,
+    dataset_repo: str,
+    dry_run: bool,
+) -> str:
+    from asrtune.ui.hub import push_model
+
+    try:
+        run_dir, _ = _run_model(project, run_id)
+        out = run_dir / jobs.OUTPUT_DIR
+        if not _has_model(out):
+            raise AsrtuneError("this run has no model to publish yet")
+        if not (repo or "").strip():
+            raise AsrtuneError("type the model repository (namespace/name)")
+        dry = run_dir / "upload" if dry_run else None
+        result = push_model(
+            out,
+            repo.strip(),
+            token,
+            private=private,
+            mode=mode,
+            dataset_repo=(dataset_repo or "").strip() or None,
+            dry_run_output=dry,
+        )
+    except AsrtuneError as exc:
+        return f"✗ {scrub(str(exc), token)}"
+    if dry_run:
+        return f"✓ Dry run: the upload folder is `{result}` (nothing was uploaded)."
+    return f"✓ Model uploaded: {result}"
+
+
+def publish_dataset(
+    project: Project, run_id: str | None, token: str, repo: str, private: bool, dry_run: bool
+) -> str:
+    from asrtune.ui.hub import push_dataset
+
+    try:
+        run_dir, _ = _run_model(project, run_id)
+        data_dir = run_dir / "data"
+        if not (data_dir / "train.jsonl").is_file():
+            raise AsrtuneError("this run trained on a named source, not on the recordings")
+        if not (repo or "").strip():
+            raise AsrtuneError("type the dataset repository (namespace/name)")
+        dry = run_dir / "dataset-upload" if dry_run else None
+        result = push_dataset(data_dir, repo.strip(), token, private=private, dry_run_output=dry)
+    except AsrtuneError as exc:
+        return f"✗ {scrub(str(exc), token)}"
+    if dry_run:
+        return f"✓ Dry run: the dataset folder is `{result}` (nothing was uploaded)."
+    return f"✓ Dataset uploaded: {result}"
+
+
+def publish_demo(
+    project: Project, run_id: str | None, token: str, model_repo: str, space: str, private: bool
+) -> str:
+    from asrtune.ui.hub import demo_app
+
+    try:
+        run_dir, options = _run_model(project, run_id)
+        out = run_dir / jobs.OUTPUT_DIR
+        if not _has_model(out):
+            raise AsrtuneError("this run has no model yet")
+        app_dir, url = demo_app(
+            out,
+            run_dir / "space",
+            model_id=(model_repo or "").strip() or None,
+            language=options.get("language"),
+            space_id=(space or "").strip() or None,
+            token=token,
+            private=private,
+        )
+    except AsrtuneError as exc:
+        return f"✗ {scrub(str(exc), token)}"
+    message = f"✓ Demo app written to `{app_dir}` (run it: `cd {app_dir} && python app.py`)."
+    return message + (f"\n\n✓ Space uploaded: {url}" if url else "")

@@ -1,0 +1,103 @@
+"""Model choices of the Train tab, and the UI's cache of loaded models for transcription and
+evaluation."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+from asrtune.models import LoadedModel, load_model
+
+WHISPER = "Whisper"
+VOXTRAL = "Voxtral"
+LOCAL = "Local folder"
+FAMILIES = (WHISPER, VOXTRAL, LOCAL)
+
+#: Size shown → Hub id, per family (OpenAI's and Mistral's checkpoints).
+SIZES: dict[str, dict[str, str]] = {
+    WHISPER: {
+        size: f"openai/whisper-{size}"
+        for size in (
+            "tiny",
+            "tiny.en",
+            "base",
+            "base.en",
+            "small",
+            "small.en",
+            "medium",
+            "medium.en",
+            "large-v3",
+        )
+    },
+    VOXTRAL: {
+        "mini (3B)": "mistralai/Voxtral-Mini-3B-2507",
+        "small (24B)": "mistralai/Voxtral-Small-24B-2507",
+    },
+}
+DEFAULT_SIZE = {WHISPER: "small", VOXTRAL: "mini (3B)"}
+
+
+def resolve_model(family: str, size: str | None, folder: str | None) -> str:
+    """The ``model`` option: a Hub id for a family + size, else the local folder ('' if none)."""
+    if family in SIZES:
+        return SIZES[family].get(size or "", "")
+    return (folder or "").strip()
+
+
+def describe_model(model: str) -> tuple[str, str | None, str]:
+    """(family, size, folder) for a stored ``model`` option: the inverse of resolve_model."""
+    for family, sizes in SIZES.items():
+        for size, hub_id in sizes.items():
+            if hub_id == model:
+                return family, size, ""
+    if model:
+        return LOCAL, None, model
+    return WHISPER, DEFAULT_SIZE[WHISPER], ""
+
+
+class ModelCache:
+    """Loaded models by source, at most ``size`` of them, least recently used dropped first.
+
+    Two requests for a model not loaded yet wait for one load; requests for different models
+    load side by side. Inference on a cached model runs concurrently (no lock around it).
+    A local folder is reloaded when its files change.
+    """
+
+    def __init__(self, size: int = 2) -> None:
+        self.size = size
+        self._models: OrderedDict[tuple[str, float], LoadedModel] = OrderedDict()
+        self._lock = threading.Lock()
+        self._loading: dict[tuple[str, float], threading.Lock] = {}
+
+    @staticmethod
+    def _key(source: str) -> tuple[str, float]:
+        path = Path(source).expanduser()
+        if not path.exists():
+            return source, 0.0
+        stamp = max(
+            (p.stat().st_mtime for p in path.iterdir() if p.is_file()), default=path.stat().st_mtime
+        )
+        return str(path.resolve()), stamp
+
+    def get(self, source: str) -> LoadedModel:
+        key = self._key(source)
+        with self._lock:
+            if key in self._models:
+                self._models.move_to_end(key)
+                return self._models[key]
+            loading = self._loading.setdefault(key, threading.Lock())
+        with loading:
+            with self._lock:
+                if key in self._models:
+                    return self._models[key]
+            loaded = load_model(source)
+            with self._lock:
+                self._models[key] = loaded
+                while len(self._models) > self.size:
+                    self._models.popitem(last=False)
+                self._loading.pop(key, None)
+            return loaded
+
+    def __len__(self) -> int:
+        return len(self._models)

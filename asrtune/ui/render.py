@@ -1,0 +1,240 @@
+"""What the page shows, as plain functions of the state on disk: progress bar, metric
+tables, data-check report, before/after table and word-level diffs. No Gradio here, so all of
+it is unit-tested without a browser."""
+
+from __future__ import annotations
+
+import difflib
+import html
+import time
+from typing import Any
+
+import pandas as pd
+
+from asrtune.ui.phrases import LANGUAGES
+
+MAX_REPORT_ITEMS = 50
+
+
+def duration(seconds: float | None) -> str:
+    """``75`` → ``'1:15'``, ``3725`` → ``'1:02:05'``; ``None`` → ``'–'``."""
+    if seconds is None:
+        return "–"
+    seconds = round(max(seconds, 0))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def percent(rate: float | None) -> str:
+    return "–" if rate is None else f"{100 * rate:.1f}%"
+
+
+def language_name(code: str | None) -> str:
+    return LANGUAGES.get(code or "", code or "auto")
+
+
+# ----- training ------------------------------------------------------------------------
+
+
+def progress_html(status: dict[str, Any], now: float | None = None) -> str:
+    """A progress bar with step, epoch, elapsed time and ETA, and the run's state."""
+    if not status:
+        return '<div id="run-state" data-state="none">No training run yet.</div>'
+    now = now or time.time()
+    state = status.get("state", "starting")
+    step, total = int(status.get("step") or 0), int(status.get("max_steps") or 0)
+    fraction = 1.0 if state == "done" else (step / total if total else 0.0)
+    started = status.get("train_started") or status.get("started")
+    end = status.get("finished") or now
+    elapsed = (end - started) if started else None
+    eta = status.get("eta_seconds") if state in ("starting", "running") else None
+    parts = [f"step {step}/{total}" if total else ""]
+    if status.get("num_train_epochs"):
+        parts.append(f"epoch {float(status.get('epoch') or 0):.2f}/{status['num_train_epochs']:g}")
+    parts.append(f"elapsed {duration(elapsed)}")
+    if state in ("starting", "running"):
+        parts.append(f"ETA {duration(eta)}")
+    if status.get("last_eval_wer") is not None:
+        parts.append(f"eval WER {percent(status['last_eval_wer'])}")
+    phase = status.get("message") or status.get("phase") or ""
+    phase = "" if phase == state else f" · {phase}"
+    error = status.get("error")
+    detail = f'<div class="run-error">{html.escape(error)}</div>' if error else ""
+    return (
+        f'<div id="run-state" data-state="{html.escape(state)}">'
+        f'<div class="run-head"><b class="state-{html.escape(state)}">'
+        f"{html.escape(state)}</b>{html.escape(phase)}</div>"
+        f'<div class="bar"><div class="fill" style="width:{100 * fraction:.1f}%"></div></div>'
+        f'<div class="run-meta">{html.escape(" · ".join(p for p in parts if p))}</div>'
+        f"{detail}</div>"
+    )
+
+
+def loss_frame(metrics: list[dict[str, Any]]) -> pd.DataFrame:
+    """Training loss by step (Trainer logs that carry ``loss``)."""
+    points = [
+        {"step": int(m["step"]), "loss": round(float(m["loss"]), 4)}
+        for m in metrics
+        if "loss" in m and m.get("step") is not None
+    ]
+    # numeric dtypes even when empty: the plot's axes are typed from its first value
+    return pd.DataFrame(points, columns=["step", "loss"]).astype(
+        {"step": "int64", "loss": "float64"}
+    )
+
+
+def eval_frame(metrics: list[dict[str, Any]]) -> pd.DataFrame:
+    """Eval WER/CER as they arrive; the baseline (base model) first."""
+    rows = []
+    trained = False  # the Trainer's summary log (train_runtime) comes before the final eval
+    for m in metrics:
+        if m.get("event") == "baseline":
+            rows.append(["base model", "–", percent(m.get("wer")), percent(m.get("cer"))])
+        elif "train_runtime" in m:
+            trained = True
+        elif "eval_wer" in m:
+            epoch = m.get("epoch")
+            rows.append(
+                [
+                    "final model" if trained else str(m.get("step")),
+                    f"{epoch:.2f}" if isinstance(epoch, (int, float)) else "–",
+                    percent(m.get("eval_wer")),
+                    percent(m.get("eval_cer")),
+                ]
+            )
+    return pd.DataFrame(rows, columns=["step", "epoch", "WER", "CER"])
+
+
+def log_html(text: str) -> str:
+    """The log in a box that stays scrolled to its newest line (column-reverse)."""
+    if not text:
+        return '<div class="log-box empty">The log appears here once a run starts.</div>'
+    return f'<div class="log-box"><pre>{html.escape(text)}</pre></div>'
+
+
+# ----- data ------------------------------------------------------------------------------
+
+
+def rows_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    data = [
+        [r["id"], r["text"], f"{float(r.get('duration') or 0):.1f}", r["audio_path"]] for r in rows
+    ]
+    return pd.DataFrame(data, columns=["id", "text", "seconds", "file"])
+
+
+def _issue_table(title: str, items: list[dict[str, Any]]) -> str:
+    if not items:
+        return ""
+    lines = [f"**{title}** ({len(items)})", "", "| line | file | reason |", "| --- | --- | --- |"]
+    for item in items[:MAX_REPORT_ITEMS]:
+        name = str(item.get("audio_path") or "").rsplit("/", 1)[-1]
+        reason = str(item.get("reason", "")).replace("|", "\\|")
+        lines.append(f"| {item.get('line', '')} | `{name}` | {reason} |")
+    if len(items) > MAX_REPORT_ITEMS:
+        lines.append(f"| … | | {len(items) - MAX_REPORT_ITEMS} more |")
+    return "\n".join(lines) + "\n"
+
+
+def check_report_markdown(report: dict[str, Any] | None, source: str = "") -> str:
+    """A data check (``ValidationReport.as_dict()``) as Markdown: a verdict and tables."""
+    if not report:
+        return "No data check yet."
+    ok = not report.get("num_invalid")
+    mark = "✓" if ok else "✗"
+    head = (
+        f"{mark} **{report['num_rows']} rows: {report['num_valid']} valid, "
+        f"{report['num_invalid']} invalid, {len(report.get('over_limits', []))} over the "
+        f"model's limits, {len(report.get('warnings', []))} warnings**"
+    )
+    if source:
+        head += f" — `{source}`"
+    parts = [
+        head,
+        _issue_table("Invalid rows (cannot be used)", report.get("problems", [])),
+        _issue_table(
+            "Over the model's limits (left out of training)", report.get("over_limits", [])
+        ),
+        _issue_table("Warnings (kept)", report.get("warnings", [])),
+    ]
+    return "\n\n".join(p for p in parts if p)
+
+
+# ----- evaluation -------------------------------------------------------------------------
+
+
+def comparison_markdown(
+    baseline: dict[str, Any] | None, finetuned: dict[str, Any] | None, base_name: str = ""
+) -> str:
+    """Base model vs fine-tuned: WER, CER, raw WER and the change."""
+    if not baseline and not finetuned:
+        return "No evaluation yet: train with an eval split, or press Evaluate."
+    lines = [
+        "| model | WER | CER | raw WER | utterances |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, report in ((f"base model {base_name}".strip(), baseline), ("fine-tuned", finetuned)):
+        if report:
+            lines.append(
+                f"| {name} | {percent(report.get('wer'))} | {percent(report.get('cer'))} | "
+                f"{percent(report.get('wer_unnormalized'))} | {report.get('num_samples', '–')} |"
+            )
+        else:
+            lines.append(f"| {name} | – | – | – | not evaluated |")
+    if baseline and finetuned:
+        change = 100 * (finetuned["wer"] - baseline["wer"])
+        lines.append(f"\nWER change: **{change:+.1f} points** (negative is better).")
+    return "\n".join(lines)
+
+
+def word_diff_html(reference: str, hypothesis: str) -> str:
+    """Word-level diff: substituted/deleted reference words struck through, inserted or
+    substituted hypothesis words highlighted."""
+    ref, hyp = reference.split(), hypothesis.split()
+    out = []
+    matcher = difflib.SequenceMatcher(a=ref, b=hyp, autojunk=False)
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        old = html.escape(" ".join(ref[i1:i2]))
+        new = html.escape(" ".join(hyp[j1:j2]))
+        if op == "equal":
+            out.append(f'<span class="ok">{old}</span>')
+        if op in ("replace", "delete"):
+            out.append(f'<del class="{"sub" if op == "replace" else "del"}">{old}</del>')
+        if op in ("replace", "insert"):
+            out.append(f'<ins class="{"sub" if op == "replace" else "ins"}">{new}</ins>')
+    return " ".join(out) if out else '<span class="ok"></span>'
+
+
+def worst_utterances_html(
+    finetuned: list[dict[str, Any]], baseline: list[dict[str, Any]] | None = None, n: int = 10
+) -> str:
+    """The ``n`` utterances with the highest fine-tuned WER, each with its diff (and the base
+    model's hypothesis when known)."""
+    if not finetuned:
+        return ""
+    base_by_id = {u["id"]: u for u in baseline or []}
+    worst = sorted(finetuned, key=lambda u: (-float(u.get("wer") or 0), u["id"]))[:n]
+    items = []
+    for utt in worst:
+        ref = utt.get("ref_normalized") or utt.get("ref", "")
+        rows = [
+            f'<div class="utt-head"><code>{html.escape(str(utt["id"]))}</code> · fine-tuned WER '
+            f"{percent(utt.get('wer'))}</div>",
+            f'<div class="utt-ref">reference: {html.escape(utt.get("ref", ""))}</div>',
+            '<div class="utt-line"><span class="who">fine-tuned</span> '
+            f"{word_diff_html(ref, utt.get('hyp_normalized') or utt.get('hyp', ''))}</div>",
+        ]
+        base = base_by_id.get(utt["id"])
+        if base is not None:
+            hyp = base.get("hyp_normalized") or base.get("hyp", "")
+            rows.append(
+                f'<div class="utt-line"><span class="who">base ({percent(base.get("wer"))})'
+                f"</span> {word_diff_html(ref, hyp)}</div>"
+            )
+        items.append(f'<div class="utt">{"".join(rows)}</div>')
+    legend = (
+        '<div class="legend">words compared after normalization: '
+        '<del class="sub">missed or wrong</del> <ins class="sub">heard instead</ins> '
+        '<ins class="ins">inserted</ins></div>'
+    )
+    return f'<div class="worst">{legend}{"".join(items)}</div>'

@@ -1,0 +1,560 @@
+"""The web UI's logic without a browser: project folder, phrase lists, file-name sanitizing,
+run folders and the training worker (a real process), rendering, publishing without a
+stored token, and the ``asrtune ui`` command."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from asrtune.errors import AsrtuneError
+from tests.conftest import tone
+
+pytest.importorskip("gradio")
+
+from asrtune.ui import actions, app, jobs, render
+from asrtune.ui.hub import scrub, upload
+from asrtune.ui.models import (
+    LOCAL,
+    SIZES,
+    VOXTRAL,
+    WHISPER,
+    ModelCache,
+    describe_model,
+    resolve_model,
+)
+from asrtune.ui.phrases import LANGUAGES, bundled_phrases, parse_phrases
+from asrtune.ui.project import Project, sanitize_filename
+
+TOKEN = "hf_unitTestTokenThatMustNotBeStored42"
+
+
+def wav(folder: Path, name: str, seconds: float = 1.0, freq: float = 300) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    sf.write(path, tone(seconds, freq, rate=22050), 22050)  # the project resamples to 16 kHz
+    return path
+
+
+def form(model: str, **changes: object) -> dict:
+    values = {**actions.FORM_DEFAULTS, "model": model, "report_to": "none", "logging_steps": 1}
+    return {**values, "language": "en", **changes}
+
+
+# ----- phrases and names ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("code", sorted(LANGUAGES))
+def test_every_bundled_list_has_twenty_distinct_phrases(code: str) -> None:
+    phrases = bundled_phrases(code)
+    assert len(phrases) >= 20
+    assert len(set(phrases)) == len(phrases)
+    assert all(p.strip() == p and not p.startswith("#") for p in phrases)
+
+
+def test_parse_phrases_skips_comments_and_blank_lines() -> None:
+    assert parse_phrases("# title\n\n  one  \ntwo\n#x\n") == ["one", "two"]
+    assert bundled_phrases("xx") == []
+
+
+@pytest.mark.parametrize(
+    "name,expected",
+    [
+        ("../../etc/passwd", "passwd"),
+        ("C:\\Users\\me\\..\\evil clip.WAV", "evil_clip.wav"),
+        ("clip é 1.wav", "clip_e_1.wav"),
+        (".hidden.wav", "hidden.wav"),
+        ("", "clip"),
+        ("नमस्ते.wav", "clip.wav"),
+        ("a;rm -rf $HOME.mp3", "a_rm_-rf_HOME.mp3"),
+    ],
+)
+def test_uploaded_names_are_sanitized(name: str, expected: str) -> None:
+    assert sanitize_filename(name) == expected
+
+
+def test_sanitized_names_are_short_and_safe() -> None:
+    name = sanitize_filename("x" * 300 + ".flac")
+    assert len(name) <= 60 and name.endswith(".flac")
+    assert set(name) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+
+# ----- the project folder ---------------------------------------------------------------
+
+
+def test_clips_become_16k_wavs_in_a_standard_manifest(tmp_path: Path) -> None:
+    from asrtune.data.manifest import read_manifest
+
+    project = Project(tmp_path / "p")
+    clip = wav(tmp_path / "up", "x.wav")
+    row = project.add_clip(clip, "  hello   world ", "en", name="../../up/my clip.wav")
+    assert row["id"] == "rec0001" and row["text"] == "hello world"
+    assert row["audio_path"] == "audio/rec0001-my_clip.wav"
+    samples, rate = sf.read(project.audio_file(row))
+    assert rate == 16000 and samples.ndim == 1 and abs(len(samples) / rate - 1.0) < 0.01
+    parsed = read_manifest(project.manifest_path)
+    assert [r.text for r in parsed.rows] == ["hello world"] and not parsed.bad_rows
+    assert Path(parsed.rows[0].audio_path).is_file()
+
+
+def test_rows_are_edited_and_deleted_with_their_audio(tmp_path: Path) -> None:
+    project = Project(tmp_path / "p")
+    first = project.add_clip(wav(tmp_path, "a.wav"), "one", "en")
+    second = project.add_clip(wav(tmp_path, "b.wav", freq=500), "two", "en")
+    assert second["id"] == "rec0002"
+    project.update_text("rec0001", "one edited")
+    project.delete_row("rec0002")
+    assert [(r["id"], r["text"]) for r in project.rows()] == [("rec0001", "one edited")]
+    assert not project.audio_file(second).exists() and project.audio_file(first).exists()
+    assert project.add_clip(wav(tmp_path, "c.wav"), "three", "en")["id"] == "rec0002"
+    with pytest.raises(AsrtuneError, match="no row"):
+        project.delete_row("rec0099")
+    with pytest.raises(AsrtuneError, match="empty"):
+        project.update_text("rec0001", "  ")
+
+
+def test_uploads_find_their_transcripts(tmp_path: Path) -> None:
+    project = Project(tmp_path / "p")
+    up = tmp_path / "up"
+    a, b, c = (wav(up, f"{n}.wav", freq=200 + 100 * i) for i, n in enumerate("abc"))
+    (up / "c.txt").write_text("from the sidecar\n")
+    notes = up / "notes.pdf"
+    notes.write_bytes(b"%PDF")
+    added, problems = project.add_files(
+        [str(a), str(b), str(c), str(up / "c.txt"), str(notes)],
+        "b.wav\tnamed by file\nfirst plain line\nleft over line",
+        "fr",
+    )
+    assert {r["audio_path"].split("-", 1)[1]: r["text"] for r in added} == {
+        "a.wav": "first plain line",
+        "b.wav": "named by file",
+        "c.wav": "from the sidecar",
+    }
+    assert all(r["language"] == "fr" for r in added)
+    assert problems == [
+        "notes.pdf: not an audio file",
+        "1 transcript line(s) matched no audio file",
+    ]
+
+
+def test_uploads_without_transcript_or_readable_audio_are_reported(tmp_path: Path) -> None:
+    project = Project(tmp_path / "p")
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF0000WAVEjunk")
+    added, problems = project.add_files([str(wav(tmp_path, "ok.wav")), str(broken)], "", "en")
+    assert added == []
+    assert problems[0] == "ok.wav: no transcript (add a line for it)"
+    assert project.add_files([str(broken)], "text", "en")[1][0].startswith("broken.wav: cannot")
+
+
+def test_settings_survive_a_new_project_object(tmp_path: Path) -> None:
+    Project(tmp_path / "p").update_settings(language="hi", phrase_index=3)
+    settings = Project(tmp_path / "p").settings()
+    assert settings["language"] == "hi" and settings["phrase_index"] == 3
+    assert settings["data_source"] == "recordings"
+    with pytest.raises(ValueError, match="unknown"):
+        Project(tmp_path / "p").update_settings(hf_token="x")
+
+
+def test_run_ids_from_the_browser_never_become_other_paths(tmp_path: Path) -> None:
+    project = Project(tmp_path / "p")
+    run = project.new_run_dir()
+    assert project.run_dir(run.name) == run and project.runs() == [run.name]
+    assert project.new_run_dir().name.startswith(run.name)  # same second: suffixed
+    for bad in ("../p", "..", "/etc", "", None, "20260101-000000/../../x"):
+        assert project.run_dir(bad) is None
+
+
+def test_phrase_navigation_skips_recorded_phrases(tmp_path: Path) -> None:
+    project = Project(tmp_path / "p")
+    project.update_settings(phrase_source="custom", custom_phrases="alpha\nbeta\ngamma\n")
+    html_text, phrase = actions.phrase_view(project)
+    assert phrase == "alpha" and "Phrase 1 of 3 · 0 recorded" in html_text
+    project.add_clip(wav(tmp_path, "b.wav"), "beta", "en")
+    assert actions.save_recording(project, str(wav(tmp_path, "a.wav")), "alpha").startswith("✓")
+    html_text, phrase = actions.phrase_view(project)
+    assert phrase == "gamma" and "2 recorded" in html_text  # beta was recorded already
+    assert actions.move_phrase(project, 1)[1] == "alpha"
+    assert actions.save_recording(project, None, "x").startswith("✗")
+
+
+# ----- options and runs ------------------------------------------------------------------
+
+
+def test_more_options_are_yaml_and_refuse_tokens_and_form_fields() -> None:
+    assert jobs.parse_extra_options("warmup-steps: 0.2\nseed: 3") == {
+        "warmup_steps": 0.2,
+        "seed": 3,
+    }
+    assert jobs.parse_extra_options("  ") == {}
+    for text, message in [
+        ("hub_token: hf_x", "cannot be set"),
+        ("output_dir: /tmp/x", "set by the form"),
+        ("- a\n- b", "option: value"),
+        ("a: [", "not YAML"),
+    ]:
+        with pytest.raises(AsrtuneError, match=message):
+            jobs.parse_extra_options(text)
+
+
+def test_train_options_follow_the_form(tmp_path: Path) -> None:
+    full = jobs.train_options(form("m"), "t.jsonl", None, tmp_path)
+    assert full["lora"] is False and "lora_r" not in full and "eval_manifest" not in full
+    assert full["num_train_epochs"] == 3 and full["learning_rate"] == 2e-5
+    lora = jobs.train_options(
+        form("m", lora=True, lora_r=8, max_steps=5, extra="seed: 7"), "t", "e", tmp_path
+    )
+    assert (lora["lora_r"], lora["lora_alpha"], lora["max_steps"]) == (8, 64, 5)
+    assert lora["eval_manifest"] == "e" and lora["seed"] == 7
+
+
+def test_form_defaults_are_asrtunes_defaults() -> None:
+    from asrtune.config import TRAINING_DEFAULTS, train_job_from_kwargs
+
+    job = train_job_from_kwargs(model="m", train_manifest="t.jsonl", output_dir="o")
+    assert actions.FORM_DEFAULTS["learning_rate"] == job.training.learning_rate
+    assert actions.FORM_DEFAULTS["num_train_epochs"] == job.training.num_train_epochs
+    assert actions.FORM_DEFAULTS["per_device_train_batch_size"] == 4
+    assert actions.FORM_DEFAULTS["lora_r"] == job.model.lora_r == 32
+    assert actions.FORM_DEFAULTS["lora_alpha"] == job.model.lora_alpha
+    assert actions.FORM_DEFAULTS["report_to"] == TRAINING_DEFAULTS["report_to"]
+
+
+def test_a_run_needs_data_and_a_valid_model(tmp_path: Path, tiny_whisper: Path) -> None:
+    project = Project(tmp_path / "p")
+    with pytest.raises(AsrtuneError, match="no recordings yet"):
+        jobs.prepare_run(project, form(str(tiny_whisper)))
+    project.add_clip(wav(tmp_path, "a.wav"), "hello", "en")
+    with pytest.raises(AsrtuneError, match="unknown option"):
+        jobs.prepare_run(project, form(str(tiny_whisper), extra="no_such_option: 1"))
+    with pytest.raises(AsrtuneError, match="choose a model"):
+        jobs.prepare_run(project, form(""))
+    assert project.runs() == []  # failed preparations leave nothing behind
+    message, run_id = actions.start_training(Project(tmp_path / "empty"), form("m"))
+    assert message.startswith("✗ no recordings") and run_id is None
+    message, _ = actions.start_training(project, form("m", extra=f"hub_token: {TOKEN}"))
+    assert "cannot be set from the UI" in message and TOKEN not in message
+    assert not any(TOKEN.encode() in p.read_bytes() for p in project.root.rglob("*") if p.is_file())
+
+
+def test_one_recording_trains_without_eval(tmp_path: Path, tiny_whisper: Path) -> None:
+    project = Project(tmp_path / "p")
+    project.add_clip(wav(tmp_path, "a.wav"), "hello", "en")
+    run_dir = jobs.prepare_run(project, form(str(tiny_whisper)))
+    spec = json.loads((run_dir / "run.json").read_text())
+    assert "eval_manifest" not in spec["options"] and spec["baseline"] is False
+    assert "too few rows" in spec["description"]
+
+
+def test_a_named_manifest_source_is_split(tmp_path: Path, tiny_whisper: Path, dataset: Path):
+    project = Project(tmp_path / "p")
+    project.update_settings(data_source="source", train_source=str(dataset))
+    run_dir = jobs.prepare_run(project, form(str(tiny_whisper), eval_fraction=0.25))
+    spec = json.loads((run_dir / "run.json").read_text())
+    assert spec["options"]["train_manifest"] == str(run_dir / "data" / "train.jsonl")
+    assert "6 train / 2 eval" in spec["description"]
+    project.update_settings(train_source="hf:someone/corpus", eval_source="hf:someone/corpus@dev")
+    other = jobs.prepare_run(project, form(str(tiny_whisper)))
+    options = json.loads((other / "run.json").read_text())["options"]
+    assert (options["train_manifest"], options["eval_manifest"]) == (
+        "hf:someone/corpus",
+        "hf:someone/corpus@dev",
+    )
+
+
+def test_log_keeps_the_last_state_of_progress_bars(tmp_path: Path) -> None:
+    (tmp_path / "log.txt").write_bytes(b"start\nbar 10%\rbar 50%\rbar 100%\n\xffend\n")
+    assert jobs.read_log(tmp_path) == "start\nbar 100%\n\ufffdend"
+    assert jobs.read_log(tmp_path / "missing") == ""
+
+
+def test_a_vanished_worker_is_reported_failed(tmp_path: Path) -> None:
+    from asrtune.ui.project import write_json_atomic
+
+    write_json_atomic(
+        tmp_path / "status.json", {"state": "running", "pid": 2**22 + 12345, "updated": 0}
+    )
+    status = jobs.read_status(tmp_path)
+    assert status["state"] == "failed" and "ended unexpectedly" in status["error"]
+    assert jobs.request_stop(tmp_path) == "the run is not running"
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, str]:
+    """A real worker process: baseline, 1 epoch of the tiny Whisper, final eval."""
+    from asrtune.models.tiny import make_tiny_whisper
+
+    root = tmp_path_factory.mktemp("ui-run")
+    project = Project(root / "project")
+    for i, text in enumerate(["turn on the light", "call the desk", "good morning"]):
+        project.add_clip(wav(root / "clips", f"c{i}.wav", 1.2, 200 + 90 * i), text, "en")
+    model = make_tiny_whisper(project.models_dir / "tiny-whisper")
+    message, run_id = actions.start_training(project, form(str(model), num_train_epochs=1))
+    assert run_id, message
+    status = jobs.wait_for(project.runs_dir / run_id, timeout=240)
+    assert status["state"] == "done", jobs.read_log(project.runs_dir / run_id)
+    return project, run_id
+
+
+def test_the_worker_reports_progress_metrics_and_the_log(finished_run) -> None:
+    project, run_id = finished_run
+    run_dir = project.run_dir(run_id)
+    status = jobs.read_status(run_dir)
+    assert status["step"] == status["max_steps"] >= 1 and status["pid"] != os.getpid()
+    assert status["baseline_wer"] is not None and status["final_wer"] is not None
+    metrics = jobs.read_metrics(run_dir)
+    assert metrics[0]["event"] == "baseline" and any("loss" in m for m in metrics)
+    assert any("eval_wer" in m for m in metrics)
+    log = jobs.read_log(run_dir)
+    assert "baseline WER" in log and "trainable parameters" in log and "finished" in log
+    for name in ("model.safetensors", "eval_results.json", "baseline_results.json"):
+        assert (run_dir / "model" / name).is_file()
+    view = actions.run_view(project, run_id)
+    assert 'data-state="done"' in view["progress"] and len(view["loss"]) >= 1
+    assert next(iter(view["evals"]["step"])) == "base model"
+    assert jobs.active_run(project) is None
+
+
+def test_evaluate_try_and_publish_a_finished_run(finished_run, tmp_path: Path) -> None:
+    project, run_id = finished_run
+    cache = ModelCache()
+    table, worst = actions.evaluation_view(project, run_id)
+    assert "| fine-tuned |" in table and "base model" in table and 'class="utt"' in worst
+    table, _ = actions.evaluate_run(project, cache, run_id, "")  # both reports exist: reused
+    assert "fine-tuned" in table and len(cache) == 0
+    other = project.run_dir(run_id) / "data" / "train.jsonl"
+    table, _ = actions.evaluate_run(project, cache, run_id, str(other))
+    assert "| fine-tuned |" in table and (project.run_dir(run_id) / "evaluations").is_dir()
+    clip = str(wav(tmp_path, "try.wav"))
+    text, info = actions.transcribe_clip(project, cache, run_id, "finetuned", clip)
+    assert isinstance(text, str) and info.startswith("✓ Transcribed with run")
+    assert actions.transcribe_clip(project, cache, run_id, "base", clip)[1].startswith("✓")
+    assert actions.transcribe_clip(project, cache, None, "base", clip)[1].startswith("✗ no run")
+
+    message = actions.publish_model(
+        project, run_id, TOKEN, "someone/tiny", False, "auto", "someone/data", True
+    )
+    assert message.startswith("✓ Dry run"), message
+    upload_dir = project.run_dir(run_id) / "upload"
+    assert (upload_dir / "README.md").is_file() and (upload_dir / "model.safetensors").is_file()
+    card = (upload_dir / "README.md").read_text()
+    assert "someone/data" in card and "base model (before fine-tuning)" in card
+    message = actions.publish_dataset(project, run_id, TOKEN, "someone/data", False, True)
+    assert message.startswith("✓ Dry run"), message
+    assert list((project.run_dir(run_id) / "dataset-upload" / "data").glob("*.parquet"))
+    message = actions.publish_demo(project, run_id, TOKEN, "", "", False)
+    assert message.startswith("✓ Demo app written"), message
+    assert (project.run_dir(run_id) / "space" / "app.py").is_file()
+    assert actions.publish_model(project, run_id, "", "someone/tiny", False, "auto", "", False) == (
+        "✗ type a Hugging Face token with write access first"
+    )
+    assert "not a Hub repository" in actions.publish_model(
+        project, run_id, TOKEN, "../bad", False, "auto", "", True
+    )
+    for path in project.root.rglob("*"):
+        if path.is_file():
+            assert TOKEN.encode() not in path.read_bytes(), path
+
+
+def test_stop_ends_training_after_the_current_step(tmp_path: Path, tiny_whisper: Path) -> None:
+    project = Project(tmp_path / "p")
+    project.add_clip(wav(tmp_path, "a.wav"), "hello there", "en")
+    options = form(str(tiny_whisper), max_steps=5000, eval_fraction=0, baseline=False)
+    message, run_id = actions.start_training(project, options)
+    assert run_id, message
+    run_dir = project.run_dir(run_id)
+    assert "still training" in actions.start_training(project, options)[0]
+    deadline = time.time() + 120
+    while jobs.read_status(run_dir).get("step", 0) < 2 and time.time() < deadline:
+        time.sleep(0.2)
+    assert "after the current step" in actions.stop_training(project, run_id)
+    status = jobs.wait_for(run_dir, timeout=120)
+    assert status["state"] == "stopped" and status["step"] < 5000
+    assert (run_dir / "model" / "model.safetensors").is_file()  # the model so far is kept
+
+
+# ----- rendering ------------------------------------------------------------------------
+
+
+def test_progress_bar_shows_state_step_and_eta() -> None:
+    assert 'data-state="none"' in render.progress_html({})
+    running = {
+        "state": "running",
+        "message": "training",
+        "step": 5,
+        "max_steps": 20,
+        "epoch": 0.5,
+        "num_train_epochs": 2,
+        "train_started": 100.0,
+        "eta_seconds": 75,
+        "last_eval_wer": 0.25,
+    }
+    text = render.progress_html(running, now=130.0)
+    assert "width:25.0%" in text and "step 5/20" in text and "epoch 0.50/2" in text
+    assert "elapsed 0:30" in text and "ETA 1:15" in text and "eval WER 25.0%" in text
+    failed = render.progress_html({"state": "failed", "error": "<boom>"})
+    assert "&lt;boom&gt;" in failed and 'data-state="failed"' in failed
+    assert render.duration(3725) == "1:02:05" and render.duration(None) == "–"
+
+
+def test_metric_frames() -> None:
+    metrics = [
+        {"event": "baseline", "wer": 0.5, "cer": 0.25},
+        {"step": 1, "loss": 2.123456789},
+        {"step": 2, "epoch": 1.0, "eval_wer": 0.4, "eval_cer": 0.2},
+        {"step": 2, "train_runtime": 1.0},
+        {"step": 2, "epoch": 1.0, "eval_wer": 0.3, "eval_cer": 0.1},
+    ]
+    assert render.loss_frame(metrics).to_dict("records") == [{"step": 1, "loss": 2.1235}]
+    evals = render.eval_frame(metrics)
+    assert list(evals["step"]) == ["base model", "2", "final model"]
+    assert list(evals["WER"]) == ["50.0%", "40.0%", "30.0%"]
+
+
+def test_word_diff_marks_substitutions_insertions_and_deletions() -> None:
+    diff = render.word_diff_html("turn on the light <now>", "turn of the light please")
+    assert '<span class="ok">turn</span>' in diff
+    assert '<del class="sub">on</del> <ins class="sub">of</ins>' in diff
+    assert '<del class="sub">&lt;now&gt;</del> <ins class="sub">please</ins>' in diff
+    assert '<ins class="ins">b</ins>' in render.word_diff_html("a", "a b")
+    assert '<del class="del">b</del>' in render.word_diff_html("a b", "a")
+
+
+def test_worst_utterances_come_first_with_the_base_hypothesis() -> None:
+    finetuned = [
+        {"id": "u1", "ref": "a b", "hyp": "a b", "wer": 0.0},
+        {"id": "u2", "ref": "c d", "hyp": "c x", "wer": 0.5},
+    ]
+    baseline = [{"id": "u2", "ref": "c d", "hyp": "", "wer": 1.0}]
+    text = render.worst_utterances_html(finetuned, baseline, n=1)
+    assert "u2" in text and "u1" not in text and "base (100.0%)" in text
+
+
+def test_reports_render_as_markdown() -> None:
+    report = {
+        "num_rows": 3,
+        "num_valid": 2,
+        "num_invalid": 1,
+        "problems": [{"line": 2, "audio_path": "/x/a|b.wav", "reason": "audio file not found"}],
+        "over_limits": [],
+        "warnings": [],
+    }
+    text = render.check_report_markdown(report, "m.jsonl")
+    assert text.startswith("✗ **3 rows: 2 valid, 1 invalid") and "audio file not found" in text
+    assert render.check_report_markdown(None) == "No data check yet."
+    table = render.comparison_markdown({"wer": 0.5, "cer": 0.2}, {"wer": 0.2, "cer": 0.1})
+    assert "| fine-tuned | 20.0% | 10.0%" in table and "-30.0 points" in table
+
+
+def test_data_check_is_saved_and_shown_again(tmp_path: Path, tiny_whisper: Path) -> None:
+    project = Project(tmp_path / "p")
+    assert actions.check_data(project, False, "", "en").startswith("✗ No recordings")
+    project.add_clip(wav(tmp_path, "a.wav"), "hello", "en")
+    text = actions.check_data(project, True, str(tiny_whisper), "en")
+    assert "1 rows: 1 valid, 0 invalid" in text
+    assert actions.last_check(project) == text
+    project.update_settings(data_source="source", train_source=str(tmp_path / "none.jsonl"))
+    assert actions.check_data(project, False, "", "en").startswith("✗ manifest not found")
+
+
+# ----- models, hub, app -----------------------------------------------------------------
+
+
+def test_model_choices_round_trip() -> None:
+    assert resolve_model(WHISPER, "large-v3", "") == "openai/whisper-large-v3"
+    assert resolve_model(VOXTRAL, "mini (3B)", "") == "mistralai/Voxtral-Mini-3B-2507"
+    assert resolve_model(LOCAL, None, " /m ") == "/m"
+    assert {"tiny.en", "base.en", "small.en", "medium.en", "large-v3"} <= set(SIZES[WHISPER])
+    for family, sizes in SIZES.items():
+        for size, hub_id in sizes.items():
+            assert describe_model(hub_id) == (family, size, "")
+    assert describe_model("/some/folder") == (LOCAL, None, "/some/folder")
+
+
+def test_model_cache_loads_once_and_keeps_the_newest(monkeypatch: pytest.MonkeyPatch) -> None:
+    from asrtune.ui import models
+
+    loads: list[str] = []
+
+    def fake_load(source: str) -> str:
+        time.sleep(0.2)
+        loads.append(source)
+        return f"loaded {source}"
+
+    monkeypatch.setattr(models, "load_model", fake_load)
+    cache = ModelCache(size=2)
+    results: list[object] = []
+    threads = [threading.Thread(target=lambda: results.append(cache.get("a"))) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert loads == ["a"] and results == ["loaded a"] * 4
+    cache.get("b")
+    cache.get("c")
+    cache.get("a")
+    assert loads == ["a", "b", "c", "a"] and len(cache) == 2
+
+
+def test_upload_errors_never_show_the_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub
+
+    class FailingApi:
+        def __init__(self, token: str) -> None:
+            self.token = token
+
+        def create_repo(self, *args: object, **kwargs: object) -> None:
+            raise RuntimeError(f"401 Unauthorized for token {self.token}\nmore")
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FailingApi)
+    with pytest.raises(AsrtuneError) as error:
+        upload({"a.txt": b"x"}, "someone/repo", TOKEN)
+    assert TOKEN not in str(error.value) and "***" in str(error.value)
+    assert "HF_TOKEN" not in os.environ or os.environ["HF_TOKEN"] != TOKEN
+    assert scrub("a TOKEN b", "TOKEN") == "a *** b" and scrub("x", None) == "x"
+
+
+def test_the_app_builds_with_safe_launch_defaults(tmp_path: Path) -> None:
+    demo = app.build_app(tmp_path / "p")
+    by_name = {fn.name: fn for fn in demo.fns.values()}
+    transcribe = by_name["on_transcribe"]
+    assert transcribe.concurrency_limit >= 2 and transcribe.concurrency_id == "transcribe"
+    assert by_name["on_tick"].concurrency_limit is None  # progress never waits on others
+    options = app.launch_options()
+    assert options["server_name"] == "127.0.0.1" and options["server_port"] == 7860
+    assert options["run_history"] is False and options["max_file_size"] == "200mb"
+    assert options["auth"] is None and options["share"] is False
+    assert app.launch_options(auth="ann:secret")["auth"] == ("ann", "secret")
+    with pytest.raises(AsrtuneError, match="USER:PASSWORD"):
+        app.parse_auth("no-colon")
+
+
+def test_load_row_gives_playable_audio(tmp_path: Path) -> None:
+    project = Project(tmp_path / "p")
+    project.add_clip(wav(tmp_path, "a.wav"), "hello", "en")
+    (rate, samples), text = actions.load_row(project, "rec0001")
+    assert rate == 16000 and samples.dtype == np.int16 and text == "hello"
+    assert actions.load_row(project, None) == (None, "")
+
+
+def test_ui_command_parses_and_launches(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from asrtune.cli import USAGE, main
+    from asrtune.commands import COMMANDS
+    from asrtune.commands import ui as command
+
+    assert COMMANDS["ui"] == "asrtune.commands.ui" and "\n  ui " in USAGE
+    args = command.build_parser().parse_args([])
+    assert (args.host, args.port, args.auth, args.share) == ("127.0.0.1", 7860, None, False)
+    seen: dict = {}
+    monkeypatch.setattr(app, "launch", lambda demo, **kw: seen.update(kw, demo=demo))
+    monkeypatch.setenv(command.AUTH_ENV, "ann:pw")
+    code = main(["ui", "--project", str(tmp_path / "proj"), "--port", "7999"])
+    assert code == 0 and seen["port"] == 7999 and seen["auth"] == "ann:pw"
+    assert seen["host"] == "127.0.0.1" and (tmp_path / "proj" / "runs").is_dir()
