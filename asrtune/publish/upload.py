@@ -81,11 +81,16 @@ def hub_upload(
     private: bool = False,
     commit_message: str = "Upload with asrtune",
     space_sdk: str | None = None,
+    token: str | None = None,
 ) -> str:
-    """Create ``repo_id`` if needed and add ``files`` in one commit; returns the commit URL."""
+    """Create ``repo_id`` if needed and add ``files`` in one commit; returns the commit URL.
+
+    ``token`` (e.g. typed into the UI) is only handed to ``HfApi``; without it, HF_TOKEN or
+    the saved login is used.
+    """
     from huggingface_hub import CommitOperationAdd, HfApi, get_token
 
-    token = get_token()
+    token = (token or "").strip() or get_token()
     if not token:
         raise AsrtuneError("no Hugging Face token: set HF_TOKEN or run `hf auth login`")
     api = HfApi(token=token)
@@ -124,6 +129,7 @@ def push(
     languages: list[str] | None = None,
     dry_run_output: str | Path | None = None,
     commit_message: str | None = None,
+    token: str | None = None,
 ) -> str:
     """Publish ``out`` as ``repo_id`` (or write the folder to ``dry_run_output``).
 
@@ -147,4 +153,5 @@ def push(
             repo_id,
             private=private,
             commit_message=commit_message or f"Upload {Path(out).name} with asrtune",
+            token=token,
         )

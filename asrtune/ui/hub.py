@@ -37,27 +37,18 @@ def upload(
     space_sdk: str | None = None,
     message: str = "Upload with asrtune",
 ) -> str:
-    """Create ``repo_id`` if needed and add ``files`` in one commit; returns the commit URL."""
-    from huggingface_hub import CommitOperationAdd, HfApi
+    """Create ``repo_id`` if needed and add ``files`` in one commit with the typed token."""
+    from asrtune.publish.upload import hub_upload
 
-    token = _need_token(token)
-    api = HfApi(token=token)
-    operations = [
-        CommitOperationAdd(
-            path_in_repo=name, path_or_fileobj=data if isinstance(data, bytes) else str(data)
-        )
-        for name, data in sorted(files.items())
-    ]
-    try:
-        api.create_repo(
-            repo_id, repo_type=repo_type, private=private, exist_ok=True, space_sdk=space_sdk
-        )
-        commit = api.create_commit(repo_id, operations, commit_message=message, repo_type=repo_type)
-    except Exception as exc:  # network, auth, permissions: one line, never the token
-        lines = str(exc).strip().splitlines()
-        detail = scrub(lines[0] if lines else type(exc).__name__, token)
-        raise AsrtuneError(f"upload to {repo_id} failed: {type(exc).__name__}: {detail}") from None
-    return str(commit.commit_url)
+    return hub_upload(
+        files,
+        repo_id,
+        repo_type=repo_type,
+        private=private,
+        commit_message=message,
+        space_sdk=space_sdk,
+        token=_need_token(token),
+    )
 
 
 def push_model(
