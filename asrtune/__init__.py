@@ -5,7 +5,7 @@ The public API is imported lazily so that ``asrtune --help`` stays fast.
 
 from __future__ import annotations
 
-from typing import Any
+from asrtune._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -27,9 +27,4 @@ _API = {
 __all__ = sorted(_API)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _API:
-        import importlib
-
-        return getattr(importlib.import_module(_API[name]), name)
-    raise AttributeError(f"module 'asrtune' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _API)

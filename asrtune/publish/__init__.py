@@ -7,7 +7,7 @@ Family-specific knowledge (usage code, app code, export formats) lives in
 
 from __future__ import annotations
 
-from typing import Any
+from asrtune._lazy import lazy_exports
 
 _API = {
     "push": "asrtune.publish.upload",
@@ -22,9 +22,4 @@ _API = {
 __all__ = sorted(_API)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _API:
-        import importlib
-
-        return getattr(importlib.import_module(_API[name]), name)
-    raise AttributeError(f"module 'asrtune.publish' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _API)
