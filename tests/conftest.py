@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,8 @@ from asrtune.models.tiny import SAMPLE_SENTENCES, make_tiny_whisper
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ASRTUNE_CACHE", "off")  # tests of the cache turn it on themselves
+# trackio reads TRACKIO_DIR once, at import: point it at a scratch folder before any test can
+os.environ.setdefault("TRACKIO_DIR", tempfile.mkdtemp(prefix="asrtune-tests-trackio-"))
 
 
 def tone(seconds: float, freq: float, rate: int = 16000, channels: int = 1) -> np.ndarray:

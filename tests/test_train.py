@@ -238,11 +238,12 @@ def test_invalid_rows_stop_before_the_model_loads_unless_dropped(
     assert [d["line"] for d in dropped] == [9, 10]
 
 
-def test_trackio_logs_locally_by_default(
-    tiny_whisper: Path, dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("TRACKIO_DIR", str(tmp_path / "trackio"))
-    args = [a for a in FAST if a not in ("--report_to", "none")]
+def test_trackio_logs_locally_by_default(tiny_whisper: Path, dataset: Path, tmp_path: Path) -> None:
+    import os
+    import uuid
+
+    project = f"asrtune-test-{uuid.uuid4().hex[:8]}"
+    args = [a for a in FAST if a not in ("--report_to", "none")]  # trackio is the default
     assert (
         main(
             [
@@ -255,12 +256,15 @@ def test_trackio_logs_locally_by_default(
                 str(tmp_path / "o"),
                 "--num_train_epochs",
                 "1",
+                "--project",
+                project,
                 *args,
             ]
         )
         == 0
     )
-    assert list((tmp_path / "trackio").glob("*.db"))
+    # conftest points TRACKIO_DIR (read once, when trackio is imported) at a scratch folder
+    assert list(Path(os.environ["TRACKIO_DIR"]).glob(f"{project}*.db"))
 
 
 def test_unpacked_duration_buckets(tiny_whisper: Path, tmp_path: Path) -> None:
