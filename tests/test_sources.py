@@ -231,3 +231,18 @@ def test_data_push_dry_run_and_check_the_result(tmp_path: Path, capsys) -> None:
     assert report["num_rows"] == 3 and report["num_invalid"] == 0
     assert main(["data", "push", str(manifest), "me/speech", "--dry-run"]) == 2
     assert "--output" in capsys.readouterr().err
+
+
+def test_data_push_without_a_token_is_one_line(
+    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from huggingface_hub import get_token
+
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    if get_token():
+        pytest.skip("a saved Hugging Face login exists on this machine")
+    manifest = write_dataset(tmp_path / "d", 2)
+    assert main(["data", "push", str(manifest), "me/speech"]) == 2
+    err = capsys.readouterr().err
+    assert "no Hugging Face token" in err and "Traceback" not in err

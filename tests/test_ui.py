@@ -19,8 +19,9 @@ from tests.conftest import tone
 
 pytest.importorskip("gradio")
 
+from asrtune.publish.upload import scrub
 from asrtune.ui import actions, app, jobs, render
-from asrtune.ui.hub import scrub, upload
+from asrtune.ui.hub import upload
 from asrtune.ui.models import (
     LOCAL,
     SIZES,

@@ -152,19 +152,27 @@ def build_dataset_folder(source: str | Path, repo: str, out_dir: str | Path) -> 
 def push_dataset(
     source: str | Path, repo: str, private: bool = False, token: str | None = None
 ) -> str:
-    """Build the folder in a temporary place and upload it in one commit; returns its URL."""
+    """Build the folder in a temporary place and upload it in one commit; returns its URL.
+
+    ``token`` None uses HF_TOKEN or the saved login; failures are one-line AsrtuneErrors
+    that never show the token.
+    """
     import tempfile
 
-    from huggingface_hub import HfApi
+    from asrtune.publish.upload import hub_upload
 
-    api = HfApi(token=token)
     with tempfile.TemporaryDirectory() as tmp:
         folder = build_dataset_folder(source, repo, Path(tmp) / "dataset")
-        api.create_repo(repo, repo_type="dataset", private=private, exist_ok=True)
-        info = api.upload_folder(
-            repo_id=repo,
+        files = {
+            path.relative_to(folder).as_posix(): path
+            for path in sorted(folder.rglob("*"))
+            if path.is_file()
+        }
+        return hub_upload(
+            files,
+            repo,
             repo_type="dataset",
-            folder_path=str(folder),
+            private=private,
             commit_message="Upload dataset with asrtune",
+            token=token,
         )
-    return str(getattr(info, "commit_url", info))

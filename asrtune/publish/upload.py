@@ -69,7 +69,8 @@ def publish_files(
         yield files
 
 
-def _scrub(message: str, token: str) -> str:
+def scrub(message: str, token: str | None) -> str:
+    """``message`` with the token (if any) replaced by ``***``."""
     return message.replace(token, "***") if token else message
 
 
@@ -112,7 +113,7 @@ def hub_upload(
         lines = str(exc).strip().splitlines()
         detail = lines[0] if lines else type(exc).__name__
         raise AsrtuneError(
-            f"upload to {repo_id} failed: {type(exc).__name__}: {_scrub(detail, token)}"
+            f"upload to {repo_id} failed: {type(exc).__name__}: {scrub(detail, token)}"
         ) from None
     return str(commit.commit_url)
 

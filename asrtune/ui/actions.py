@@ -21,8 +21,8 @@ import numpy as np
 
 from asrtune.config import TRAINING_DEFAULTS, ModelConfig
 from asrtune.errors import AsrtuneError
+from asrtune.publish.upload import scrub
 from asrtune.ui import jobs, render
-from asrtune.ui.hub import scrub
 from asrtune.ui.models import ModelCache, resolve_model
 from asrtune.ui.phrases import bundled_phrases, parse_phrases
 from asrtune.ui.project import Project, read_json, write_json_atomic

@@ -15,11 +15,6 @@ from pathlib import Path
 from asrtune.errors import AsrtuneError
 
 
-def scrub(message: str, token: str | None) -> str:
-    """``message`` with the token (if any) replaced by ``***``."""
-    return message.replace(token, "***") if token else message
-
-
 def _need_token(token: str | None) -> str:
     token = (token or "").strip()
     if not token:
@@ -90,14 +85,7 @@ def push_dataset(
     check_repo_id(repo_id)
     if dry_run_output is not None:
         return str(build_dataset_folder(split_dir, repo_id, dry_run_output))
-    token = _need_token(token)
-    try:
-        return data_push(split_dir, repo_id, private=private, token=token)
-    except AsrtuneError as exc:
-        raise AsrtuneError(scrub(str(exc), token)) from None
-    except Exception as exc:
-        detail = scrub(str(exc).strip().splitlines()[0] if str(exc).strip() else "", token)
-        raise AsrtuneError(f"dataset upload failed: {type(exc).__name__}: {detail}") from None
+    return data_push(split_dir, repo_id, private=private, token=_need_token(token))
 
 
 def demo_app(
