@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from asrtune.config import TrainJob
-from asrtune.data.manifest import BadRow, Row
+from asrtune.data.manifest import BadRow, Row, with_language
 from asrtune.data.rows import (
     LoadedRows,
     combine,
@@ -156,9 +155,7 @@ def build_stream_dataset(job: TrainJob, loaded: LoadedModel, skips: SkipLog) -> 
 def _with_language(to_row: Any, language: str | None) -> Any:
     def wrapped(record: dict, index: int) -> Row | BadRow:
         row = to_row(record, index)
-        if isinstance(row, Row) and language and not row.language:
-            return replace(row, language=language)
-        return row
+        return with_language(row, language) if isinstance(row, Row) else row
 
     return wrapped
 

@@ -38,6 +38,11 @@ class Row:
     speaker: str | None = None
 
 
+def with_language(row: Row, language: str | None) -> Row:
+    """``row``, with ``language`` filled in when the row names none."""
+    return row if row.language or not language else replace(row, language=language)
+
+
 @dataclass(frozen=True)
 class BadRow:
     """A manifest line that could not become a :class:`Row`; ``line`` is 1-based."""

@@ -11,7 +11,7 @@ from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from asrtune.data.manifest import BadRow, Manifest, Row
+from asrtune.data.manifest import BadRow, Manifest, Row, with_language
 from asrtune.data.sources import (
     HubOptions,
     SourceSpec,
@@ -58,7 +58,7 @@ def load_rows(
         if options.streaming
         else read_source(spec, options)
     )
-    rows = [r if r.language or not language else replace(r, language=language) for r in parsed.rows]
+    rows = [with_language(r, language) for r in parsed.rows]
     report = validate_rows(rows, parsed.bad_rows, source=Path(spec.name).name)
     if report.warnings:
         log.warning(

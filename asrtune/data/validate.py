@@ -35,7 +35,7 @@ import soundfile as sf
 from tqdm.auto import tqdm
 
 from asrtune.data.cache import file_cache
-from asrtune.data.manifest import BadRow, Row
+from asrtune.data.manifest import BadRow, Row, with_language
 from asrtune.errors import AsrtuneError
 
 # Peak amplitude (full scale = 1.0) below which a file counts as silent: about -80 dBFS,
@@ -358,9 +358,7 @@ def check_manifest(
     from asrtune.data.sources import read_source
 
     manifest = read_source(str(path), options)
-    rows: Sequence[Row] = [
-        r if r.language or not language else replace(r, language=language) for r in manifest.rows
-    ]
+    rows: Sequence[Row] = [with_language(r, language) for r in manifest.rows]
     loaded = None
     if model is not None:
         from asrtune.models import load_model
