@@ -92,18 +92,6 @@ def transcribe_lazily(
     return texts
 
 
-def transcribe_arrays(
-    loaded: LoadedModel,
-    audios: Sequence[np.ndarray],
-    options: DecodingOptions = DEFAULT_DECODING,
-    languages: Sequence[str | None] | None = None,
-    progress: bool = True,
-) -> list[str]:
-    """Transcribe (n_samples,) 16-kHz float32 arrays; one text per array, in input order."""
-    lengths = [len(a) for a in audios]
-    return transcribe_lazily(loaded, lengths, audios.__getitem__, options, languages, progress)
-
-
 def transcribe_files(
     loaded: LoadedModel,
     paths: Sequence[str],

@@ -11,8 +11,6 @@ from typing import Any
 
 import pandas as pd
 
-from asrtune.ui.phrases import LANGUAGES
-
 MAX_REPORT_ITEMS = 50
 
 
@@ -28,10 +26,6 @@ def duration(seconds: float | None) -> str:
 
 def percent(rate: float | None) -> str:
     return "–" if rate is None else f"{100 * rate:.1f}%"
-
-
-def language_name(code: str | None) -> str:
-    return LANGUAGES.get(code or "", code or "auto")
 
 
 # ----- training ------------------------------------------------------------------------
