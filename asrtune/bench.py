@@ -56,6 +56,8 @@ class RecipeResult:
     train_seconds: float
     wer: float
     curve: list[tuple[float, float]]  # (training seconds, WER), starting at the baseline
+    # evaluation speed: audio seconds of the eval set per second of evaluation (all evals)
+    eval_audio_seconds_per_second: float
 
 
 class BudgetStop(TrainerCallback):
@@ -77,6 +79,7 @@ class ReferenceEval(TrainerCallback):
         self.start = 0.0
         self.paused = 0.0
         self.curve: list[tuple[float, float]] = []
+        self.eval_seconds: list[float] = []
 
     def train_seconds(self) -> float:
         return time.perf_counter() - self.start - self.paused
@@ -87,8 +90,10 @@ class ReferenceEval(TrainerCallback):
     def evaluate(self) -> float:
         began = time.perf_counter()
         trained = self.train_seconds()
-        wer = evaluate_rows(self.loaded, self.rows, progress=False).score.wer
+        result = evaluate_rows(self.loaded, self.rows, progress=False)
+        wer = result.score.wer
         self.curve.append((round(trained, 2), wer))
+        self.eval_seconds.append(result.seconds)
         self.paused += time.perf_counter() - began
         return wer
 
@@ -171,10 +176,17 @@ def run_reference(options: BenchOptions, rows: list[Row], eval_rows: list[Row]) 
         train_seconds=train_seconds,
         wer=evaluator.curve[-1][1],
         curve=[(0.0, baseline), *evaluator.curve],
+        eval_audio_seconds_per_second=eval_speed(eval_rows, evaluator.eval_seconds),
     )
 
 
-def run_asrtune(options: BenchOptions, baseline_wer: float) -> RecipeResult:
+def eval_speed(rows: list[Row], seconds: list[float]) -> float:
+    """Audio seconds evaluated per second, over evaluations of ``rows`` lasting ``seconds``."""
+    audio = sum(r.duration or 0 for r in rows)
+    return round(audio * len(seconds) / sum(seconds), 2) if seconds else 0.0
+
+
+def run_asrtune(options: BenchOptions, eval_rows: list[Row], baseline_wer: float) -> RecipeResult:
     epochs = options.asrtune_epochs or TRAINING_DEFAULTS["num_train_epochs"]
     overrides = {
         "num_train_epochs": epochs if options.budget_seconds is None else 1000,
@@ -211,6 +223,9 @@ def run_asrtune(options: BenchOptions, baseline_wer: float) -> RecipeResult:
         train_seconds=train_seconds,
         wer=curve[-1][1],
         curve=curve,
+        eval_audio_seconds_per_second=eval_speed(
+            eval_rows, [e["eval_runtime"] for e in history if "eval_train_seconds" in e]
+        ),
     )
 
 
@@ -232,7 +247,7 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
     )
     reference = run_reference(options, train.rows, evaluation.rows)
     log.info("asrtune defaults")
-    ours = run_asrtune(options, reference.curve[0][1])
+    ours = run_asrtune(options, evaluation.rows, reference.curve[0][1])
     reached = time_to_wer(ours.curve, reference.wer)
     return {
         "reference": asdict(reference),
@@ -242,6 +257,10 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
         ),
         "time_to_reference_wer_ratio": (
             round(reached / reference.train_seconds, 3) if reached is not None else None
+        ),
+        # >= 1: evaluating data is no slower than an asrtune training epoch over it
+        "eval_to_train_speed_ratio": round(
+            ours.eval_audio_seconds_per_second / ours.audio_seconds_per_second, 2
         ),
         "options": {k: v for k, v in asdict(options).items()},
         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",

@@ -18,6 +18,7 @@ from transformers import HfArgumentParser, Seq2SeqTrainingArguments
 
 from asrtune.data.rows import eval_source
 from asrtune.errors import AsrtuneError
+from asrtune.models import PRECISIONS
 
 
 @dataclass
@@ -68,6 +69,14 @@ class ModelConfig:
         metadata={
             "help": "Load the base model in 4bit or 8bit (bitsandbytes, CUDA GPU only) and "
             "train LoRA on it (QLoRA); needs --lora."
+        },
+    )
+    eval_precision: str = field(
+        default="auto",
+        metadata={
+            "help": "Precision of evaluation during training: auto (bf16 autocast where the "
+            "device computes bf16 natively: CUDA, CPUs with AVX512-BF16/AMX; else fp32), "
+            "fp32 or bf16."
         },
     )
 
@@ -290,6 +299,10 @@ def build_train_job(values: dict[str, Any]) -> TrainJob:
         raise AsrtuneError(f"--task must be transcribe or translate, not {model.task!r}")
     if model.quantization not in (None, "4bit", "8bit"):
         raise AsrtuneError(f"--quantization must be 4bit or 8bit, not {model.quantization!r}")
+    if model.eval_precision not in PRECISIONS:
+        raise AsrtuneError(
+            f"--eval_precision must be one of {', '.join(PRECISIONS)}, not {model.eval_precision!r}"
+        )
     if model.quantization and not model.lora:
         raise AsrtuneError("--quantization freezes a quantized base: add --lora")
     training_values = _pick(Seq2SeqTrainingArguments, values)

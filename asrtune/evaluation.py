@@ -11,7 +11,7 @@ from asrtune.data.audio import load_row_audio
 from asrtune.data.manifest import Row
 from asrtune.inference import DEFAULT_DECODING, DecodingOptions, transcribe_lazily
 from asrtune.metrics import CorpusScore, UtteranceScore, score_corpus
-from asrtune.models import LoadedModel
+from asrtune.models import LoadedModel, resolve_precision
 
 
 @dataclass(frozen=True)
@@ -21,9 +21,14 @@ class EvalResult:
     score: CorpusScore
     utterances: list[UtteranceScore]
     seconds: float
+    precision: str = "fp32"  # what generation ran in, see models.resolve_precision
 
     def report(self) -> dict:
-        return {**self.score.as_dict(), "eval_seconds": round(self.seconds, 2)}
+        return {
+            **self.score.as_dict(),
+            "eval_seconds": round(self.seconds, 2),
+            "precision": self.precision,
+        }
 
 
 def evaluate_rows(
@@ -50,7 +55,8 @@ def evaluate_rows(
     score, utterances = score_corpus(
         [r.text for r in rows], hypotheses, languages, [r.id for r in rows]
     )
-    return EvalResult(score, utterances, time.perf_counter() - start)
+    precision = resolve_precision(loaded.model, options.precision)
+    return EvalResult(score, utterances, time.perf_counter() - start, precision)
 
 
 def write_report(result: EvalResult, path: str | Path, extra: dict | None = None) -> Path:

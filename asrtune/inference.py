@@ -14,7 +14,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from asrtune.data.audio import audio_duration, load_audio
-from asrtune.models import LoadedModel
+from asrtune.models import PRECISIONS, LoadedModel
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,7 @@ class DecodingOptions:
     batch_size: int = 16
     num_beams: int = 1
     max_new_tokens: int | None = None  # None: the model's generation config decides
+    precision: str = "auto"  # see models.inference_precision
 
     @classmethod
     def field_help(cls) -> dict[str, str]:
@@ -34,8 +35,15 @@ class DecodingOptions:
             "task": "transcribe or translate (default: transcribe)",
             "batch_size": "utterances per generate() call (default: 16)",
             "num_beams": "beam width; 1 is greedy (default: 1)",
-            "max_new_tokens": "cap on generated tokens (default: the model's generation config)",
+            "max_new_tokens": "cap on generated tokens (default: 32 + 25 per second of audio)",
+            "precision": "auto: bf16 autocast on a float32 model where the device computes "
+            "bf16 natively (CUDA, CPUs with AVX512-BF16/AMX), else fp32; or fp32 / bf16 "
+            "(default: auto)",
         }
+
+    @classmethod
+    def field_choices(cls) -> dict[str, tuple[str, ...]]:
+        return {"task": ("transcribe", "translate"), "precision": PRECISIONS}
 
     @classmethod
     def names(cls) -> list[str]:
@@ -84,6 +92,7 @@ def transcribe_lazily(
             task=options.task,
             num_beams=options.num_beams,
             max_new_tokens=options.max_new_tokens,
+            precision=options.precision,
         )
         for i, text in zip(batch, outputs, strict=True):
             texts[i] = text

@@ -97,6 +97,7 @@ def build_trainer(
         batch_size=job.training.per_device_eval_batch_size,
         num_beams=job.training.generation_num_beams or 1,
         max_new_tokens=job.training.generation_max_length,
+        precision=job.model.eval_precision,
     )
     return AsrTrainer(
         model=loaded.model,

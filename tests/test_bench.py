@@ -5,11 +5,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from asrtune.bench import ReferenceCollator, reference_features, time_to_wer
+from asrtune.bench import ReferenceCollator, eval_speed, reference_features, time_to_wer
 from asrtune.cli import main
+from asrtune.data.manifest import Row
 from asrtune.data.rows import load_rows
 from asrtune.models import load_model
 from tests.conftest import write_dataset
+
+
+def test_eval_speed_counts_every_evaluation() -> None:
+    rows = [Row(id=str(i), audio_path="x.wav", text="t", duration=d) for i, d in enumerate((2, 3))]
+    assert eval_speed(rows, [1.0, 4.0]) == 2.0  # 5 s of audio, twice, in 5 s
+    assert eval_speed(rows, []) == 0.0
 
 
 def test_time_to_wer() -> None:
@@ -62,5 +69,7 @@ def test_bench_cli_writes_results(tiny_whisper_en: Path, tmp_path: Path) -> None
     for name in ("reference", "asrtune"):
         assert {"audio_seconds_per_second", "train_seconds", "wer"} <= set(result[name])
         assert result[name]["curve"][0][0] == 0.0
+        assert result[name]["eval_audio_seconds_per_second"] > 0
     assert len(result["reference"]["curve"]) == 2 and len(result["asrtune"]["curve"]) == 3
     assert result["throughput_ratio"] > 0
+    assert result["eval_to_train_speed_ratio"] > 0

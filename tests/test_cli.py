@@ -28,10 +28,13 @@ def test_eval_writes_report_and_per_utterance_file(
             "3",
             "--max-new-tokens",
             "8",
+            "--precision",
+            "bf16",
         ]
     )
     assert code == 0
     data = json.loads(report.read_text())
+    assert data["precision"] == "bf16-autocast"
     for key in ("wer", "cer", "wer_unnormalized"):
         assert isinstance(data[key], float) and data[key] >= 0
     assert data["num_samples"] == 8
@@ -88,9 +91,10 @@ def test_user_errors_are_one_line_and_exit_2(
     assert message in err and "Traceback" not in err
 
 
-def test_bad_flag_exits_2(capsys: pytest.CaptureFixture) -> None:
+@pytest.mark.parametrize("flag", [["--batch-size", "many"], ["--precision", "fp16"]])
+def test_bad_flag_exits_2(flag: list[str], capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        main(["eval", "--model", "m", "--manifest", "x", "--batch-size", "many"])
+        main(["eval", "--model", "m", "--manifest", "x", *flag])
     assert exit_info.value.code == 2
 
 

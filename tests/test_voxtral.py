@@ -227,6 +227,17 @@ def test_beam_search_keeps_each_rows_chunks_together(loaded: LoadedModel) -> Non
     assert batch == alone
 
 
+def test_generate_in_bf16_autocast(loaded: LoadedModel) -> None:
+    """Audio embeddings computed in bf16 must still fill the float32 prompt embeddings."""
+    seen: list[torch.dtype] = []
+    hook = loaded.model.lm_head.register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
+    try:
+        texts = V.generate(loaded, [tone(1.2, 300)], "en", "transcribe", 1, 3, precision="bf16")
+    finally:
+        hook.remove()
+    assert isinstance(texts[0], str) and seen and set(seen) == {torch.bfloat16}
+
+
 def test_user_errors(
     loaded: LoadedModel, dataset: Path, tiny_whisper: Path, tmp_path: Path, capsys
 ) -> None:

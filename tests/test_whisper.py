@@ -10,7 +10,12 @@ import torch
 from asrtune.data.rows import load_rows
 from asrtune.data.windows import WindowDataset
 from asrtune.errors import AsrtuneError
-from asrtune.models import detect_family, load_model
+from asrtune.models import (
+    computes_bf16_natively,
+    detect_family,
+    inference_precision,
+    load_model,
+)
 from asrtune.models import whisper as W
 from asrtune.training_data import admit_rows
 from tests.conftest import tone
@@ -95,6 +100,49 @@ def test_generate_short_and_long_form(tiny_whisper: Path) -> None:
     texts = W.generate(loaded, [short], "en", "transcribe", max_new_tokens=8)
     assert len(texts) == 1 and isinstance(texts[0], str)
     assert len(W.generate(loaded, [short, long], "en", "transcribe", max_new_tokens=8)) == 2
+
+
+def _linear_output_dtypes(module: torch.nn.Module) -> tuple[list[torch.dtype], list]:
+    seen: list[torch.dtype] = []
+    hooks = [
+        m.register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
+        for m in module.modules()
+        if isinstance(m, torch.nn.Linear)
+    ]
+    return seen, hooks
+
+
+@pytest.mark.parametrize(
+    ("precision", "dtype"), [("bf16", torch.bfloat16), ("fp32", torch.float32)]
+)
+def test_generate_precision_reaches_encoder_and_decoder(
+    tiny_whisper: Path, precision: str, dtype: torch.dtype
+) -> None:
+    loaded = load_model(str(tiny_whisper))
+    seen, hooks = _linear_output_dtypes(loaded.model)
+    try:
+        texts = W.generate(loaded, [tone(2, 300)], "en", "transcribe", 4, precision=precision)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert isinstance(texts[0], str)
+    assert seen and set(seen) == {dtype}
+    assert next(loaded.model.parameters()).dtype == torch.float32  # weights stay float32
+
+
+def test_inference_precision_rules(tiny_whisper: Path) -> None:
+    model = load_model(str(tiny_whisper)).model
+    with inference_precision(model, "bf16"):
+        assert torch.is_autocast_enabled("cpu")
+        assert torch.get_autocast_dtype("cpu") == torch.bfloat16
+    with inference_precision(model, "fp32"):
+        assert not torch.is_autocast_enabled("cpu")
+    with inference_precision(model, "auto"):
+        assert torch.is_autocast_enabled("cpu") == computes_bf16_natively(torch.device("cpu"))
+    with inference_precision(model.to(torch.bfloat16), "bf16"):
+        assert not torch.is_autocast_enabled("cpu")  # half-precision weights run as they are
+    with pytest.raises(AsrtuneError, match="precision must be one of"):
+        inference_precision(model, "fp16")
 
 
 def test_family_detection(tiny_whisper: Path, tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ def _flag_type(default: Any, name: str) -> type:
 def add_decoding_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per DecodingOptions field, both spellings, defaults from the dataclass."""
     helps = DecodingOptions.field_help()
+    choices = DecodingOptions.field_choices()
     for field in fields(DecodingOptions):
         parser.add_argument(
             f"--{field.name.replace('_', '-')}",
@@ -33,6 +34,7 @@ def add_decoding_flags(parser: argparse.ArgumentParser) -> None:
             dest=field.name,
             type=_flag_type(field.default, field.name),
             default=field.default,
+            choices=choices.get(field.name),
             help=helps[field.name],
         )
 

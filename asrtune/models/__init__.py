@@ -9,6 +9,7 @@ Every adapter module exposes the same functions (see ``asrtune/models/whisper.py
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import json
@@ -111,6 +112,55 @@ def inference_placement(adapter: ModuleType) -> dict[str, Any]:
     if name == "bfloat16" and not torch.cuda.is_bf16_supported():
         name = "float16"
     return {"device": "cuda", "dtype": getattr(torch, name)}
+
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def computes_bf16_natively(device: Any) -> bool:
+    """Whether ``device`` has bf16 matrix units: a CUDA GPU with bf16, or a CPU with
+    AVX512-BF16 / AMX (where oneDNN runs bf16 matmuls faster than fp32)."""
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        try:
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            return False
+    return False
+
+
+def resolve_precision(model: Any, precision: str = "auto") -> str:
+    """What generation will run in: ``bf16-autocast``, ``fp32``, or the dtype of a model
+    that is already in half precision (``bfloat16``/``float16``)."""
+    import torch
+
+    if precision not in PRECISIONS:
+        raise AsrtuneError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    param = next(model.parameters())
+    if param.dtype != torch.float32:
+        return str(param.dtype).removeprefix("torch.")
+    if precision == "bf16" or (precision == "auto" and computes_bf16_natively(param.device)):
+        return "bf16-autocast"
+    return "fp32"
+
+
+def inference_precision(model: Any, precision: str = "auto") -> contextlib.AbstractContextManager:
+    """The context generation runs in (see :func:`resolve_precision`).
+
+    A float32 model runs under bf16 autocast (matmuls in bf16; norms, softmax and the
+    residual stream stay float32) when ``precision`` is ``bf16``, or ``auto`` and the device
+    computes bf16 natively. Unlike casting the weights to bf16, autocast kept tiny.en's WER
+    (see docs/benchmarks.md). Call it under ``torch.no_grad()``: under ``inference_mode``
+    autocast's weight cache is off and every decoding step would cast every weight again.
+    """
+    import torch
+
+    if resolve_precision(model, precision) != "bf16-autocast":
+        return contextlib.nullcontext()
+    return torch.autocast(next(model.parameters()).device.type, dtype=torch.bfloat16)
 
 
 def load_model(model: str, *, for_training: bool = False, **kwargs: Any) -> LoadedModel:

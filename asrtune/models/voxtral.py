@@ -33,7 +33,7 @@ from asrtune.data.audio import SAMPLE_RATE, load_row_audio
 from asrtune.data.batching import PACK_GAP_SECONDS, PackItem, WindowPacker
 from asrtune.data.windows import Example
 from asrtune.errors import AsrtuneError
-from asrtune.models import Limits, LoadedModel, token_budget
+from asrtune.models import Limits, LoadedModel, inference_precision, token_budget
 
 log = logging.getLogger("asrtune")
 
@@ -356,7 +356,7 @@ def _token_budget(
     return max(1, min(budget, room))
 
 
-@torch.inference_mode()
+@torch.no_grad()  # not inference_mode: it turns off autocast's weight cache
 def generate(
     loaded: LoadedModel,
     audios: Sequence[np.ndarray],
@@ -364,11 +364,13 @@ def generate(
     task: str,
     num_beams: int = 1,
     max_new_tokens: int | None = None,
+    precision: str = "auto",
 ) -> list[str]:
     """Transcribe a batch of (n_samples,) 16-kHz arrays of any length (up to the limits).
 
     Generation continues the transcription prompt until ``</s>``; only the new tokens are
-    decoded. Without a language the model detects it.
+    decoded. Without a language the model detects it. ``precision``: see
+    :func:`asrtune.models.inference_precision`.
     """
     _check_task(task)
     longest = max(len(a) for a in audios) / SAMPLE_RATE
@@ -379,17 +381,18 @@ def generate(
             MAX_AUDIO_SECONDS,
         )
     inputs = transcription_inputs(loaded, audios, [language] * len(audios))
-    embeds, attention_mask = prompt_embeddings(loaded.model, inputs)
     tokenizer = loaded.processor.tokenizer
-    ids = loaded.model.generate(
-        inputs_embeds=embeds,
-        attention_mask=attention_mask,
-        max_new_tokens=_token_budget(loaded, audios, embeds.shape[1], max_new_tokens),
-        num_beams=num_beams,
-        do_sample=False,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
+    with inference_precision(loaded.model, precision):
+        embeds, attention_mask = prompt_embeddings(loaded.model, inputs)
+        ids = loaded.model.generate(
+            inputs_embeds=embeds,
+            attention_mask=attention_mask,
+            max_new_tokens=_token_budget(loaded, audios, embeds.shape[1], max_new_tokens),
+            num_beams=num_beams,
+            do_sample=False,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
     if not isinstance(ids, torch.Tensor):
         ids = ids["sequences"]
     # from embeddings alone, generate returns only the new tokens

@@ -25,7 +25,7 @@ from asrtune.data.batching import (
 )
 from asrtune.data.windows import Example
 from asrtune.errors import AsrtuneError
-from asrtune.models import Limits, LoadedModel, token_budget
+from asrtune.models import Limits, LoadedModel, inference_precision, token_budget
 
 FAMILY = "whisper"
 LORA_TASK_TYPE = None  # peft's SEQ_2_SEQ_LM wrapper passes input_ids, which Whisper lacks
@@ -263,7 +263,7 @@ def _token_budget(loaded: LoadedModel, audios: Sequence[np.ndarray], requested: 
     return min(budget, loaded.model.config.max_target_positions - 4)
 
 
-@torch.inference_mode()
+@torch.no_grad()  # not inference_mode: it turns off autocast's weight cache
 def generate(
     loaded: LoadedModel,
     audios: Sequence[np.ndarray],
@@ -271,8 +271,10 @@ def generate(
     task: str,
     num_beams: int = 1,
     max_new_tokens: int | None = None,
+    precision: str = "auto",
 ) -> list[str]:
-    """Transcribe a batch of (n_samples,) 16-kHz arrays; audio over one window is long-form."""
+    """Transcribe a batch of (n_samples,) 16-kHz arrays; audio over one window is long-form.
+    ``precision``: see :func:`asrtune.models.inference_precision`."""
     model = loaded.model
     features, attention_mask = _features(loaded, audios)
     param = next(model.parameters())
@@ -289,7 +291,8 @@ def generate(
     # max_length counts the decoder prompt (at most 4 tokens) too; the model's own
     # generation config sets it, so passing max_new_tokens as well would conflict
     kwargs["max_length"] = _token_budget(loaded, audios, max_new_tokens) + 4
-    ids = model.generate(features.to(param.device, param.dtype), **kwargs)
+    with inference_precision(model, precision):
+        ids = model.generate(features.to(param.device, param.dtype), **kwargs)
     if not isinstance(ids, torch.Tensor):
         ids = ids["sequences"]
     texts = loaded.processor.tokenizer.batch_decode(ids, skip_special_tokens=True)
