@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -94,6 +95,25 @@ def test_rows_over_the_limits_are_reported_not_trained(tiny_whisper: Path, tmp_p
     assert reasons["wordy"].endswith("label tokens > 64")
 
 
+@pytest.mark.parametrize(
+    "seconds", [(5.0, 3.01, 0.006), (30.0, 1.0), (29.999,), (29.01, 0.0003), (2.0, 0.0)]
+)
+def test_window_features_equal_the_extractors_padded_to_30_s(
+    tiny_whisper: Path, seconds: tuple[float, ...]
+) -> None:
+    extractor = load_model(str(tiny_whisper)).processor.feature_extractor
+    rng = np.random.default_rng(len(seconds))
+    audios = [(0.1 * rng.standard_normal(int(s * 16000))).astype(np.float32) for s in seconds]
+    audios[-1][: 16000 // 2] = 0.0  # silence, and an all-silent clip when it is that short
+    expected = extractor(
+        audios, sampling_rate=16000, return_tensors="pt", return_attention_mask=True
+    )
+    features, mask = W.window_features(extractor, audios)
+    assert features.shape == expected.input_features.shape
+    torch.testing.assert_close(features, expected.input_features, atol=1e-5, rtol=0)
+    assert torch.equal(mask, expected.attention_mask.to(mask.dtype))
+
+
 def test_generate_short_and_long_form(tiny_whisper: Path) -> None:
     loaded = load_model(str(tiny_whisper))
     short, long = tone(2, 300), tone(45, 500)
@@ -143,6 +163,18 @@ def test_inference_precision_rules(tiny_whisper: Path) -> None:
         assert not torch.is_autocast_enabled("cpu")  # half-precision weights run as they are
     with pytest.raises(AsrtuneError, match="precision must be one of"):
         inference_precision(model, "fp16")
+
+
+def test_encoding_in_slices_equals_one_batch(
+    tiny_whisper: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = load_model(str(tiny_whisper)).model
+    features = torch.randn(5, model.config.num_mel_bins, 3000)
+    monkeypatch.setattr(W, "CPU_ENCODER_SLICE", 2)
+    with torch.no_grad():
+        whole = model.get_encoder()(features).last_hidden_state
+        sliced = W._encode_in_slices(model, features).last_hidden_state
+    torch.testing.assert_close(sliced, whole, atol=1e-5, rtol=1e-4)
 
 
 def test_family_detection(tiny_whisper: Path, tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 from transformers import WhisperForConditionalGeneration, WhisperProcessor
+from transformers.modeling_outputs import BaseModelOutput
 from transformers.models.whisper.tokenization_whisper import LANGUAGES, TO_LANGUAGE_CODE
 
 from asrtune.data.audio import SAMPLE_RATE, load_row_audio
@@ -179,7 +180,7 @@ def window_item(
             pieces.append(gap)
         pieces.append(load_row_audio(ex.row))
     audio = np.concatenate(pieces)[: extractor.n_samples]
-    features = extractor(audio, sampling_rate=SAMPLE_RATE, return_tensors="pt").input_features
+    features, _ = window_features(extractor, [audio])
     spans = window_spans(window) if timestamps else None
     texts = [ex.row.text for ex in window]
     labels = encode_labels(loaded, texts, window[0].language, task, spans)
@@ -243,15 +244,53 @@ def _features(
     input (long-form decoding).
     """
     extractor = loaded.processor.feature_extractor
-    long_form = max(len(a) for a in audios) > extractor.n_samples
+    longest = max(len(a) for a in audios)
+    if longest > extractor.n_samples:
+        out = extractor(
+            list(audios),
+            sampling_rate=SAMPLE_RATE,
+            return_tensors="pt",
+            return_attention_mask=True,
+            truncation=False,
+            padding="longest",
+        )
+        return out.input_features, out.attention_mask
+    return window_features(extractor, audios)
+
+
+def window_features(
+    extractor: Any, audios: Sequence[np.ndarray]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The extractor's 30-s window features (B, n_mels, n_frames) and frame mask
+    (B, n_frames) for clips of at most 30 s, computed only as far as the audio reaches.
+
+    Frames that see nothing but zero padding all hold the clip's floor value, so the
+    extractor runs on the audio plus one FFT of zeros and the rest is filled in: equal to
+    padding every clip to 30 s (tested), at a fraction of the cost for short clips.
+    """
+    hop = extractor.hop_length
+    longest = max(len(a) for a in audios)
+    reach = min(extractor.n_samples, -(-(longest + extractor.n_fft) // hop) * hop)
+    padded = np.zeros((len(audios), reach), dtype=np.float32)
+    for i, audio in enumerate(audios):
+        padded[i, : len(audio)] = audio
     out = extractor(
-        list(audios),
+        list(padded),
         sampling_rate=SAMPLE_RATE,
         return_tensors="pt",
         return_attention_mask=True,
-        **({"truncation": False, "padding": "longest"} if long_form else {}),
+        padding="longest",
     )
-    return out.input_features, out.attention_mask
+    features = out.input_features  # (B, n_mels, reach // hop)
+    frames = extractor.nb_max_frames
+    # log-mel is floored at (max - 8) / 4 below its max and never below (-10 + 4) / 4
+    floor = torch.clamp(features.amax(dim=(1, 2)) - 2.0, min=-1.5)
+    full = floor[:, None, None].expand(-1, features.shape[1], frames).clone()
+    full[:, :, : features.shape[-1]] = features
+    mask = torch.zeros(len(audios), frames, dtype=out.attention_mask.dtype)
+    for i, audio in enumerate(audios):
+        mask[i, : -(-len(audio) // hop)] = 1
+    return full, mask
 
 
 def _token_budget(loaded: LoadedModel, audios: Sequence[np.ndarray], requested: int | None) -> int:
@@ -261,6 +300,19 @@ def _token_budget(loaded: LoadedModel, audios: Sequence[np.ndarray], requested: 
     window_seconds = min(max(len(a) for a in audios), extractor.n_samples) / SAMPLE_RATE
     budget = token_budget(window_seconds, requested)
     return min(budget, loaded.model.config.max_target_positions - 4)
+
+
+# Clips a CPU encodes at once: in slices of 2 the encoder's activations stay in cache;
+# measured on tiny.en (2 cores, bf16): 62 ms per clip in slices of 2, 90 in one batch of 16.
+CPU_ENCODER_SLICE = 2
+
+
+def _encode_in_slices(model: torch.nn.Module, features: torch.Tensor) -> BaseModelOutput:
+    """Encoder states (B, frames / 2, d_model) for features (B, n_mels, frames), computed
+    ``CPU_ENCODER_SLICE`` clips at a time."""
+    encoder = model.get_encoder()
+    states = [encoder(part).last_hidden_state for part in features.split(CPU_ENCODER_SLICE)]
+    return BaseModelOutput(last_hidden_state=torch.cat(states))
 
 
 @torch.no_grad()  # not inference_mode: it turns off autocast's weight cache
@@ -291,8 +343,12 @@ def generate(
     # max_length counts the decoder prompt (at most 4 tokens) too; the model's own
     # generation config sets it, so passing max_new_tokens as well would conflict
     kwargs["max_length"] = _token_budget(loaded, audios, max_new_tokens) + 4
+    features = features.to(param.device, param.dtype)
     with inference_precision(model, precision):
-        ids = model.generate(features.to(param.device, param.dtype), **kwargs)
+        if "return_timestamps" in kwargs or param.device.type != "cpu":
+            ids = model.generate(features, **kwargs)
+        else:
+            ids = model.generate(encoder_outputs=_encode_in_slices(model, features), **kwargs)
     if not isinstance(ids, torch.Tensor):
         ids = ids["sequences"]
     texts = loaded.processor.tokenizer.batch_decode(ids, skip_special_tokens=True)
