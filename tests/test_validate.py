@@ -325,3 +325,31 @@ def test_check_results_are_cached_by_path_size_and_mtime(
     assert check_audio(path) == first  # served from the cache: no decoding happened
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
     assert "silent" in (check_audio(path).problem or "")  # a changed file is checked again
+
+
+def test_checks_of_audio_bytes_are_cached_by_content(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    import soundfile as sf
+
+    from asrtune.data import validate
+    from tests.conftest import tone
+
+    def encoded(audio: np.ndarray) -> bytes:
+        buffer = io.BytesIO()
+        sf.write(buffer, audio, 16000, format="WAV")
+        return buffer.getvalue()
+
+    monkeypatch.setenv("ASRTUNE_CACHE", str(tmp_path / "cache"))
+    decoded: list[bytes | None] = []
+    real = validate._check_audio
+    monkeypatch.setattr(
+        validate, "_check_audio", lambda path, data: decoded.append(data) or real(path, data)
+    )
+    sound, silence = encoded(tone(1.0, 300)), encoded(np.zeros(16000, dtype=np.float32))
+    assert validate.check_audio("hub/row1.wav", sound).problem is None
+    assert validate.check_audio("hub/other-name.wav", sound).problem is None  # same bytes
+    assert "silent" in (validate.check_audio("hub/row1.wav", silence).problem or "")
+    assert decoded == [sound, silence]

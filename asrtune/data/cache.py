@@ -1,12 +1,15 @@
 """A small on-disk cache of per-file audio checks, so a second run does not decode again.
 
-Keyed by the file's resolved path, size and modification time (ns) plus a version of the
-check itself: an edited or replaced file is checked again. SQLite (stdlib) under
-``$ASRTUNE_CACHE`` (default ``~/.cache/asrtune``); ``ASRTUNE_CACHE=off`` disables it.
+Files on disk are keyed by their resolved path, size and modification time (ns), so an
+edited or replaced file is checked again without reading every file to hash it; audio held
+in memory (Hub datasets) by a digest of its bytes. Both keys carry a version of the check.
+SQLite (stdlib) under ``$ASRTUNE_CACHE`` (default ``~/.cache/asrtune``);
+``ASRTUNE_CACHE=off`` disables it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
@@ -38,6 +41,9 @@ class FileCache:
         except OSError:
             return None
         return f"{self.version}|{Path(path).resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+
+    def content_key(self, data: bytes) -> str:
+        return f"{self.version}|blake2b:{hashlib.blake2b(data, digest_size=20).hexdigest()}"
 
     def get(self, key: str) -> Any:
         with self.lock:

@@ -187,13 +187,15 @@ CHECK_VERSION = "1"  # bump when what check_audio finds changes
 def check_audio(path: str | Path, data: bytes | None = None) -> AudioCheck:
     """Decode one file (or its encoded ``data``) fully and say what is wrong with it.
 
-    Results for files on disk are cached (:mod:`asrtune.data.cache`) by path, size and
-    modification time, so checking the same data again costs no decoding.
+    Results are cached (:mod:`asrtune.data.cache`): files by path, size and modification
+    time, encoded ``data`` by its digest. Checking the same data again costs no decoding.
     """
     if data is None and not Path(path).is_file():
         return AudioCheck(problem="audio file not found")
-    cache = file_cache("audio_checks", CHECK_VERSION) if data is None else None
-    key = cache.key(path) if cache is not None else None
+    cache = file_cache("audio_checks", CHECK_VERSION)
+    key = None
+    if cache is not None:
+        key = cache.content_key(data) if data is not None else cache.key(path)
     if key is not None and (hit := cache.get(key)) is not None:
         return AudioCheck(**hit)
     check = _check_audio(path, data)
