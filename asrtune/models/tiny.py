@@ -66,6 +66,7 @@ __all__ = [
     "N_TIMESTAMPS",
     "SAMPLE_SENTENCES",
     "TIMESTAMP_PRECISION_S",
+    "WHISPER_SIZES",
     "WhisperTokenizerFast",
     "build_tiny_whisper_tokenizer",
     "make_tiny_whisper",
@@ -244,28 +245,69 @@ def build_tiny_whisper_tokenizer(multilingual: bool = True) -> WhisperTokenizer:
     return tokenizer
 
 
-def tiny_whisper_config(vocab_size: int, tokenizer: WhisperTokenizer) -> WhisperConfig:
-    """Model config for the tiny Whisper (~70 k parameters with a ~2.1 k vocabulary).
+#: Architectures :func:`make_tiny_whisper` can build (random weights, this tokenizer): the
+#: tiny test model, and the dimensions of ``openai/whisper-small`` and ``-large-v3`` (their
+#: config.json), for benchmarks. Their output layer keeps the real vocabulary size; the
+#: tokenizer's ~2.1 k ids are its first rows.
+WHISPER_SIZES: dict[str, dict[str, int]] = {
+    "tiny": {
+        "num_mel_bins": 80,
+        "d_model": 16,
+        "encoder_layers": 1,
+        "decoder_layers": 1,
+        "encoder_attention_heads": 2,
+        "decoder_attention_heads": 2,
+        "encoder_ffn_dim": 32,
+        "decoder_ffn_dim": 32,
+        "max_target_positions": MAX_TARGET_POSITIONS,
+    },
+    "small": {
+        "vocab_size": 51865,
+        "num_mel_bins": 80,
+        "d_model": 768,
+        "encoder_layers": 12,
+        "decoder_layers": 12,
+        "encoder_attention_heads": 12,
+        "decoder_attention_heads": 12,
+        "encoder_ffn_dim": 3072,
+        "decoder_ffn_dim": 3072,
+        "max_target_positions": 448,
+    },
+    "large-v3": {
+        "vocab_size": 51866,
+        "num_mel_bins": 128,
+        "d_model": 1280,
+        "encoder_layers": 32,
+        "decoder_layers": 32,
+        "encoder_attention_heads": 20,
+        "decoder_attention_heads": 20,
+        "encoder_ffn_dim": 5120,
+        "decoder_ffn_dim": 5120,
+        "max_target_positions": 448,
+    },
+}
 
-    ``vocab_size`` is the number of output classes, normally ``len(tokenizer)``. Encoder input:
-    ``(batch, 80 mel bins, 2 * 1500 = 3000 frames)``; decoder: at most 64 positions.
+
+def tiny_whisper_config(
+    vocab_size: int, tokenizer: WhisperTokenizer, size: str = "tiny"
+) -> WhisperConfig:
+    """Model config for the tiny Whisper (~70 k parameters with a ~2.1 k vocabulary), or
+    one with the dimensions of ``size`` (see :data:`WHISPER_SIZES`).
+
+    ``vocab_size`` is the number of output classes, normally ``len(tokenizer)`` (a size's
+    own vocabulary wins when larger). Encoder input: ``(batch, mel bins, 2 * 1500 = 3000
+    frames)``; the tiny decoder has 64 positions.
     """
+    dims = dict(WHISPER_SIZES[size])
+    vocab_size = max(vocab_size, dims.pop("vocab_size", 0))
     eot = tokenizer.convert_tokens_to_ids(EOT)
     sot = tokenizer.convert_tokens_to_ids(SOT)
     if max(eot, sot) >= vocab_size:
         raise ValueError(f"vocab_size={vocab_size} does not cover the tokenizer's special tokens")
     return WhisperConfig(
         vocab_size=vocab_size,
-        num_mel_bins=80,
-        d_model=16,
-        encoder_layers=1,
-        decoder_layers=1,
-        encoder_attention_heads=2,
-        decoder_attention_heads=2,
-        encoder_ffn_dim=32,
-        decoder_ffn_dim=32,
+        **dims,
         max_source_positions=MAX_SOURCE_POSITIONS,
-        max_target_positions=MAX_TARGET_POSITIONS,
         pad_token_id=eot,
         bos_token_id=eot,
         eos_token_id=eot,
@@ -312,8 +354,11 @@ def tiny_generation_config(
     return gen
 
 
-def make_tiny_whisper(out_dir: str | Path, multilingual: bool = True, seed: int = 0) -> Path:
-    """Write a tiny random Whisper checkpoint (model, processor, generation config) to ``out_dir``.
+def make_tiny_whisper(
+    out_dir: str | Path, multilingual: bool = True, seed: int = 0, size: str = "tiny"
+) -> Path:
+    """Write a tiny random Whisper checkpoint (model, processor, generation config) to ``out_dir``
+    (``size``: another architecture from :data:`WHISPER_SIZES`, same tokenizer).
 
     Files: ``config.json``, ``generation_config.json``, ``model.safetensors``,
     ``processor_config.json`` (holds the standard 30-s feature extractor: 16 kHz, 80 mel bins,
@@ -326,7 +371,7 @@ def make_tiny_whisper(out_dir: str | Path, multilingual: bool = True, seed: int 
     out.mkdir(parents=True, exist_ok=True)
 
     tokenizer = build_tiny_whisper_tokenizer(multilingual=multilingual)
-    config = tiny_whisper_config(len(tokenizer), tokenizer)
+    config = tiny_whisper_config(len(tokenizer), tokenizer, size)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = WhisperForConditionalGeneration(config)

@@ -37,6 +37,7 @@ __all__ = [
     "NUM_SPECIAL_TOKENS",
     "SPECIAL_TOKENS",
     "TEXT_VOCAB_SIZE",
+    "VOXTRAL_SIZES",
     "make_tiny_voxtral",
     "tiny_tekken",
     "tiny_voxtral_config",
@@ -103,8 +104,9 @@ def _source_tekken() -> Path:
     return Path(mistral_common.__file__).parent / "data" / "tekken_240911.json"
 
 
-def tiny_tekken() -> dict:
-    """The tiny tekken.json as a dict (see the module docstring for its layout)."""
+def tiny_tekken(chunk_seconds: float = CHUNK_SECONDS) -> dict:
+    """The tiny tekken.json as a dict (see the module docstring for its layout), with audio
+    chunks of ``chunk_seconds``."""
     source = json.loads(_source_tekken().read_text(encoding="utf-8"))
     vocab = source["vocab"][:TEXT_VOCAB_SIZE]
     if [t["rank"] for t in vocab] != list(range(TEXT_VOCAB_SIZE)):
@@ -126,7 +128,7 @@ def tiny_tekken() -> dict:
         "audio": {
             "sampling_rate": SAMPLE_RATE,
             "frame_rate": FRAME_RATE,
-            "chunk_length_s": CHUNK_SECONDS,
+            "chunk_length_s": chunk_seconds,
             "audio_encoding_config": {
                 "num_mel_bins": NUM_MEL_BINS,
                 "hop_length": HOP_LENGTH,
@@ -136,43 +138,78 @@ def tiny_tekken() -> dict:
     }
 
 
-def tiny_voxtral_config():
-    """``VoxtralConfig`` of the tiny model: 10 audio tokens per 80-frame chunk."""
+#: Architectures :func:`make_tiny_voxtral` can build: the tiny test model, and the
+#: dimensions of ``mistralai/Voxtral-Mini-3B-2507`` (its config.json: a Whisper-large-v3-like
+#: audio encoder on 30-s chunks, a 3B llama text model), for benchmarks. ``audio`` and
+#: ``text`` update the tiny config; ``chunk_seconds`` sets the tokenizer's and the feature
+#: extractor's chunk. The output layer keeps the real vocabulary size.
+VOXTRAL_SIZES: dict[str, dict] = {
+    "tiny": {"chunk_seconds": CHUNK_SECONDS, "audio": {}, "text": {}},
+    "mini-3b": {
+        "chunk_seconds": 30.0,
+        "audio": {
+            "hidden_size": 1280,
+            "intermediate_size": 5120,
+            "num_hidden_layers": 32,
+            "num_attention_heads": 20,
+            "max_source_positions": 1500,
+        },
+        "text": {
+            "vocab_size": 131072,
+            "hidden_size": 3072,
+            "intermediate_size": 8192,
+            "num_hidden_layers": 30,
+            "num_attention_heads": 32,
+            "num_key_value_heads": 8,
+            "head_dim": 128,
+            "max_position_embeddings": 131072,
+            "rope_theta": 100_000_000.0,
+            "initializer_range": 0.02,
+        },
+    },
+}
+
+
+def tiny_voxtral_config(size: str = "tiny"):
+    """``VoxtralConfig`` of the tiny model (10 audio tokens per 80-frame chunk), or of
+    another architecture from :data:`VOXTRAL_SIZES`."""
     from transformers import VoxtralConfig
 
-    return VoxtralConfig(
-        audio_config={
-            "model_type": "voxtral_encoder",
-            "hidden_size": AUDIO_HIDDEN,
-            "intermediate_size": AUDIO_HIDDEN * POOL,  # also the projector's input width
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "num_mel_bins": NUM_MEL_BINS,
-            "max_source_positions": MAX_SOURCE_POSITIONS,
-        },
-        text_config={
-            "model_type": "llama",
-            "vocab_size": NUM_SPECIAL_TOKENS + TEXT_VOCAB_SIZE,
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "num_key_value_heads": 2,
-            "head_dim": 8,
-            "max_position_embeddings": 4096,
-            # 5x the usual init: with 0.02, a frozen 32-wide lm_head barely moves the logits,
-            # and LoRA on the projections could not lower the loss in a few steps
-            "initializer_range": 0.1,
-            "bos_token_id": BOS_ID,
-            "eos_token_id": EOS_ID,
-            "pad_token_id": PAD_ID,
-        },
-        audio_token_id=AUDIO_TOKEN_ID,
-    )
+    dims = VOXTRAL_SIZES[size]
+    audio = {
+        "model_type": "voxtral_encoder",
+        "hidden_size": AUDIO_HIDDEN,
+        "intermediate_size": AUDIO_HIDDEN * POOL,  # also the projector's input width
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "num_mel_bins": NUM_MEL_BINS,
+        "max_source_positions": MAX_SOURCE_POSITIONS,
+        **dims["audio"],
+    }
+    text = {
+        "model_type": "llama",
+        "vocab_size": NUM_SPECIAL_TOKENS + TEXT_VOCAB_SIZE,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "head_dim": 8,
+        "max_position_embeddings": 4096,
+        # 5x the usual init: with 0.02, a frozen 32-wide lm_head barely moves the logits,
+        # and LoRA on the projections could not lower the loss in a few steps
+        "initializer_range": 0.1,
+        "bos_token_id": BOS_ID,
+        "eos_token_id": EOS_ID,
+        "pad_token_id": PAD_ID,
+        **dims["text"],
+    }
+    return VoxtralConfig(audio_config=audio, text_config=text, audio_token_id=AUDIO_TOKEN_ID)
 
 
-def make_tiny_voxtral(out_dir: str | Path, seed: int = 0) -> Path:
+def make_tiny_voxtral(out_dir: str | Path, seed: int = 0, size: str = "tiny") -> Path:
     """Write a tiny random Voxtral checkpoint + processor to ``out_dir``; returns the path.
+    ``size``: another architecture from :data:`VOXTRAL_SIZES`, same tokenizer.
 
     Files: ``config.json``, ``generation_config.json``, ``model.safetensors`` (float32),
     ``tekken.json`` and ``processor_config.json`` (the 0.8-s feature extractor). Weights
@@ -188,16 +225,17 @@ def make_tiny_voxtral(out_dir: str | Path, seed: int = 0) -> Path:
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "tekken.json").write_text(json.dumps(tiny_tekken()), encoding="utf-8")
+    chunk_seconds = VOXTRAL_SIZES[size]["chunk_seconds"]
+    (out / "tekken.json").write_text(json.dumps(tiny_tekken(chunk_seconds)), encoding="utf-8")
     tokenizer = MistralCommonBackend.from_pretrained(str(out))
     extractor = WhisperFeatureExtractor(
         feature_size=NUM_MEL_BINS,
         sampling_rate=SAMPLE_RATE,
         hop_length=HOP_LENGTH,
-        chunk_length=CHUNK_SECONDS,
+        chunk_length=chunk_seconds,
         n_fft=400,
     )
-    config = tiny_voxtral_config()
+    config = tiny_voxtral_config(size)
     if int(extractor.nb_max_frames) != 2 * config.audio_config.max_source_positions:
         raise RuntimeError("feature extractor chunk does not match the encoder input length")
     VoxtralProcessor(feature_extractor=extractor, tokenizer=tokenizer).save_pretrained(out)

@@ -1,0 +1,75 @@
+"""Random-init models with real architectures (make-tiny --size) and the GPU throughput
+benchmark script, run here at the tiny size."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import VoxtralForConditionalGeneration, WhisperForConditionalGeneration
+
+from asrtune.cli import main
+from asrtune.models.tiny import build_tiny_whisper_tokenizer, tiny_whisper_config
+from asrtune.models.tiny_voxtral import tiny_voxtral_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _parameters(model_class: type, config: object) -> int:
+    with torch.device("meta"):
+        return sum(p.numel() for p in model_class(config).parameters())
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"), [("small", 241_734_912), ("large-v3", 1_543_490_560)]
+)
+def test_whisper_sizes_match_the_real_parameter_counts(size: str, expected: int) -> None:
+    config = tiny_whisper_config(0, build_tiny_whisper_tokenizer(), size)
+    assert _parameters(WhisperForConditionalGeneration, config) == expected
+
+
+def test_voxtral_mini_size_matches_the_real_parameter_count() -> None:
+    config = tiny_voxtral_config("mini-3b")
+    assert config.audio_config.max_source_positions == 1500  # 30-s chunks
+    assert _parameters(VoxtralForConditionalGeneration, config) == 4_676_271_104
+
+
+def test_make_tiny_rejects_a_size_of_another_family(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["make-tiny", "out", "--family", "voxtral", "--size", "large-v3"])
+    assert exit_info.value.code == 2
+    assert "one of tiny, mini-3b" in capsys.readouterr().err
+
+
+def _bench_module():
+    spec = importlib.util.spec_from_file_location(
+        "gpu_throughput", ROOT / "benchmarks" / "gpu_throughput.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("family", ["whisper", "voxtral"])
+def test_gpu_throughput_script_runs_the_training_path(
+    family: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    bench = _bench_module()
+    out = tmp_path / "result.json"
+    argv = [
+        *("--family", family, "--size", "tiny", "--batch-size", "2", "--steps", "3"),
+        *("--warmup", "1", "--files", "6", "--eval-clips", "4", "--eval-batch-size", "2"),
+        *("--workers", "0", "--work-dir", str(tmp_path / "work"), "--output", str(out)),
+        *(["--lora"] if family == "voxtral" else []),
+    ]
+    assert bench.main(argv) == 0
+    result = __import__("json").loads(out.read_text())
+    assert result["steps_timed"] == 3 and result["step_seconds_median"] > 0
+    assert result["samples_per_second"] >= result["windows_per_second"] > 0
+    assert result["flops_per_step"] > 0
+    assert result["eval_audio_seconds_per_second"] > 0
+    trainable, total = result["trainable_parameters"], result["parameters"]
+    assert (trainable < total) if family == "voxtral" else (trainable == total)
