@@ -137,7 +137,7 @@ def summarize(
         "steps_timed": len(timer.seconds),
         "step_seconds_median": round(step, 4),
         "windows_per_second": round(batch / step, 3),
-        "samples_per_second": round(batch * utterances_per_item / step, 2),
+        "samples_per_second": round(batch * utterances_per_item / step, 3),
         "audio_seconds_per_second": round(batch * audio_per_item / step, 1),
         "audio_hours_per_gpu_hour": round(batch * audio_per_item / step, 1),
         "flops_per_step": int(flops),
