@@ -114,6 +114,16 @@ def test_window_features_equal_the_extractors_padded_to_30_s(
     assert torch.equal(mask, expected.attention_mask.to(mask.dtype))
 
 
+def test_window_features_of_a_dithering_extractor_cover_the_whole_window(
+    tiny_whisper: Path,
+) -> None:
+    extractor = load_model(str(tiny_whisper)).processor.feature_extractor
+    extractor.dither = 0.01  # noise on every sample, padding included
+    features, mask = W.window_features(extractor, [tone(2, 300)])
+    assert features.shape[-1] == extractor.nb_max_frames and int(mask.sum()) == 200
+    assert features[0, :, -100:].std() > 0  # not the constant fill of an undithered window
+
+
 def test_generate_short_and_long_form(tiny_whisper: Path) -> None:
     loaded = load_model(str(tiny_whisper))
     short, long = tone(2, 300), tone(45, 500)

@@ -244,18 +244,17 @@ def _features(
     input (long-form decoding).
     """
     extractor = loaded.processor.feature_extractor
-    longest = max(len(a) for a in audios)
-    if longest > extractor.n_samples:
-        out = extractor(
-            list(audios),
-            sampling_rate=SAMPLE_RATE,
-            return_tensors="pt",
-            return_attention_mask=True,
-            truncation=False,
-            padding="longest",
-        )
-        return out.input_features, out.attention_mask
-    return window_features(extractor, audios)
+    if max(len(a) for a in audios) <= extractor.n_samples:
+        return window_features(extractor, audios)
+    out = extractor(
+        list(audios),
+        sampling_rate=SAMPLE_RATE,
+        return_tensors="pt",
+        return_attention_mask=True,
+        truncation=False,
+        padding="longest",
+    )
+    return out.input_features, out.attention_mask
 
 
 def window_features(
@@ -266,8 +265,14 @@ def window_features(
 
     Frames that see nothing but zero padding all hold the clip's floor value, so the
     extractor runs on the audio plus one FFT of zeros and the rest is filled in: equal to
-    padding every clip to 30 s (tested), at a fraction of the cost for short clips.
+    padding every clip to 30 s (tested), at a fraction of the cost for short clips. An
+    extractor that dithers adds noise to the padding as well, so it gets the whole window.
     """
+    if getattr(extractor, "dither", 0.0):
+        out = extractor(
+            list(audios), sampling_rate=SAMPLE_RATE, return_tensors="pt", return_attention_mask=True
+        )
+        return out.input_features, out.attention_mask
     hop = extractor.hop_length
     longest = max(len(a) for a in audios)
     reach = min(extractor.n_samples, -(-(longest + extractor.n_fft) // hop) * hop)
