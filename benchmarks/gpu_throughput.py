@@ -2,10 +2,11 @@
 
 The model is random-init with the dimensions of a real checkpoint (``asrtune make-tiny
 --size``: whisper small / large-v3, voxtral mini-3b), so no download is needed; the data are
-synthetic clips of 3-8 s with help-desk sentences. Training runs through ``asrtune.train``
+synthetic clips of 2-10 s with help-desk sentences. Training runs through ``asrtune.train``
 (packing, bf16 and the fused optimizer where the GPU has them), timed per optimizer step
 after ``--warmup`` steps. One step's FLOPs are counted by torch's ``FlopCounterMode``
-(forward + backward as executed), which gives MFU against the GPU's dense bf16 peak.
+(forward + backward of one batch, without activation checkpointing's recomputation: the
+usual model-FLOPs definition), which gives MFU against the GPU's dense bf16 peak.
 
     python benchmarks/gpu_throughput.py --family whisper --size large-v3 --batch-size 16 \\
         --steps 20 --output docs/bench_gpu_whisper_large_v3.json
@@ -38,8 +39,9 @@ from asrtune.models.tiny import make_tiny_whisper
 from asrtune.models.tiny_voxtral import make_tiny_voxtral
 
 BUILDERS = {"whisper": make_tiny_whisper, "voxtral": make_tiny_voxtral}
-# Dense bf16 peak (TFLOP/s) of the GPUs this project is lent, from NVIDIA's data sheets (SXM).
-BF16_PEAK_TFLOPS = {"H100": 989.4, "H200": 989.4}
+# Dense bf16 peak (TFLOP/s) of the GPUs this project is lent, from NVIDIA's data sheets:
+# the SXM parts, as torch names them (PCIe and NVL parts are slower and get no MFU).
+BF16_PEAK_TFLOPS = {"NVIDIA H100 80GB HBM3": 989.4, "NVIDIA H200": 989.4}
 SAMPLE_RATE = 16000
 CHARS_PER_SECOND = 14.0
 
@@ -73,6 +75,7 @@ class StepTimer(TrainerCallback):
 
     def __init__(self, warmup: int) -> None:
         self.warmup, self.started, self.seconds = warmup, 0.0, []
+        self.peak_bytes: int | None = None
 
     @staticmethod
     def _sync() -> None:
@@ -91,6 +94,10 @@ class StepTimer(TrainerCallback):
         self._sync()
         if state.global_step > self.warmup:
             self.seconds.append(time.perf_counter() - self.started)
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if torch.cuda.is_available():
+            self.peak_bytes = torch.cuda.max_memory_allocated()
 
 
 def count_step_flops(trainer: Any) -> float:
@@ -119,9 +126,8 @@ def summarize(
     audio_per_item = dataset.audio_seconds() / len(dataset)
     step = float(np.median(timer.seconds))
     model = trainer.model
-    on_gpu = torch.cuda.is_available()
-    name = torch.cuda.get_device_name() if on_gpu else "cpu"
-    peak = next((v for k, v in BF16_PEAK_TFLOPS.items() if k in name), None)
+    name = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+    peak = BF16_PEAK_TFLOPS.get(name)
     achieved = flops / step / 1e12
     return {
         "device": name,
@@ -144,7 +150,7 @@ def summarize(
         "tflops_per_step": round(flops / 1e12, 3),
         "achieved_tflops": round(achieved, 2),
         "mfu": round(achieved / peak, 4) if peak else None,
-        "peak_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if on_gpu else None,
+        "peak_memory_gib": round(timer.peak_bytes / 2**30, 2) if timer.peak_bytes else None,
         **eval_rate,
     }
 
@@ -160,9 +166,13 @@ def measure_eval(trainer: Any, loaded_family: str, manifest: Path, args: Any) ->
     evaluate_rows(loaded, rows[: args.eval_batch_size], options, progress=False)  # warm-up
     result = evaluate_rows(loaded, rows, options, progress=False)
     audio = sum(r.duration or 0 for r in rows)
+    encode = processor.tokenizer.encode
+    tokens = sum(len(encode(u.hypothesis, add_special_tokens=False)) for u in result.utterances)
     return {
         "eval_utterances_per_second": round(len(rows) / result.seconds, 2),
         "eval_audio_seconds_per_second": round(audio / result.seconds, 1),
+        # a random-init model's speed depends on what it happens to generate
+        "eval_tokens_per_utterance": round(tokens / len(rows), 1),
         "eval_precision": result.precision,
     }
 

@@ -71,5 +71,6 @@ def test_gpu_throughput_script_runs_the_training_path(
     assert result["samples_per_second"] >= result["windows_per_second"] > 0
     assert result["flops_per_step"] > 0
     assert result["eval_audio_seconds_per_second"] > 0
+    assert result["eval_tokens_per_utterance"] >= 0
     trainable, total = result["trainable_parameters"], result["parameters"]
     assert (trainable < total) if family == "voxtral" else (trainable == total)

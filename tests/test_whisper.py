@@ -187,6 +187,40 @@ def test_encoding_in_slices_equals_one_batch(
     torch.testing.assert_close(sliced, whole, atol=1e-5, rtol=1e-4)
 
 
+def test_a_batch_decodes_like_its_clips_alone_even_when_timestamps_come_out(
+    tiny_whisper: Path,
+) -> None:
+    """Weights this large make the tiny model emit timestamp pairs; Whisper's segment loop
+    must not then re-decode a window from its encoder states (it used to fail on batches)."""
+    loaded = load_model(str(tiny_whisper))
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for param in loaded.model.parameters():
+            if param.dim() > 1:
+                param.copy_(torch.randn(param.shape, generator=generator) * 0.3)
+    rng = np.random.default_rng(0)
+    audios = [(0.3 * rng.standard_normal(s * 16000)).astype(np.float32) for s in (3, 1, 5)]
+    for beams in (1, 2):
+        batch = W.generate(loaded, audios, "en", "transcribe", beams, 8, precision="fp32")
+        alone = [W.generate(loaded, [a], "en", "transcribe", beams, 8, "fp32")[0] for a in audios]
+        assert batch == alone
+
+
+def test_bf16_autocast_casts_frozen_weights_once_per_context() -> None:
+    from torch.profiler import profile
+
+    layer = torch.nn.Linear(64, 48).requires_grad_(False)  # like a merged LoRA model
+    x = torch.randn(3, 64)
+    with torch.no_grad(), inference_precision(layer, "bf16"), profile(record_shapes=True) as prof:
+        for _ in range(3):
+            assert layer(x).dtype == torch.bfloat16
+    weight_casts = [
+        e for e in prof.events() if e.name == "aten::_to_copy" and e.input_shapes[:1] == [[48, 64]]
+    ]
+    assert len(weight_casts) == 1
+    assert not any(p.requires_grad for p in layer.parameters())  # frozen again afterwards
+
+
 def test_family_detection(tiny_whisper: Path, tmp_path: Path) -> None:
     assert detect_family(str(tiny_whisper)) == "whisper"
     assert detect_family("openai/whisper-large-v3") == "whisper"

@@ -13,6 +13,7 @@ import contextlib
 import importlib
 import inspect
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -123,7 +124,7 @@ def computes_bf16_natively(device: Any) -> bool:
     import torch
 
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+        return torch.cuda.is_bf16_supported(including_emulation=False)
     if device.type == "cpu":
         try:
             return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
@@ -153,14 +154,33 @@ def inference_precision(model: Any, precision: str = "auto") -> contextlib.Abstr
     A float32 model runs under bf16 autocast (matmuls in bf16; norms, softmax and the
     residual stream stay float32) when ``precision`` is ``bf16``, or ``auto`` and the device
     computes bf16 natively. Unlike casting the weights to bf16, autocast kept tiny.en's WER
-    (see docs/benchmarks.md). Call it under ``torch.no_grad()``: under ``inference_mode``
-    autocast's weight cache is off and every decoding step would cast every weight again.
-    """
-    import torch
+    (see docs/benchmarks.md).
 
+    Autocast keeps the bf16 copy of a weight for the whole context only when the weight is
+    a leaf that requires grad, and not under ``inference_mode``; otherwise every decoding
+    step casts every weight again (slower than float32). So call it under
+    ``torch.no_grad()``, and frozen weights (a merged or LoRA model) are marked as requiring
+    grad for the context's duration: no graph is built under ``no_grad``.
+    """
     if resolve_precision(model, precision) != "bf16-autocast":
         return contextlib.nullcontext()
-    return torch.autocast(next(model.parameters()).device.type, dtype=torch.bfloat16)
+    return _autocast_with_weight_cache(model)
+
+
+@contextlib.contextmanager
+def _autocast_with_weight_cache(model: Any) -> Iterator[None]:
+    import torch
+
+    params = list(model.parameters())
+    frozen = [p for p in params if not p.requires_grad and p.dtype == torch.float32]
+    for param in frozen:
+        param.requires_grad_(True)
+    try:
+        with torch.autocast(params[0].device.type, dtype=torch.bfloat16):
+            yield
+    finally:
+        for param in frozen:
+            param.requires_grad_(False)
 
 
 def load_model(model: str, *, for_training: bool = False, **kwargs: Any) -> LoadedModel:

@@ -350,10 +350,16 @@ def generate(
     kwargs["max_length"] = _token_budget(loaded, audios, max_new_tokens) + 4
     features = features.to(param.device, param.dtype)
     with inference_precision(model, precision):
-        if "return_timestamps" in kwargs or param.device.type != "cpu":
+        if "return_timestamps" in kwargs:
             ids = model.generate(features, **kwargs)
         else:
-            ids = model.generate(encoder_outputs=_encode_in_slices(model, features), **kwargs)
+            # one window, one pass: without this, a hypothesis that emits two timestamps in
+            # a row is decoded again from its "next segment", which encoder states cannot cut
+            kwargs["force_unique_generate_call"] = True
+            if param.device.type == "cpu":
+                ids = model.generate(encoder_outputs=_encode_in_slices(model, features), **kwargs)
+            else:
+                ids = model.generate(features, **kwargs)
     if not isinstance(ids, torch.Tensor):
         ids = ids["sequences"]
     texts = loaded.processor.tokenizer.batch_decode(ids, skip_special_tokens=True)
