@@ -75,6 +75,16 @@ class AsrTrainer(Trainer):
         )
         return self.accelerator.prepare(loader)
 
+    def _issue_warnings_after_load(self, load_result: Any) -> None:
+        """Tied weights (Whisper's output layer is its decoder's embedding) are not saved,
+        so a best-checkpoint reload reports them missing although loading the embedding
+        restored them: re-tie instead of warning about them."""
+        tied = set(getattr(self.model, "_tied_weights_keys", None) or ())
+        missing = [key for key in load_result.missing_keys if key not in tied]
+        if len(missing) < len(load_result.missing_keys):
+            self.model.tie_weights()
+        super()._issue_warnings_after_load(load_result._replace(missing_keys=missing))
+
     def train(self, *args: Any, **kwargs: Any) -> Any:
         self.clock_start, self.eval_seconds = time.perf_counter(), 0.0
         return super().train(*args, **kwargs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -152,6 +153,15 @@ def test_freeze_encoder_trains_only_the_decoder(
     assert any(not torch.equal(before[k], after[k]) for k in before if "decoder.layers" in k)
 
 
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
 def test_eval_each_epoch_best_by_wer_and_resume(
     tiny_whisper: Path, dataset: Path, tmp_path: Path
 ) -> None:
@@ -175,7 +185,15 @@ def test_eval_each_epoch_best_by_wer_and_resume(
         "--generation_max_length",
         "16",
     ]
-    assert main([*args, "--num_train_epochs", "2"]) == 0
+    records = _Records()
+    trainer_log = logging.getLogger("transformers.trainer")
+    trainer_log.addHandler(records)
+    try:
+        assert main([*args, "--num_train_epochs", "2"]) == 0
+    finally:
+        trainer_log.removeHandler(records)
+    # the best checkpoint reloads without "missing keys" for the tied output layer
+    assert not [m for m in records.messages if "missing keys" in m]
     report = json.loads((out / "eval_results.json").read_text())
     assert {"wer", "cer", "wer_unnormalized", "num_samples"} <= set(report)
     assert report["num_samples"] == 8 and report["cer"] >= 0
