@@ -144,6 +144,7 @@ def summarize(
         "step_seconds_median": round(step, 4),
         "windows_per_second": round(batch / step, 3),
         "samples_per_second": round(batch * utterances_per_item / step, 3),
+        # the same rate in the two units people quote: audio-s per s = audio-h per GPU-hour
         "audio_seconds_per_second": round(batch * audio_per_item / step, 1),
         "audio_hours_per_gpu_hour": round(batch * audio_per_item / step, 1),
         "flops_per_step": int(flops),

@@ -343,23 +343,22 @@ def generate(
         kwargs["task"] = task
         if language is not None:
             kwargs["language"] = language_code(language)
-    if features.shape[-1] > loaded.processor.feature_extractor.nb_max_frames:
+    long_form = features.shape[-1] > loaded.processor.feature_extractor.nb_max_frames
+    if long_form:
         kwargs["return_timestamps"] = True  # long-form decoding needs segment timestamps
+    else:
+        # one window, one pass: without this, a hypothesis that emits two timestamps in a
+        # row is decoded again from its "next segment", which encoder states cannot cut
+        kwargs["force_unique_generate_call"] = True
     # max_length counts the decoder prompt (at most 4 tokens) too; the model's own
     # generation config sets it, so passing max_new_tokens as well would conflict
     kwargs["max_length"] = _token_budget(loaded, audios, max_new_tokens) + 4
     features = features.to(param.device, param.dtype)
     with inference_precision(model, precision):
-        if "return_timestamps" in kwargs:
-            ids = model.generate(features, **kwargs)
+        if not long_form and param.device.type == "cpu":
+            ids = model.generate(encoder_outputs=_encode_in_slices(model, features), **kwargs)
         else:
-            # one window, one pass: without this, a hypothesis that emits two timestamps in
-            # a row is decoded again from its "next segment", which encoder states cannot cut
-            kwargs["force_unique_generate_call"] = True
-            if param.device.type == "cpu":
-                ids = model.generate(encoder_outputs=_encode_in_slices(model, features), **kwargs)
-            else:
-                ids = model.generate(features, **kwargs)
+            ids = model.generate(features, **kwargs)
     if not isinstance(ids, torch.Tensor):
         ids = ids["sequences"]
     texts = loaded.processor.tokenizer.batch_decode(ids, skip_special_tokens=True)
