@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
+from asrtune.data import synth
 from asrtune.data.audio import SAMPLE_RATE
 from asrtune.data.demo_corpus import demo_sentences, make_demo_dataset
 from asrtune.data.synth import (
@@ -114,3 +117,41 @@ def test_make_demo_dataset_disjoint_and_reused(tmp_path: Path) -> None:
     assert train.stat().st_mtime_ns == mtime  # reused, not rebuilt
     make_demo_dataset(tmp_path, n_train=5, n_test=3, voices=2)
     assert len(_rows(train)) == 5  # other parameters rebuild
+
+
+def _hang_while_marker_is_missing(conn: object) -> None:
+    """A stand-in child: the first one (no marker file yet) never answers, like a hung
+    espeak-ng; the next serves normally. ``ASRTUNE_TEST_HANG`` is ``MARKER[:always]``."""
+    marker, _, mode = os.environ["ASRTUNE_TEST_HANG"].partition(":")
+    if mode == "always" or not Path(marker).exists():
+        Path(marker).touch()
+        conn.recv()  # type: ignore[attr-defined]
+        time.sleep(3600)
+    synth._serve(conn)
+
+
+@pytest.fixture
+def short_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("espeakng_loader")
+    monkeypatch.setattr(synth, "_CALL_SECONDS", 2.0)
+    monkeypatch.setattr(synth, "_CALL_SECONDS_PER_CHAR", 0.0)
+
+
+def test_a_hung_synthesis_is_restarted(
+    short_deadline: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ASRTUNE_TEST_HANG", str(tmp_path / "hung"))
+    process = synth._SynthProcess(target=_hang_while_marker_is_missing)
+    pcm, rate = process.synth("restart the gateway", VoiceStyle("en", 175, 50))
+    assert (tmp_path / "hung").exists() and len(pcm) > rate // 4  # answered after a restart
+    process._stop()
+
+
+def test_synthesis_that_keeps_hanging_is_a_clear_error(
+    short_deadline: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ASRTUNE_TEST_HANG", f"{tmp_path / 'hung'}:always")
+    monkeypatch.setattr(synth, "_ATTEMPTS", 2)
+    process = synth._SynthProcess(target=_hang_while_marker_is_missing)
+    with pytest.raises(AsrtuneError, match="espeak-ng failed 2 times"):
+        process.synth("restart the gateway", VoiceStyle("en", 175, 50))

@@ -2,7 +2,11 @@
 
 The PyPI wheel ``espeakng-loader`` ships ``libespeak-ng.so`` and the whole
 ``espeak-ng-data`` folder. The library keeps process-global state, so it is initialised
-once, lazily, and every call into it holds :data:`_LOCK`.
+once, lazily, and every call into it holds :data:`_LOCK`. It also, rarely, spins forever
+inside ``espeak_Synth`` (espeak-ng issue #996; seen here once in about a dozen test-suite
+runs), and a native call cannot be interrupted: synthesis therefore runs in a child
+process (:class:`_SynthProcess`) that is killed and started again when a call outlives
+its deadline. Listing languages stays in this process.
 
 Voice names follow espeak-ng: ``language[+variant]``, e.g. ``"en-us"``, ``"en-us+f2"``,
 ``"fr"``, ``"de+m3"``; variants are the files in ``espeak-ng-data/voices/!v``.
@@ -12,18 +16,23 @@ from __future__ import annotations
 
 import ctypes
 import json
+import logging
+import multiprocessing
 import os
 import random
 import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
 from asrtune.data.audio import SAMPLE_RATE, resample, write_audio
 from asrtune.errors import AsrtuneError
+
+log = logging.getLogger("asrtune")
 
 # Constants from espeak-ng's speak_lib.h.
 _AUDIO_OUTPUT_SYNCHRONOUS = 2  # espeak_Synth returns once the callback has had all audio
@@ -161,6 +170,68 @@ _LOCK = threading.Lock()
 _ENGINE: _Espeak | None = None
 _VARIANTS: list[str] | None = None
 
+# Seconds one synthesis call may take before the child is restarted: a sentence takes
+# milliseconds, so this only trips on a hang (plus time for very long texts).
+_CALL_SECONDS = 10.0
+_CALL_SECONDS_PER_CHAR = 0.02
+_ATTEMPTS = 3
+
+
+def _serve(conn: Any) -> None:
+    """Child process: answer each ``(text, style)`` with ``("ok", pcm, rate)`` or
+    ``("error", message)``; stop at ``None``."""
+    engine = _Espeak()
+    while (request := conn.recv()) is not None:
+        try:
+            conn.send(("ok", engine.synth(*request), engine.sample_rate))
+        except (AsrtuneError, RuntimeError) as exc:
+            conn.send(("error", str(exc)))
+
+
+class _SynthProcess:
+    """espeak-ng in a child process, restarted when a call hangs. Caller holds :data:`_LOCK`."""
+
+    def __init__(self, target: Any = _serve) -> None:
+        self.target = target
+        self.process: Any = None
+        self.conn: Any = None
+
+    def _start(self) -> None:
+        context = multiprocessing.get_context("spawn")  # no copy of the parent's threads
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=self.target, args=(child,), daemon=True)
+        self.process.start()
+        child.close()
+
+    def _stop(self) -> None:
+        self.process.kill()
+        self.process.join()
+        self.process = None
+
+    def synth(self, text: str, style: VoiceStyle) -> tuple[np.ndarray, int]:
+        """``text`` → ((n,) int16 PCM, its sample rate in Hz)."""
+        deadline = _CALL_SECONDS + _CALL_SECONDS_PER_CHAR * len(text)
+        for _ in range(_ATTEMPTS):
+            if self.process is None or not self.process.is_alive():
+                self._start()
+            self.conn.send((text, style))
+            if self.conn.poll(deadline):
+                try:
+                    status, *payload = self.conn.recv()
+                except EOFError:  # the child died (a crash in the library)
+                    log.warning("espeak-ng exited on %r; restarting it", text[:40])
+                    self._stop()
+                    continue
+                if status == "error":
+                    raise AsrtuneError(payload[0])
+                return payload[0], payload[1]
+            log.warning("espeak-ng hung on %r for %.0f s; restarting it", text[:40], deadline)
+            self._stop()
+        raise AsrtuneError(f"espeak-ng failed {_ATTEMPTS} times on {text!r}")
+
+
+_SYNTH_PROCESS = _SynthProcess()
+
 
 def _engine() -> _Espeak:
     """The process-wide espeak-ng instance. Caller holds :data:`_LOCK`."""
@@ -220,9 +291,7 @@ def synthesize_style(text: str, style: VoiceStyle) -> np.ndarray:
     """Speak ``text`` in ``style`` → (n,) float32 in [-1, 1] at 16 kHz, silence trimmed."""
     _check_voice(style.voice)
     with _LOCK:
-        engine = _engine()
-        pcm = engine.synth(text, style)
-        native_rate = engine.sample_rate
+        pcm, native_rate = _SYNTH_PROCESS.synth(text, style)
     audio = resample(pcm.astype(np.float32) / 32768.0, native_rate, SAMPLE_RATE)
     return np.clip(trim_silence(audio, SAMPLE_RATE), -1.0, 1.0)
 
