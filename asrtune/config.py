@@ -8,6 +8,7 @@ flags, and for the Python API keyword arguments. Unknown keys are an error every
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -180,6 +181,18 @@ class RunConfig:
     )
 
 
+def cpu_processes_launched() -> bool:
+    """Whether a launcher (torchrun, accelerate launch) started several processes on a
+    machine without CUDA.
+
+    There accelerate sets up data parallelism (MULTI_CPU, gloo) only when asked for the
+    CPU: otherwise every process trains on its own, on all the data or, with
+    ``--ddp_backend gloo``, on its share but with gradients never averaged.
+    """
+    launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return launched and not torch.cuda.is_available()
+
+
 def _bf16_available() -> bool:
     return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
 
@@ -320,6 +333,9 @@ def build_train_job(values: dict[str, Any]) -> TrainJob:
         training_values["eval_strategy"] = "no"
         training_values["load_best_model_at_end"] = False
     training_values["run_name"] = training_values.get("run_name") or Path(values["output_dir"]).name
+    if cpu_processes_launched():
+        training_values["use_cpu"] = True
+        training_values["ddp_backend"] = training_values.get("ddp_backend") or "gloo"
     try:
         training = Seq2SeqTrainingArguments(**training_values)
     except (ValueError, TypeError) as exc:

@@ -1,4 +1,9 @@
-"""Generation-based evaluation of a model on manifest rows → corpus WER/CER report."""
+"""Generation-based evaluation of a model on manifest rows → corpus WER/CER report.
+
+Under ``torchrun``/``accelerate launch`` the rows are shared out between the processes,
+each decodes its share, and every process gets all hypotheses back in input order, so the
+score equals a single-process evaluation of the same weights.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,8 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import torch.distributed as dist
 
 from asrtune.data.audio import load_row_audio
 from asrtune.data.manifest import Row
@@ -42,14 +49,17 @@ def evaluate_rows(
     was_training = loaded.model.training
     loaded.model.eval()
     languages = [r.language or options.language for r in rows]
-    hypotheses = transcribe_lazily(
+    durations = [r.duration or 0.0 for r in rows]
+    mine = process_share(durations)
+    decoded = transcribe_lazily(
         loaded,
-        [r.duration or 0.0 for r in rows],
-        lambda i: load_row_audio(rows[i]),
+        [durations[i] for i in mine],
+        lambda i: load_row_audio(rows[mine[i]]),
         options,
-        languages,
+        [languages[i] for i in mine],
         progress,
     )
+    hypotheses = gather_in_order(len(rows), mine, decoded)
     if was_training:
         loaded.model.train()
     score, utterances = score_corpus(
@@ -57,6 +67,35 @@ def evaluate_rows(
     )
     precision = resolve_precision(loaded.model, options.precision)
     return EvalResult(score, utterances, time.perf_counter() - start, precision)
+
+
+def _world() -> tuple[int, int]:
+    """(rank, world size) of the initialized process group, else (0, 1)."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def process_share(durations: list[float]) -> list[int]:
+    """The row indices this process decodes: every ``world``-th of the rows sorted by
+    duration, so each process gets a similar amount of audio."""
+    rank, world = _world()
+    by_length = sorted(range(len(durations)), key=lambda i: (-durations[i], i))
+    return sorted(by_length[rank::world])
+
+
+def gather_in_order(count: int, mine: list[int], decoded: list[str]) -> list[str]:
+    """All processes' hypotheses in input order (``all_gather_object``), in every process."""
+    _, world = _world()
+    if world == 1:
+        return decoded
+    shares: list[list[tuple[int, str]] | None] = [None] * world
+    dist.all_gather_object(shares, list(zip(mine, decoded, strict=True)))
+    texts = [""] * count
+    for share in shares:
+        for index, text in share or []:
+            texts[index] = text
+    return texts
 
 
 def write_report(result: EvalResult, path: str | Path, extra: dict | None = None) -> Path:

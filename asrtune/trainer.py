@@ -1,8 +1,12 @@
 """The Trainer asrtune trains with: transformers' Trainer, changed only where it must be.
 
-Evaluation is generation + corpus WER/CER (the same code as ``asrtune eval``), so choosing
-the best checkpoint by WER needs no extra machinery; unpacked data can be batched by
-duration; the training dataset hears about every new epoch (repacking).
+- Evaluation is generation + corpus WER/CER (the same code as ``asrtune eval``, sharded
+  across processes), so choosing the best checkpoint by WER needs no extra machinery.
+- The loss is token-level cross-entropy averaged over the global batch (all processes, all
+  accumulation steps), so it and its gradients do not depend on how a batch is split.
+- Batches come from :mod:`asrtune.data.sharding`: every process builds the same steps and
+  trains its own share; unpacked data can be batched by duration; the training dataset
+  hears about every new epoch (repacking).
 """
 
 from __future__ import annotations
@@ -11,10 +15,13 @@ import time
 from typing import Any
 
 import torch
+import torch.nn.functional as F
+from accelerate.data_loader import prepare_data_loader
 from transformers import Trainer, TrainerCallback
 
 from asrtune.data.batching import DurationBatchSampler
 from asrtune.data.manifest import Row
+from asrtune.data.sharding import ShardedBatchSampler, Step, fixed_size_steps, grouped_steps
 from asrtune.evaluation import EvalResult, evaluate_rows
 from asrtune.inference import DecodingOptions
 from asrtune.models import LoadedModel
@@ -31,6 +38,26 @@ class EpochSetter(TrainerCallback):
             self.dataset.set_epoch(int(state.epoch or 0))
 
 
+def summed_token_loss(
+    logits: torch.Tensor, labels: torch.Tensor, shift: bool, label_smoothing: float = 0.0
+) -> torch.Tensor:
+    """Cross-entropy summed over the label tokens that are not -100.
+
+    ``logits`` (B, L, V), ``labels`` (B, L); with ``shift`` the logits at position i
+    predict ``labels[:, i + 1]`` (causal LMs), else ``labels[:, i]`` (encoder-decoders whose
+    decoder input is the labels shifted right). Computed in float32.
+    """
+    if shift:
+        logits, labels = logits[:, :-1], labels[:, 1:]
+    return F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]).float(),
+        labels.reshape(-1).to(logits.device),
+        ignore_index=-100,
+        reduction="sum",
+        label_smoothing=label_smoothing,
+    )
+
+
 class AsrTrainer(Trainer):
     """A Trainer whose evaluation is generation + corpus WER/CER (the same code as
     ``asrtune eval``), so best-checkpoint selection by WER needs no extra machinery.
@@ -38,6 +65,9 @@ class AsrTrainer(Trainer):
     Each evaluation also logs ``eval_train_seconds``: training time so far, evaluation
     excluded (time-to-WER curves).
     """
+
+    # compute_loss divides by the label tokens of the whole accumulated global batch
+    loss_is_scaled_for_ga = True
 
     def __init__(
         self,
@@ -55,25 +85,103 @@ class AsrTrainer(Trainer):
         self.clock_start: float | None = None
         self.eval_seconds = 0.0
         self.add_callback(EpochSetter(self.train_dataset))
+        # The Trainer counts the label tokens of each global batch (num_items_in_batch,
+        # gathered over processes) only for models that take loss kwargs; compute_loss
+        # divides by that count whatever the model's forward accepts.
+        self.model_accepts_loss_kwargs = True
+
+    def compute_loss(
+        self,
+        model: torch.nn.Module,
+        inputs: dict[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: torch.Tensor | int | None = None,
+    ) -> Any:
+        """Token-level cross-entropy over the global batch: this micro-batch's summed loss
+        divided by ``num_items_in_batch``, the label tokens of all micro-batches of the
+        optimizer step in all processes. Data-parallel gradients are averaged over the
+        processes, so the loss is multiplied by their number to give the global mean.
+        The model's own loss is not used: Whisper's ignores ``num_items_in_batch``.
+        """
+        shift = self.loaded.adapter.LOSS_SHIFTS_LABELS
+        labels = inputs["labels"]
+        # a causal LM needs no labels for its logits (and skips computing its own loss)
+        model_inputs = {k: v for k, v in inputs.items() if k != "labels"} if shift else inputs
+        outputs = model(**model_inputs)
+        summed = summed_token_loss(
+            outputs["logits"], labels, shift, self.args.label_smoothing_factor
+        )
+        if num_items_in_batch is None:  # no global count: this micro-batch's mean
+            counted = labels[:, 1:] if shift else labels
+            loss = summed / counted.ne(-100).sum().clamp(min=1)
+            loss = loss / self.current_gradient_accumulation_steps
+        else:
+            loss = summed / num_items_in_batch
+            if self.args.average_tokens_across_devices:
+                loss = loss * self.accelerator.num_processes
+        return (loss, outputs) if return_outputs else loss
 
     def get_train_dataloader(self) -> Any:
-        """Duration-bucketed batches when ``max_batch_seconds`` is set, else Trainer's own."""
-        if self.max_batch_seconds is None or not hasattr(self.train_dataset, "window_seconds"):
-            return super().get_train_dataloader()
-        sampler = DurationBatchSampler(
+        """This process's share of the training steps (see :mod:`asrtune.data.sharding`),
+        already disjoint: accelerate only places the batches on the device."""
+        dataset = self.train_dataset
+        if hasattr(dataset, "window_seconds"):
+            loader = torch.utils.data.DataLoader(
+                dataset,
+                batch_sampler=ShardedBatchSampler(
+                    self._training_steps(),
+                    self.accelerator.process_index,
+                    self.accelerator.num_processes,
+                ),
+                collate_fn=self.data_collator,
+                **self._loader_options(),
+            )
+        else:  # a stream, split between the processes by StreamingWindows itself
+            loader = torch.utils.data.DataLoader(
+                dataset,
+                batch_size=self.args.per_device_train_batch_size,
+                collate_fn=self.data_collator,
+                **self._loader_options(),
+            )
+        return prepare_data_loader(
+            loader,
+            device=self.args.device,
+            num_processes=1,
+            process_index=0,
+            put_on_device=True,
+            non_blocking=self.args.dataloader_pin_memory and torch.cuda.is_available(),
+        )
+
+    def _training_steps(self) -> Any:
+        """``epoch → steps``: fixed-size batches, or duration buckets with
+        ``max_batch_seconds``; the same in every process for (seed, epoch)."""
+        per_device, world = self.args.per_device_train_batch_size, self.accelerator.num_processes
+        seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+        if self.max_batch_seconds is None:
+            count = len(self.train_dataset)
+            return lambda epoch: fixed_size_steps(count, per_device, world, seed, epoch)
+        buckets = DurationBatchSampler(
             self.train_dataset.window_seconds(),
             self.max_batch_seconds,
-            max_batch_items=self.args.per_device_train_batch_size,
-            seed=self.args.seed,
+            max_batch_items=per_device,
+            seed=seed,
         )
-        loader = torch.utils.data.DataLoader(
-            self.train_dataset,
-            batch_sampler=sampler,
-            collate_fn=self.data_collator,
-            num_workers=self.args.dataloader_num_workers,
-            pin_memory=self.args.dataloader_pin_memory and torch.cuda.is_available(),
-        )
-        return self.accelerator.prepare(loader)
+
+        def bucketed(epoch: int) -> list[Step]:
+            buckets.set_epoch(epoch)
+            return grouped_steps(list(buckets), world)
+
+        return bucketed
+
+    def _loader_options(self) -> dict[str, Any]:
+        workers = self.args.dataloader_num_workers
+        options: dict[str, Any] = {
+            "num_workers": workers,
+            "pin_memory": self.args.dataloader_pin_memory and torch.cuda.is_available(),
+        }
+        if workers > 0:
+            options["prefetch_factor"] = self.args.dataloader_prefetch_factor
+        return options
 
     def _issue_warnings_after_load(self, load_result: Any) -> None:
         """Tied weights (Whisper's output layer is its decoder's embedding) are not saved,
@@ -94,7 +202,9 @@ class AsrTrainer(Trainer):
     ) -> dict[str, float]:
         started = time.perf_counter()
         current = LoadedModel(self.model, self.loaded.processor, self.loaded.family, "training")
-        result = evaluate_rows(current, self.eval_rows, self.decoding, progress=True)
+        result = evaluate_rows(
+            current, self.eval_rows, self.decoding, progress=self.is_world_process_zero()
+        )
         self.last_eval = result
         metrics = {
             f"{metric_key_prefix}_{key}": value

@@ -15,6 +15,7 @@ import torch
 
 from asrtune.data.batching import PACK_GAP_SECONDS, pack_indices, repack_same_count
 from asrtune.data.manifest import Row
+from asrtune.data.sharding import LossFreeIndex
 
 if TYPE_CHECKING:
     from asrtune.models import LoadedModel
@@ -92,5 +93,10 @@ class WindowDataset(torch.utils.data.Dataset):
         return sum(ex.row.duration or 0.0 for window in self.windows for ex in window)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
+        """The family's item for window ``index``; a :class:`LossFreeIndex` gets its labels
+        masked (-100), so it trains nothing (a data-parallel placeholder)."""
         window = self.windows[index]
-        return self.loaded.adapter.window_item(self.loaded, window, self.task, **self.options)
+        item = self.loaded.adapter.window_item(self.loaded, window, self.task, **self.options)
+        if isinstance(index, LossFreeIndex):
+            item = {**item, "labels": [-100] * len(item["labels"])}
+        return item

@@ -39,6 +39,7 @@ log = logging.getLogger("asrtune")
 
 FAMILY = "voxtral"
 LORA_TASK_TYPE = "CAUSAL_LM"
+LOSS_SHIFTS_LABELS = True  # logits at position i predict labels[i + 1] (a causal LM)
 LM_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 # Voxtral's documented limit for transcription (30 min), further capped by the text context.
 MAX_AUDIO_SECONDS = 1800
