@@ -18,6 +18,7 @@ from asrtune.errors import AsrtuneError
 from asrtune.evaluation import EvalResult, evaluate_rows, write_report
 from asrtune.inference import DEFAULT_DECODING, DecodingOptions, transcribe_files
 from asrtune.models import LoadedModel, load_model
+from asrtune.processes import is_main_process, join_launched_run
 from asrtune.training import TrainResult
 
 
@@ -43,7 +44,12 @@ def evaluate(
     options: DecodingOptions = DEFAULT_DECODING,
     allow_pickle: bool = False,
 ) -> EvalResult:
-    """Corpus WER/CER of ``model`` on ``manifest``; writes the report when ``output`` is set."""
+    """Corpus WER/CER of ``model`` on ``manifest``; writes the report when ``output`` is set.
+
+    Under ``torchrun``/``accelerate launch`` the processes share the rows out and every
+    process gets the whole result; only the main one writes the report.
+    """
+    join_launched_run()
     rows = load_rows(manifest, options.language)
     if rows.invalid:
         first = rows.invalid[0]
@@ -53,7 +59,7 @@ def evaluate(
         )
     loaded = _loaded(model, allow_pickle)
     result = evaluate_rows(loaded, rows.rows[:max_samples], options)
-    if output is not None:
+    if output is not None and is_main_process():
         write_report(result, output, {"model": str(model), "manifest": str(manifest)})
     return result
 

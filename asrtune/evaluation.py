@@ -12,13 +12,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch.distributed as dist
-
 from asrtune.data.audio import load_row_audio
 from asrtune.data.manifest import Row
 from asrtune.inference import DEFAULT_DECODING, DecodingOptions, transcribe_lazily
 from asrtune.metrics import CorpusScore, UtteranceScore, score_corpus
 from asrtune.models import LoadedModel, resolve_precision
+from asrtune.processes import all_processes, rank_and_world
 
 
 @dataclass(frozen=True)
@@ -69,31 +68,21 @@ def evaluate_rows(
     return EvalResult(score, utterances, time.perf_counter() - start, precision)
 
 
-def _world() -> tuple[int, int]:
-    """(rank, world size) of the initialized process group, else (0, 1)."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
 def process_share(durations: list[float]) -> list[int]:
     """The row indices this process decodes: every ``world``-th of the rows sorted by
     duration, so each process gets a similar amount of audio."""
-    rank, world = _world()
+    rank, world = rank_and_world()
     by_length = sorted(range(len(durations)), key=lambda i: (-durations[i], i))
     return sorted(by_length[rank::world])
 
 
 def gather_in_order(count: int, mine: list[int], decoded: list[str]) -> list[str]:
     """All processes' hypotheses in input order (``all_gather_object``), in every process."""
-    _, world = _world()
-    if world == 1:
+    if rank_and_world()[1] == 1:
         return decoded
-    shares: list[list[tuple[int, str]] | None] = [None] * world
-    dist.all_gather_object(shares, list(zip(mine, decoded, strict=True)))
     texts = [""] * count
-    for share in shares:
-        for index, text in share or []:
+    for share in all_processes(list(zip(mine, decoded, strict=True))):
+        for index, text in share:
             texts[index] = text
     return texts
 

@@ -2,6 +2,10 @@
 
 Reads top to bottom: load and check rows → load the model (+ LoRA) → admit rows within the
 model's limits → build the dataset and trainer → train → save → evaluate → write results.
+
+Under ``torchrun``/``accelerate launch`` every process runs all of it (the data split,
+gradient averaging and sharded evaluation happen inside the Trainer); only the main
+process writes OUT.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from asrtune.errors import AsrtuneError
 from asrtune.evaluation import EvalResult, write_report
 from asrtune.inference import DecodingOptions
 from asrtune.models import LoadedModel, load_model
+from asrtune.processes import is_main_process
 from asrtune.trainer import AsrTrainer
 from asrtune.training_data import (
     SkipLog,
@@ -126,15 +131,17 @@ def resume_checkpoint(job: TrainJob) -> str | None:
 def save_outputs(job: TrainJob, loaded: LoadedModel, trainer: AsrTrainer) -> None:
     """Final model + processor in OUT (LoRA: the adapter); --merge adds OUT/merged."""
     out = Path(job.training.output_dir)
-    trainer.save_model(str(out))
-    loaded.processor.save_pretrained(str(out))
+    trainer.save_model(str(out))  # the Trainer saves in the main process only
+    if is_main_process():
+        loaded.processor.save_pretrained(str(out))
     if job.model.lora and job.model.merge:
         merged = LoadedModel(
             loaded.model.merge_and_unload(), loaded.processor, loaded.family, str(out)
         )
-        loaded.adapter.save(merged, out / "merged")
+        if is_main_process():
+            loaded.adapter.save(merged, out / "merged")
+            log.info("merged model written to %s", out / "merged")
         loaded.model = merged.model
-        log.info("merged model written to %s", out / "merged")
 
 
 def final_evaluation(trainer: AsrTrainer) -> EvalResult:
@@ -152,6 +159,9 @@ def final_evaluation(trainer: AsrTrainer) -> EvalResult:
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` as indented JSON (in the main process only)."""
+    if not is_main_process():
+        return
     path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
 
 
@@ -161,12 +171,14 @@ def train(job: TrainJob, trainer_hook: Callable[[AsrTrainer], None] | None = Non
     ``trainer_hook`` receives the built trainer before training (e.g. to add callbacks).
     """
     out = Path(job.training.output_dir)
-    rows, dropped = ([], 0) if job.data.streaming else load_training_rows(job, out)
-    eval_rows = load_eval_rows(job, out)
+    # the main process decodes every file first (and fills the check cache), then the others
+    with job.training.main_process_first(desc="reading and checking the rows"):
+        rows, dropped = ([], 0) if job.data.streaming else load_training_rows(job, out)
+        eval_rows = load_eval_rows(job, out)
     resume_from = resume_checkpoint(job)
 
     loaded = build_model(job)
-    skips = SkipLog(out / "skipped.jsonl") if job.data.streaming else None
+    skips = SkipLog(out, job.training.process_index) if job.data.streaming else None
     if skips is not None:
         dataset, skipped = build_stream_dataset(job, loaded, skips), []
     else:
@@ -181,7 +193,7 @@ def train(job: TrainJob, trainer_hook: Callable[[AsrTrainer], None] | None = Non
     save_outputs(job, loaded, trainer)
 
     if skips is not None:
-        skipped = skips.records()
+        skipped = skips.finish()
     metrics = {
         **result.metrics,
         "global_step": trainer.state.global_step,
@@ -194,7 +206,7 @@ def train(job: TrainJob, trainer_hook: Callable[[AsrTrainer], None] | None = Non
     write_json(out / "training_config.json", job.to_dict())
 
     eval_result = final_evaluation(trainer) if eval_rows else None
-    if eval_result is not None:
+    if eval_result is not None and is_main_process():
         write_report(eval_result, out / "eval_results.json", {"model": str(out)})
     return TrainResult(out, metrics, eval_result)
 

@@ -1,7 +1,8 @@
 """Training data for ``asrtune train``: sources → checked rows → admitted examples → dataset.
 
 Nothing is dropped silently: invalid rows stop training (or, with --drop_invalid, go to
-OUT/dropped.jsonl); rows over the model's limits go to OUT/skipped.jsonl.
+OUT/dropped.jsonl); rows over the model's limits go to OUT/skipped.jsonl. Under several
+processes every process reads the same rows; only the main one writes those files.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from asrtune.data.streaming import Stream, StreamingWindows
 from asrtune.data.windows import Example, WindowDataset
 from asrtune.errors import AsrtuneError
 from asrtune.models import LoadedModel
+from asrtune.processes import all_processes, is_main_process
 
 log = logging.getLogger("asrtune")
 
@@ -51,6 +53,9 @@ def check_rows(sources: list[LoadedRows], drop_invalid: bool, out_dir: Path) -> 
 
 
 def _write_jsonl(path: Path, records: list[dict]) -> None:
+    """Write records as JSON lines (in the main process only)."""
+    if not is_main_process():
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as handle:
         for record in records:
@@ -107,19 +112,34 @@ def load_eval_rows(job: TrainJob, out: Path) -> list[Row]:
 
 
 class SkipLog:
-    """Appends rows left out of a stream to OUT/skipped.jsonl (workers append too)."""
+    """Rows left out of a stream: each process (and its dataloader workers) appends to a
+    file of its own, OUT/skipped.rank<R>.jsonl; :meth:`finish` gathers every process's
+    records into OUT/skipped.jsonl, written by the main process."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("")
+    def __init__(self, out_dir: Path, rank: int = 0) -> None:
+        self.final = out_dir / "skipped.jsonl"
+        self.path = out_dir / f"skipped.rank{rank}.jsonl"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.path.write_text("")
 
     def add(self, record: dict[str, Any]) -> None:
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
 
     def records(self) -> list[dict[str, Any]]:
+        """This process's records."""
         return [json.loads(x) for x in self.path.read_text(encoding="utf-8").splitlines()]
+
+    def finish(self) -> list[dict[str, Any]]:
+        """Every process's records (a collective call under several processes), written
+        to OUT/skipped.jsonl; the per-process files are removed."""
+        shares = all_processes(self.records())
+        # a row left out again in a later pass over the stream is still one row
+        unique = {json.dumps(r, sort_keys=True): r for share in shares for r in share}
+        records = list(unique.values())
+        self.path.unlink(missing_ok=True)
+        _write_jsonl(self.final, records)
+        return records
 
 
 def build_stream_dataset(job: TrainJob, loaded: LoadedModel, skips: SkipLog) -> Any:
@@ -149,6 +169,8 @@ def build_stream_dataset(job: TrainJob, loaded: LoadedModel, skips: SkipLog) -> 
         packer=adapter.packer(loaded, task, language) if job.data.pack else None,
         on_skip=skips.add,
         seed=job.training.seed,
+        rank=job.training.process_index,
+        world_size=job.training.world_size,
     )
 
 

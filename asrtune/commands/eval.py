@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
 def run(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     from asrtune.api import evaluate
+    from asrtune.processes import is_main_process
 
     result = evaluate(
         args.model,
@@ -36,5 +37,6 @@ def run(argv: list[str]) -> int:
         allow_pickle=args.allow_pickle,
         options=decoding_options(args),
     )
-    print(json.dumps(result.report(), indent=2))
+    if is_main_process():
+        print(json.dumps(result.report(), indent=2))
     return 0

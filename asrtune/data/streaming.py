@@ -2,8 +2,10 @@
 
 For corpora larger than the disk (``--streaming``). Rows that cannot be used are counted
 and handed to ``on_skip`` (train writes them to OUT/skipped.jsonl): nothing is dropped
-silently. Across dataloader workers the stream's shards are split; across processes,
-accelerate dispatches batches from the main process (Trainer's default for iterables).
+silently. Across processes each source is split by rank
+(``datasets.distributed.split_dataset_by_node``: whole shards per process when they divide
+evenly, else every ``world_size``-th record), so each process decodes and packs only its
+own rows; across dataloader workers the process's shards are split again.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
+from datasets import IterableDataset as HubIterable
+from datasets.distributed import split_dataset_by_node
 
 from asrtune.data.audio import audio_duration
 from asrtune.data.batching import PackItem, WindowPacker
@@ -43,11 +47,24 @@ def _worker_shard(records: Any) -> Any:
     return records.shard(num_shards=info.num_workers, index=info.id)
 
 
-def interleave(streams: list[Stream], seed: int) -> Iterator[Row | BadRow]:
-    """Rows of all streams; each next row comes from a stream chosen by weight (seeded)
-    among those not yet exhausted."""
+def process_share(records: Any, rank: int, world_size: int) -> Any:
+    """Process ``rank``'s part of a source's records: disjoint between processes."""
+    if world_size == 1:
+        return records
+    if isinstance(records, HubIterable):
+        return split_dataset_by_node(records, rank=rank, world_size=world_size)
+    return (record for i, record in enumerate(records) if i % world_size == rank)
+
+
+def interleave(
+    streams: list[Stream], seed: int, rank: int = 0, world_size: int = 1
+) -> Iterator[Row | BadRow]:
+    """Rows of all streams (this process's share of each); each next row comes from a
+    stream chosen by weight (seeded) among those not yet exhausted."""
     rng = random.Random(seed)
-    active = [(iter(_worker_shard(s.records)), s, [0]) for s in streams]
+    active = [
+        (iter(_worker_shard(process_share(s.records, rank, world_size))), s, [0]) for s in streams
+    ]
     while active:
         pick = rng.choices(range(len(active)), weights=[s.weight for _, s, _ in active])[0]
         records, stream, count = active[pick]
@@ -64,7 +81,10 @@ class StreamingWindows(torch.utils.data.IterableDataset):
     """Yields ``make_item(window)`` for windows of admitted examples.
 
     ``admit(row)`` returns ``(example, PackItem)`` or a skip reason (str); ``packer`` is
-    None to yield one example per window.
+    None to yield one example per window. With several processes (``world_size`` > 1)
+    each reads its own share and the iteration never ends (it starts the next epoch
+    itself): every process must take part in every step until ``--max_steps``, and the
+    shares need not hold the same number of windows.
     """
 
     def __init__(
@@ -75,9 +95,12 @@ class StreamingWindows(torch.utils.data.IterableDataset):
         packer: WindowPacker | None,
         on_skip: Callable[[dict[str, Any]], None],
         seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         self.streams, self.admit, self.make_item = streams, admit, make_item
         self.packer, self.on_skip, self.seed, self.epoch = packer, on_skip, seed, 0
+        self.rank, self.world_size = rank, world_size
 
     def set_epoch(self, epoch: int) -> None:
         """Reshuffle the streams' buffers each epoch (Trainer calls this)."""
@@ -87,7 +110,8 @@ class StreamingWindows(torch.utils.data.IterableDataset):
                 stream.records.set_epoch(epoch)
 
     def _rows(self) -> Iterator[Row]:
-        for row in interleave(self.streams, self.seed + self.epoch):
+        rows = interleave(self.streams, self.seed + self.epoch, self.rank, self.world_size)
+        for row in rows:
             if isinstance(row, Row) and row.duration is None:
                 try:
                     row = replace(row, duration=audio_duration(row.audio_path, row.audio_bytes))
@@ -99,6 +123,21 @@ class StreamingWindows(torch.utils.data.IterableDataset):
             yield row
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
+        yield from self._epoch_items()
+        while self.world_size > 1:
+            self.set_epoch(self.epoch + 1)
+            yielded = False
+            for item in self._epoch_items():
+                yielded = True
+                yield item
+            if not yielded:
+                raise AsrtuneError(
+                    f"process {self.rank} of {self.world_size} has no usable rows in its "
+                    "share of the stream: use fewer processes or more data"
+                )
+
+    def _epoch_items(self) -> Iterator[dict[str, Any]]:
+        """The items of one pass over this process's share of the streams."""
         packer = (
             WindowPacker(self.packer.max_seconds, self.packer.max_tokens, self.packer.gap_seconds)
             if self.packer
