@@ -8,6 +8,7 @@ flags, and for the Python API keyword arguments. Unknown keys are an error every
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -20,6 +21,8 @@ from transformers import HfArgumentParser, Seq2SeqTrainingArguments
 from asrtune.data.rows import eval_source
 from asrtune.errors import AsrtuneError
 from asrtune.models import PRECISIONS
+
+log = logging.getLogger("asrtune")
 
 
 @dataclass
@@ -334,6 +337,8 @@ def build_train_job(values: dict[str, Any]) -> TrainJob:
         training_values["load_best_model_at_end"] = False
     training_values["run_name"] = training_values.get("run_name") or Path(values["output_dir"]).name
     if cpu_processes_launched():
+        if any(os.environ.get(f"ACCELERATE_USE_{x}") == "true" for x in ("FSDP", "DEEPSPEED")):
+            log.warning("FSDP and DeepSpeed need CUDA GPUs: training with DDP on the CPU")
         training_values["use_cpu"] = True
         training_values["ddp_backend"] = training_values.get("ddp_backend") or "gloo"
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from asrtune.config import parse_train_args, train_job_from_kwargs
 from asrtune.errors import AsrtuneError
@@ -87,7 +88,8 @@ def test_missing_required_and_unknown_kwargs() -> None:
 
 
 def test_shipped_configs_parse() -> None:
-    configs = sorted(Path(__file__).parents[1].joinpath("configs").rglob("*.yaml"))
+    root = Path(__file__).parents[1].joinpath("configs")
+    configs = sorted(set(root.rglob("*.yaml")) - set(root.glob("accelerate/*.yaml")))
     assert configs, "configs/ ships at least one file"
     for config in configs:
         first_line = config.read_text().splitlines()[0]
@@ -96,3 +98,44 @@ def test_shipped_configs_parse() -> None:
             ["--config", str(config), "--train_manifest", "t", "--output_dir", "o"]
         )
         assert job.model.model
+
+
+def test_shipped_accelerate_configs_load_and_name_their_command() -> None:
+    """configs/accelerate/*.yaml load with accelerate's own loader (unknown keys fail) and
+    begin with the command that runs them."""
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    folder = Path(__file__).parents[1].joinpath("configs", "accelerate")
+    expected = {
+        "ddp.yaml": ("MULTI_GPU", None),
+        "fsdp_whisper.yaml": ("FSDP", "WhisperEncoderLayer,WhisperDecoderLayer"),
+        "fsdp_voxtral.yaml": ("FSDP", "LlamaDecoderLayer,VoxtralEncoderLayer"),
+        "deepspeed_zero2.yaml": ("DEEPSPEED", None),
+        "deepspeed_zero3.yaml": ("DEEPSPEED", None),
+    }
+    assert sorted(p.name for p in folder.glob("*.yaml")) == sorted(expected)
+    for name, (kind, layers) in expected.items():
+        path = folder / name
+        first_line = path.read_text().splitlines()[0]
+        assert first_line.startswith(f"# accelerate launch --config_file configs/accelerate/{name}")
+        assert "-m asrtune.cli train" in first_line
+        config = load_config_from_file(str(path))
+        assert config.distributed_type.value == kind
+        if layers:
+            assert config.fsdp_config["fsdp_transformer_layer_cls_to_wrap"] == layers
+            assert config.fsdp_config["fsdp_version"] == 2
+
+
+def test_a_launch_without_cuda_is_recognized(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under torchrun without CUDA the job asks accelerate for the CPU (MULTI_CPU, gloo):
+    otherwise every process trains alone (tests/test_distributed.py runs it for real)."""
+    from asrtune.config import cpu_processes_launched
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert cpu_processes_launched()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert not cpu_processes_launched()  # accelerate picks nccl itself
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert not cpu_processes_launched()
