@@ -193,6 +193,14 @@ class AsrTrainer(Trainer):
             self.model.tie_weights()
         super()._issue_warnings_after_load(load_result._replace(missing_keys=missing))
 
+    def _finalize_training(self, *args: Any, **kwargs: Any) -> Any:
+        """transformers adds the loss of the steps since the last log to ``train_loss``
+        without averaging it over the processes (each reports its own share, which is
+        scaled for the global batch): average it first, as logged losses are."""
+        if self.accelerator.num_processes > 1:
+            self._tr_loss = self.accelerator.reduce(self._tr_loss, reduction="mean")
+        return super()._finalize_training(*args, **kwargs)
+
     def train(self, *args: Any, **kwargs: Any) -> Any:
         self.clock_start, self.eval_seconds = time.perf_counter(), 0.0
         return super().train(*args, **kwargs)
