@@ -149,6 +149,7 @@ class AsrTrainer(Trainer):
             num_processes=1,
             process_index=0,
             put_on_device=True,
+            dispatch_batches=False,  # every process reads its own batches
             non_blocking=self.args.dataloader_pin_memory and torch.cuda.is_available(),
         )
 
