@@ -114,7 +114,8 @@ class AsrTrainer(Trainer):
         if num_items_in_batch is None:  # no global count: this micro-batch's mean
             counted = labels[:, 1:] if shift else labels
             loss = summed / counted.ne(-100).sum().clamp(min=1)
-            loss = loss / self.current_gradient_accumulation_steps
+            # inside training, scaled for accumulation (loss_is_scaled_for_ga says it is)
+            loss = loss / getattr(self, "current_gradient_accumulation_steps", 1)
         else:
             loss = summed / num_items_in_batch
             if self.args.average_tokens_across_devices:
