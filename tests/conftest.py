@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from asrtune.models.tiny import SAMPLE_SENTENCES, make_tiny_whisper
 
@@ -27,6 +28,16 @@ def tone(seconds: float, freq: float, rate: int = 16000, channels: int = 1) -> n
     wave = 0.3 * np.sin(2 * np.pi * freq * t) + 0.01 * rng.standard_normal(t.size)
     wave = wave.astype(np.float32)
     return np.stack([wave] * channels, axis=1) if channels > 1 else wave
+
+
+def make_talkative(model: torch.nn.Module, scale: float = 0.3, seed: int = 1) -> None:
+    """Replace every matrix of ``model`` with N(0, scale²) noise (seeded): a tiny random
+    model then emits tokens, timestamp pairs included, for any audio."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for param in model.parameters():
+            if param.dim() > 1:
+                param.copy_(torch.randn(param.shape, generator=generator) * scale)
 
 
 def write_dataset(folder: Path, n: int, language: str | None = "en", seconds: float = 1.5) -> Path:

@@ -20,7 +20,7 @@ from safetensors.torch import load_file
 from asrtune.cli import main
 from asrtune.models import load_model
 from asrtune.models.tiny_voxtral import make_tiny_voxtral
-from tests.conftest import write_dataset
+from tests.conftest import make_talkative, write_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 # SGD and a constant rate: equal gradients give equal weights, with no Adam normalization
@@ -137,11 +137,7 @@ def test_one_global_batch_trains_alike_however_it_is_split(
 def talkative_whisper(tiny_whisper: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny Whisper with large random weights: it says something for every clip."""
     loaded = load_model(str(tiny_whisper))
-    generator = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for param in loaded.model.parameters():
-            if param.dim() > 1:
-                param.copy_(torch.randn(param.shape, generator=generator) * 0.3)
+    make_talkative(loaded.model)
     out = tmp_path_factory.mktemp("models") / "talkative"
     loaded.adapter.save(loaded, out)
     return out

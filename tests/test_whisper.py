@@ -19,7 +19,7 @@ from asrtune.models import (
 )
 from asrtune.models import whisper as W
 from asrtune.training_data import admit_rows
-from tests.conftest import tone
+from tests.conftest import make_talkative, tone
 
 
 def _ids(loaded, *tokens: str) -> list[int]:
@@ -193,11 +193,7 @@ def test_a_batch_decodes_like_its_clips_alone_even_when_timestamps_come_out(
     """Weights this large make the tiny model emit timestamp pairs; Whisper's segment loop
     must not then re-decode a window from its encoder states (it used to fail on batches)."""
     loaded = load_model(str(tiny_whisper))
-    generator = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for param in loaded.model.parameters():
-            if param.dim() > 1:
-                param.copy_(torch.randn(param.shape, generator=generator) * 0.3)
+    make_talkative(loaded.model)
     rng = np.random.default_rng(0)
     audios = [(0.3 * rng.standard_normal(s * 16000)).astype(np.float32) for s in (3, 1, 5)]
     for beams in (1, 2):
