@@ -21,6 +21,7 @@ from transformers import HfArgumentParser, Seq2SeqTrainingArguments
 from asrtune.data.rows import eval_source
 from asrtune.errors import AsrtuneError
 from asrtune.models import PRECISIONS
+from asrtune.processes import launched_world_size
 
 log = logging.getLogger("asrtune")
 
@@ -192,8 +193,7 @@ def cpu_processes_launched() -> bool:
     CPU: otherwise every process trains on its own, on all the data or, with
     ``--ddp_backend gloo``, on its share but with gradients never averaged.
     """
-    launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    return launched and not torch.cuda.is_available()
+    return launched_world_size() > 1 and not torch.cuda.is_available()
 
 
 def _bf16_available() -> bool:

@@ -49,7 +49,7 @@ def evaluate_rows(
     loaded.model.eval()
     languages = [r.language or options.language for r in rows]
     durations = [r.duration or 0.0 for r in rows]
-    mine = process_share(durations)
+    mine = rows_to_decode_here(durations)
     decoded = transcribe_lazily(
         loaded,
         [durations[i] for i in mine],
@@ -68,7 +68,7 @@ def evaluate_rows(
     return EvalResult(score, utterances, time.perf_counter() - start, precision)
 
 
-def process_share(durations: list[float]) -> list[int]:
+def rows_to_decode_here(durations: list[float]) -> list[int]:
     """The row indices this process decodes: every ``world``-th of the rows sorted by
     duration, so each process gets a similar amount of audio."""
     rank, world = rank_and_world()
@@ -78,8 +78,6 @@ def process_share(durations: list[float]) -> list[int]:
 
 def gather_in_order(count: int, mine: list[int], decoded: list[str]) -> list[str]:
     """All processes' hypotheses in input order (``all_gather_object``), in every process."""
-    if rank_and_world()[1] == 1:
-        return decoded
     texts = [""] * count
     for share in all_processes(list(zip(mine, decoded, strict=True))):
         for index, text in share:

@@ -40,8 +40,8 @@ class EpochSetter(TrainerCallback):
 
 def summed_token_loss(
     logits: torch.Tensor, labels: torch.Tensor, shift: bool, label_smoothing: float = 0.0
-) -> torch.Tensor:
-    """Cross-entropy summed over the label tokens that are not -100.
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-entropy summed over the label tokens that are not -100, and their count.
 
     ``logits`` (B, L, V), ``labels`` (B, L); with ``shift`` the logits at position i
     predict ``labels[:, i + 1]`` (causal LMs), else ``labels[:, i]`` (encoder-decoders whose
@@ -49,13 +49,14 @@ def summed_token_loss(
     """
     if shift:
         logits, labels = logits[:, :-1], labels[:, 1:]
-    return F.cross_entropy(
+    summed = F.cross_entropy(
         logits.reshape(-1, logits.shape[-1]).float(),
         labels.reshape(-1).to(logits.device),
         ignore_index=-100,
         reduction="sum",
         label_smoothing=label_smoothing,
     )
+    return summed, labels.ne(-100).sum()
 
 
 class AsrTrainer(Trainer):
@@ -108,12 +109,11 @@ class AsrTrainer(Trainer):
         # a causal LM needs no labels for its logits (and skips computing its own loss)
         model_inputs = {k: v for k, v in inputs.items() if k != "labels"} if shift else inputs
         outputs = model(**model_inputs)
-        summed = summed_token_loss(
+        summed, count = summed_token_loss(
             outputs["logits"], labels, shift, self.args.label_smoothing_factor
         )
         if num_items_in_batch is None:  # no global count: this micro-batch's mean
-            counted = labels[:, 1:] if shift else labels
-            loss = summed / counted.ne(-100).sum().clamp(min=1)
+            loss = summed / count.clamp(min=1)
             # inside training, scaled for accumulation (loss_is_scaled_for_ga says it is)
             loss = loss / getattr(self, "current_gradient_accumulation_steps", 1)
         else:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import math
 import random
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import pytest
 
@@ -40,32 +42,19 @@ def _token_dense(n: int, seed: int) -> list[PackItem]:
     return items
 
 
-def first_fit(
-    items: Sequence[PackItem],
-    max_seconds: float,
-    max_tokens: int,
-    gap_seconds: float = PACK_GAP_SECONDS,
-    seed: int = 0,
-) -> list[list[int]]:
-    """The oracle: the former pack_indices, first fit over the same seeded shuffle."""
-    order = list(range(len(items)))
-    random.Random(seed).shuffle(order)
-    windows: dict[str, list[tuple[list[int], list[float], list[int]]]] = {}
-    for index in order:
-        item = items[index]
-        group = windows.setdefault(item.group, [])
-        for members, seconds, tokens in group:
-            if (
-                seconds[0] + gap_seconds + item.duration <= max_seconds
-                and tokens[0] + item.tokens <= max_tokens
-            ):
-                members.append(index)
-                seconds[0] += gap_seconds + item.duration
-                tokens[0] += item.tokens
-                break
-        else:
-            group.append(([index], [item.duration], [item.tokens]))
-    return [members for group in windows.values() for members, _, _ in group]
+def _load_packing_benchmark():
+    spec = importlib.util.spec_from_file_location(
+        "packing_benchmark", Path(__file__).parents[1] / "benchmarks" / "packing.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(module)
+    return module
+
+
+# The oracle: the former pack_indices (first fit over the same seeded shuffle), kept in the
+# benchmark that times it against the packer.
+first_fit = _load_packing_benchmark().first_fit_reference
 
 
 def _check(
