@@ -102,13 +102,13 @@ class AsrTrainer(Trainer):
         divided by ``num_items_in_batch``, the label tokens of all micro-batches of the
         optimizer step in all processes. Data-parallel gradients are averaged over the
         processes, so the loss is multiplied by their number to give the global mean.
-        The model's own loss is not used: Whisper's ignores ``num_items_in_batch``.
+        The model gets no labels, so it computes no loss of its own (Whisper's ignores
+        ``num_items_in_batch``, and would keep a second (B, L, V) log-softmax alive until
+        the step ends): the collated batch carries every input the model needs.
         """
         shift = self.loaded.adapter.LOSS_SHIFTS_LABELS
         labels = inputs["labels"]
-        # a causal LM needs no labels for its logits (and skips computing its own loss)
-        model_inputs = {k: v for k, v in inputs.items() if k != "labels"} if shift else inputs
-        outputs = model(**model_inputs)
+        outputs = model(**{k: v for k, v in inputs.items() if k != "labels"})
         summed, count = summed_token_loss(
             outputs["logits"], labels, shift, self.args.label_smoothing_factor
         )

@@ -69,9 +69,18 @@ def test_packed_dataset_and_collate(tiny_whisper: Path, dataset: Path) -> None:
     assert batch["labels"].dtype == torch.long
     lengths = [len(packed[i]["labels"]) for i in range(len(packed))]
     assert batch["labels"].shape[1] == max(lengths)
-    for row, length in zip(batch["labels"], lengths, strict=True):
+    start = loaded.model.config.decoder_start_token_id
+    for row, inputs, length in zip(
+        batch["labels"], batch["decoder_input_ids"], lengths, strict=True
+    ):
         assert (row[length:] == -100).all() and (row[:length] != -100).all()
         assert length <= loaded.model.config.max_target_positions
+        # the decoder reads the labels shifted right behind <|startoftranscript|>
+        assert inputs[0] == start and torch.equal(inputs[1:length], row[: length - 1])
+    with torch.no_grad():  # the same loss as the model's own shift of the labels
+        given = loaded.model(**batch).loss
+        derived = loaded.model(input_features=batch["input_features"], labels=batch["labels"]).loss
+    torch.testing.assert_close(given, derived)
 
 
 def test_rows_over_the_limits_are_reported_not_trained(tiny_whisper: Path, tmp_path: Path) -> None:

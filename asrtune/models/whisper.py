@@ -171,7 +171,10 @@ def window_item(
     """One training item from utterances sharing a window, joined by short silences;
     ``timestamps`` marks each utterance's start and end in the labels.
 
-    Returns ``{"input_features": (n_mels, n_frames) float32, "labels": list[int]}``.
+    Returns ``{"input_features": (n_mels, n_frames) float32, "labels": list[int],
+    "decoder_input_ids": list[int]}``: the decoder's input is the labels shifted right
+    behind ``<|startoftranscript|>`` (given here, so the model needs no labels and
+    computes no loss of its own, see ``AsrTrainer.compute_loss``).
     """
     extractor = loaded.processor.feature_extractor
     gap = np.zeros(int(PACK_GAP_SECONDS * SAMPLE_RATE), dtype=np.float32)
@@ -185,7 +188,12 @@ def window_item(
     spans = window_spans(window) if timestamps else None
     texts = [ex.row.text for ex in window]
     labels = encode_labels(loaded, texts, window[0].language, task, spans)
-    return {"input_features": features[0], "labels": labels}
+    start = loaded.model.config.decoder_start_token_id
+    return {
+        "input_features": features[0],
+        "labels": labels,
+        "decoder_input_ids": [start, *labels[:-1]],
+    }
 
 
 def label_overhead(loaded: LoadedModel) -> int:
@@ -210,18 +218,22 @@ def packer(loaded: LoadedModel, task: str, language: str | None) -> WindowPacker
 
 
 def collate(features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-    """Stack features and right-pad labels.
+    """Stack features and right-pad labels and decoder inputs.
 
-    Returns ``input_features`` (B, n_mels, n_frames) float32 and ``labels`` (B, L) int64,
-    padded with -100 (ignored by the loss).
+    Returns ``input_features`` (B, n_mels, n_frames) float32, ``labels`` (B, L) int64
+    padded with -100 (ignored by the loss) and ``decoder_input_ids`` (B, L) int64 padded
+    with 0 (the decoder is causal: no label position sees the padding).
     """
     longest = max(len(f["labels"]) for f in features)
     labels = torch.full((len(features), longest), -100, dtype=torch.long)
+    decoder_ids = torch.zeros((len(features), longest), dtype=torch.long)
     for i, f in enumerate(features):
         labels[i, : len(f["labels"])] = torch.tensor(f["labels"], dtype=torch.long)
+        decoder_ids[i, : len(f["decoder_input_ids"])] = torch.tensor(f["decoder_input_ids"])
     return {
         "input_features": torch.stack([f["input_features"] for f in features]),
         "labels": labels,
+        "decoder_input_ids": decoder_ids,
     }
 
 
