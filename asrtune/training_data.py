@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from asrtune.config import TrainJob
-from asrtune.data.manifest import BadRow, Row, with_language
+from asrtune.data.manifest import BadRow, Row, skip_record, with_language
 from asrtune.data.rows import (
     LoadedRows,
     combine,
@@ -26,7 +26,7 @@ from asrtune.data.sources import stream_source
 from asrtune.data.streaming import Stream, StreamingWindows
 from asrtune.data.windows import Example, WindowDataset
 from asrtune.errors import AsrtuneError
-from asrtune.models import LoadedModel
+from asrtune.models import LoadedModel, over_limit_reason
 from asrtune.processes import all_processes, is_main_process
 
 log = logging.getLogger("asrtune")
@@ -62,34 +62,33 @@ def _write_jsonl(path: Path, records: list[dict]) -> None:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
-def admit_row(loaded: LoadedModel, row: Row, task: str) -> Any:
-    """The family's Example for a row, or the reason it is over the model's limits."""
+def admit_row(loaded: LoadedModel, row: Row, task: str, timestamps: bool = False) -> Example | str:
+    """The family's Example for a row, or the reason it is over the model's limits.
+
+    Its labels are those of a window holding the row alone, in the layout ``window_item``
+    gets from the same item options: with ``timestamps`` (``--pack_timestamps``, families
+    with ``SUPPORTS_TIMESTAMPS``) they include the timestamp tokens around the text.
+    """
     adapter = loaded.adapter
-    lim = adapter.limits(loaded)
-    labels = adapter.encode_labels(loaded, [row.text], row.language, task)
-    if row.duration and row.duration > lim.max_seconds:
-        return f"audio {row.duration:.1f} s > {lim.max_seconds:g} s"
-    if len(labels) > lim.max_label_tokens:
-        return f"{len(labels)} label tokens > {lim.max_label_tokens}"
-    return Example(row, row.language, len(labels))
+    spans = {"spans": [(0.0, row.duration or 0.0)]} if timestamps else {}
+    labels = adapter.encode_labels(loaded, [row.text], row.language, task, **spans)
+    reason = over_limit_reason(adapter.limits(loaded), row.duration, len(labels))
+    return reason or Example(row, row.language, len(labels))
 
 
 def admit_rows(
-    loaded: LoadedModel, rows: list[Row], task: str
-) -> tuple[list[Any], list[dict[str, Any]]]:
-    """Split rows into trainable examples and those over the model's limits (with reasons)."""
+    loaded: LoadedModel, rows: list[Row], task: str, timestamps: bool = False
+) -> tuple[list[Example], list[dict[str, Any]]]:
+    """Split rows into trainable examples and the skip records (with reasons) of those over
+    the model's limits; ``timestamps`` as for :func:`admit_row`."""
     examples, skipped = [], []
     for row in rows:
-        admitted = admit_row(loaded, row, task)
+        admitted = admit_row(loaded, row, task, timestamps)
         if isinstance(admitted, str):
-            skipped.append(_skip_record(row, admitted))
+            skipped.append(skip_record(row, admitted))
         else:
             examples.append(admitted)
     return examples, skipped
-
-
-def _skip_record(row: Row, reason: str) -> dict[str, Any]:
-    return {"id": row.id, "line": row.line, "audio_path": row.audio_path, "reason": reason}
 
 
 def load_training_rows(job: TrainJob, out: Path) -> tuple[list[Row], int]:
@@ -154,13 +153,11 @@ def build_stream_dataset(job: TrainJob, loaded: LoadedModel, skips: SkipLog) -> 
         records = records.shuffle(seed=job.training.seed, buffer_size=job.data.shuffle_buffer)
         streams.append(Stream(records, _with_language(to_row, language), spec.weight))
 
-    def admit(row: Row) -> Any:
-        example = admit_row(loaded, row, task)
-        return (
-            example
-            if isinstance(example, str)
-            else (example, adapter.pack_item(loaded, example, task))
-        )
+    def admit(row: Row) -> tuple[Example, Any] | str:
+        example = admit_row(loaded, row, task, **options)
+        if isinstance(example, str):
+            return example
+        return example, adapter.pack_item(loaded, example, task, **options)
 
     return StreamingWindows(
         streams,
@@ -176,8 +173,7 @@ def build_stream_dataset(job: TrainJob, loaded: LoadedModel, skips: SkipLog) -> 
 
 def _with_language(to_row: Any, language: str | None) -> Any:
     def wrapped(record: dict, index: int) -> Row | BadRow:
-        row = to_row(record, index)
-        return with_language(row, language) if isinstance(row, Row) else row
+        return with_language(to_row(record, index), language)
 
     return wrapped
 
@@ -196,7 +192,8 @@ def item_options(job: TrainJob, loaded: LoadedModel) -> dict[str, Any]:
 def build_finite_dataset(
     job: TrainJob, loaded: LoadedModel, rows: list[Row], out: Path
 ) -> tuple[Any, list[dict[str, Any]]]:
-    examples, skipped = admit_rows(loaded, rows, job.model.task)
+    options = item_options(job, loaded)
+    examples, skipped = admit_rows(loaded, rows, job.model.task, **options)
     if skipped:
         _write_jsonl(out / "skipped.jsonl", skipped)
         log.warning(
@@ -213,7 +210,7 @@ def build_finite_dataset(
         job.model.task,
         job.data.pack,
         job.training.seed,
-        item_options(job, loaded),
+        options,
     )
     log.info(
         "%d utterances (%.0f s of audio) in %d training items",

@@ -3,14 +3,20 @@
 Relative audio paths resolve against the manifest's folder. Rows that cannot be used
 are never dropped silently: :func:`read_manifest` returns them as :class:`BadRow` with a
 reason, and the caller decides whether to stop or to report and go on.
+
+:func:`record_to_row` is the one parser of records, manifest lines and Hub examples
+alike; :func:`manifest_items` reads a manifest lazily, for :func:`read_manifest` and for
+``--streaming`` both.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any, TypeVar
 
 from asrtune.errors import AsrtuneError
 
@@ -38,11 +44,6 @@ class Row:
     speaker: str | None = None
 
 
-def with_language(row: Row, language: str | None) -> Row:
-    """``row``, with ``language`` filled in when the row names none."""
-    return row if row.language or not language else replace(row, language=language)
-
-
 @dataclass(frozen=True)
 class BadRow:
     """A manifest line that could not become a :class:`Row`; ``line`` is 1-based."""
@@ -55,6 +56,16 @@ class BadRow:
         return {"line": self.line, "audio_path": self.audio_path, "reason": self.reason}
 
 
+RowT = TypeVar("RowT", Row, BadRow)
+
+
+def with_language(row: RowT, language: str | None) -> RowT:
+    """``row``, with ``language`` filled in when it is a row that names none."""
+    if not isinstance(row, Row) or row.language or not language:
+        return row
+    return replace(row, language=language)
+
+
 @dataclass(frozen=True)
 class Manifest:
     """The rows of one manifest file and the lines that were rejected."""
@@ -64,115 +75,156 @@ class Manifest:
     bad_rows: list[BadRow]
 
 
-def _first(record: dict, keys: tuple[str, ...]) -> object | None:
+@dataclass(frozen=True)
+class Columns:
+    """Where a record keeps each field: the first non-empty value among each tuple's keys.
+
+    The defaults are a manifest's aliases; a Hub dataset's detected columns narrow them
+    (see :func:`asrtune.data.sources.detect_columns`).
+    """
+
+    audio: tuple[str, ...] = AUDIO_KEYS
+    text: tuple[str, ...] = TEXT_KEYS
+    language: tuple[str, ...] = LANGUAGE_KEYS
+    speaker: tuple[str, ...] = SPEAKER_KEYS
+
+
+def _first(record: dict, keys: tuple[str, ...]) -> Any:
     for key in keys:
         if record.get(key) not in (None, ""):
             return record[key]
     return None
 
 
-def _audio_field(value: object) -> str | None:
-    """Accepts a path string or a Hub-style ``{"path": ...}`` dict."""
-    if isinstance(value, dict):
-        value = value.get("path")
-    return str(value) if value not in (None, "") else None
+def record_to_row(
+    record: dict[str, Any], line: int, base_dir: Path | None, columns: Columns = Columns()
+) -> Row | BadRow:
+    """One record (a manifest line, a dataset example) → a row, or why it cannot be one.
 
-
-def _record_to_row(record: dict, line: int, base_dir: Path) -> Row | BadRow:
-    audio = _audio_field(_first(record, AUDIO_KEYS))
-    if audio is None:
-        return BadRow(line, None, f"no audio column (expected one of {', '.join(AUDIO_KEYS)})")
-    audio_path = Path(audio).expanduser()
-    if not audio_path.is_absolute():
-        audio_path = base_dir / audio_path
-    text = _first(record, TEXT_KEYS)
+    The audio is a path string or a Hub-style ``{"path": ..., "bytes": ...}`` dict. Paths
+    get ``~`` expanded and, when relative, resolve against ``base_dir`` (when given); with
+    ``bytes`` the path only names the audio (``LINE.wav`` when there is none). ``line``
+    (1-based) stands in for the id when the record has none.
+    """
+    value = _first(record, columns.audio)
+    data = value.get("bytes") if isinstance(value, dict) else None
+    name = value.get("path") if isinstance(value, dict) else value
+    if data is None and name in (None, ""):
+        return BadRow(line, None, f"no audio column (expected one of {', '.join(columns.audio)})")
+    if data is not None:
+        audio_path = str(name or f"{line}.wav")
+    else:
+        path = Path(str(name)).expanduser()
+        audio_path = str(base_dir / path if base_dir and not path.is_absolute() else path)
+    text = _first(record, columns.text)
     if text is None or not str(text).strip():
-        return BadRow(line, str(audio_path), "empty or missing text")
-    language = _first(record, LANGUAGE_KEYS)
-    speaker = _first(record, SPEAKER_KEYS)
+        return BadRow(line, audio_path, "empty or missing text")
+    language = _first(record, columns.language)
+    speaker = _first(record, columns.speaker)
     duration = record.get("duration")
     return Row(
         id=str(record.get("id") or f"{line}"),
-        audio_path=str(audio_path),
+        audio_path=audio_path,
         text=str(text).strip(),
         language=str(language) if language else None,
         duration=float(duration) if duration not in (None, "") else None,
         line=line,
+        audio_bytes=data,
         speaker=str(speaker) if speaker is not None else None,
     )
 
 
-def _jsonl_records(path: Path) -> list[tuple[int, dict | str]]:
+def _jsonl_records(path: Path) -> Iterator[tuple[int, dict | str]]:
     """(line number, record or error text) for each non-blank line."""
-    records: list[tuple[int, dict | str]] = []
     with open(path, "rb") as handle:
         for number, raw in enumerate(handle, start=1):
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError:
-                records.append((number, "line is not valid UTF-8"))
+                yield number, "line is not valid UTF-8"
                 continue
             if not text.strip():
                 continue
             try:
                 record = json.loads(text)
             except json.JSONDecodeError as exc:
-                records.append((number, f"malformed JSON: {exc.msg}"))
+                yield number, f"malformed JSON: {exc.msg}"
                 continue
-            if not isinstance(record, dict):
-                records.append((number, "JSON line is not an object"))
-                continue
-            records.append((number, record))
-    return records
+            yield number, (record if isinstance(record, dict) else "JSON line is not an object")
 
 
-def _csv_records(path: Path) -> list[tuple[int, dict | str]]:
+def _csv_records(path: Path) -> Iterator[tuple[int, dict | str]]:
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     try:
         with open(path, encoding="utf-8", newline="") as handle:
             reader = csv.DictReader(handle, delimiter=delimiter)
             # the header is line 1, so the first data row is line 2
-            return [(number, dict(record)) for number, record in enumerate(reader, start=2)]
+            for number, record in enumerate(reader, start=2):
+                yield number, dict(record)
     except UnicodeDecodeError as exc:
         raise AsrtuneError(f"{path} is not UTF-8 text: {exc}") from exc
 
 
-def read_manifest(path: str | Path) -> Manifest:
-    """Read a .jsonl/.json/.csv/.tsv manifest; audio paths become absolute."""
+_READERS: dict[str, Callable[[Path], Iterator[tuple[int, dict | str]]]] = {
+    ".jsonl": _jsonl_records,
+    ".json": _jsonl_records,
+    ".ndjson": _jsonl_records,
+    ".csv": _csv_records,
+    ".tsv": _csv_records,
+}
+
+
+def manifest_items(path: str | Path) -> Iterator[Row | BadRow]:
+    """The rows and rejected lines of a .jsonl/.json/.csv/.tsv manifest, lazily, in file
+    order: what :func:`read_manifest` collects and ``--streaming`` streams.
+
+    A missing file or an unknown format raises here, before any line is read. Repeated
+    ids get ``#k`` suffixes (``k`` = earlier rows with that id) so reports name every row.
+    """
     path = Path(path).expanduser()
     if not path.is_file():
         raise AsrtuneError(f"manifest not found: {path}")
-    suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".json", ".ndjson"):
-        records = _jsonl_records(path)
-    elif suffix in (".csv", ".tsv"):
-        records = _csv_records(path)
-    else:
+    reader = _READERS.get(path.suffix.lower())
+    if reader is None:
         raise AsrtuneError(
-            f"unknown manifest format {suffix!r} for {path} (use .jsonl, .csv or .tsv)"
+            f"unknown manifest format {path.suffix.lower()!r} for {path} (use .jsonl, .csv or .tsv)"
         )
-    base_dir = path.resolve().parent
-    rows: list[Row] = []
-    bad: list[BadRow] = []
-    for number, record in records:
-        item = (
-            BadRow(number, None, record)
-            if isinstance(record, str)
-            else (_record_to_row(record, number, base_dir))
-        )
-        (bad if isinstance(item, BadRow) else rows).append(item)
-    return Manifest(path=path, rows=_unique_ids(rows), bad_rows=bad)
+    return _items(reader(path), path.resolve().parent)
 
 
-def _unique_ids(rows: list[Row]) -> list[Row]:
-    """Suffix repeated ids with their position so reports can name every row."""
+def _items(records: Iterator[tuple[int, dict | str]], base_dir: Path) -> Iterator[Row | BadRow]:
     seen: dict[str, int] = {}
-    unique = []
-    for row in rows:
-        count = seen.get(row.id, 0)
-        seen[row.id] = count + 1
-        unique.append(row if count == 0 else replace(row, id=f"{row.id}#{count}"))
-    return unique
+    for number, record in records:
+        if isinstance(record, str):
+            yield BadRow(number, None, record)
+            continue
+        item = record_to_row(record, number, base_dir)
+        if isinstance(item, Row):
+            count = seen.get(item.id, 0)
+            seen[item.id] = count + 1
+            item = replace(item, id=f"{item.id}#{count}") if count else item
+        yield item
+
+
+def read_manifest(path: str | Path) -> Manifest:
+    """Read a .jsonl/.json/.csv/.tsv manifest; audio paths become absolute."""
+    items = list(manifest_items(path))
+    return Manifest(
+        path=Path(path).expanduser(),
+        rows=[r for r in items if isinstance(r, Row)],
+        bad_rows=[b for b in items if isinstance(b, BadRow)],
+    )
+
+
+def skip_record(item: Row | BadRow, reason: str) -> dict[str, Any]:
+    """What OUT/skipped.jsonl says of a row left out of training, streamed or read: every
+    record has these keys (``id`` is None for a line that never became a row)."""
+    return {
+        "id": item.id if isinstance(item, Row) else None,
+        "line": item.line,
+        "audio_path": item.audio_path,
+        "reason": reason,
+    }
 
 
 def write_manifest(path: str | Path, rows: list[Row]) -> Path:

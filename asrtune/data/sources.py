@@ -13,15 +13,19 @@ values and ``asrtune data check SOURCE``):
 =================================  ==========================================================
 
 Hub audio stays encoded (``Audio(decode=False)``) and is decoded by soundfile, so no
-torchcodec is needed. Streaming sources become ``datasets.IterableDataset`` of records;
-:func:`record_to_row` turns each record into a row.
+torchcodec is needed. Every record becomes a row through one parser,
+:func:`~asrtune.data.manifest.record_to_row` (a Hub dataset's detected columns narrow its
+aliases). Streaming sources become ``datasets.IterableDataset`` of records, each with the
+function that makes a row of it; a streamed manifest gives exactly the rows and bad lines
+that reading it gives.
 """
 
 from __future__ import annotations
 
+import json
 import random
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +34,13 @@ from asrtune.data.manifest import (
     LANGUAGE_KEYS,
     TEXT_KEYS,
     BadRow,
+    Columns,
     Manifest,
     Row,
+    manifest_items,
     read_manifest,
+    record_to_row,
+    with_language,
 )
 from asrtune.errors import AsrtuneError
 
@@ -141,8 +149,8 @@ def _feature_is_audio(feature: Any) -> bool:
     return type(feature).__name__ == "Audio"
 
 
-def detect_columns(features: Any, options: HubOptions) -> tuple[str, str, str | None]:
-    """(audio, text, language) column names: given ones first, else found by type/name."""
+def detect_columns(features: Any, options: HubOptions) -> Columns:
+    """The audio, text and language columns: given ones first, else found by type/name."""
     names = list(features or {})
     audio = (
         options.audio_column
@@ -154,7 +162,7 @@ def detect_columns(features: Any, options: HubOptions) -> tuple[str, str, str | 
     for what, column, flag in (("audio", audio, "--audio_column"), ("text", text, "--text_column")):
         if column is None or column not in names:
             raise AsrtuneError(f"no {what} column found among {', '.join(names)}: pass {flag}")
-    return audio, text, language  # type: ignore[return-value]
+    return Columns((str(audio),), (str(text),), (language,) if language else ())
 
 
 def load_hub_dataset(spec: SourceSpec, options: HubOptions) -> Any:
@@ -178,41 +186,6 @@ def load_hub_dataset(spec: SourceSpec, options: HubOptions) -> Any:
     return dataset
 
 
-def record_to_row(
-    record: dict[str, Any],
-    index: int,
-    columns: tuple[str, str, str | None],
-    base_dir: Path | None = None,
-    language: str | None = None,
-) -> Row | BadRow:
-    """One dataset record → a row; ``index`` (1-based) stands in for the manifest line."""
-    audio_col, text_col, lang_col = columns
-    value = record.get(audio_col)
-    data, path = None, None
-    if isinstance(value, dict):
-        data, path = value.get("bytes"), value.get("path")
-    elif isinstance(value, str):
-        path = value
-    if data is None and not path:
-        return BadRow(index, None, f"no audio in column {audio_col!r}")
-    path = path or f"{index}.wav"
-    if data is None and base_dir is not None and not Path(path).is_absolute():
-        path = str(base_dir / path)
-    text = str(record.get(text_col) or "").strip()
-    if not text:
-        return BadRow(index, path, "empty or missing text")
-    row_language = (record.get(lang_col) if lang_col else None) or language
-    return Row(
-        id=str(record.get("id") or index),
-        audio_path=str(path),
-        text=text,
-        language=str(row_language) if row_language else None,
-        duration=float(record["duration"]) if record.get("duration") else None,
-        line=index,
-        audio_bytes=data,
-    )
-
-
 def _local_base(spec: SourceSpec) -> Path | None:
     path = Path(spec.name).expanduser()
     return path.resolve() if path.is_dir() else None
@@ -223,7 +196,7 @@ def read_hub_rows(spec: SourceSpec, options: HubOptions) -> Manifest:
     columns = detect_columns(dataset.features, options)
     rows, bad = [], []
     for index, record in enumerate(dataset, start=1):
-        item = record_to_row(record, index, columns, _local_base(spec))
+        item = record_to_row(record, index, _local_base(spec), columns)
         (bad if isinstance(item, BadRow) else rows).append(item)
     return Manifest(Path(spec.name), rows, bad)
 
@@ -260,7 +233,7 @@ def read_granary_rows(spec: SourceSpec, options: HubOptions) -> Manifest:
     columns = detect_columns(dataset.features, replace(options, audio_column="audio_filepath"))
     rows, bad = [], []
     for index, record in enumerate(dataset, start=1):
-        item = record_to_row(record, index, columns, root, language)
+        item = with_language(record_to_row(record, index, root, columns), language)
         if isinstance(item, Row) and not Path(item.audio_path).is_file():
             item = BadRow(
                 index,
@@ -294,20 +267,11 @@ def read_source(spec: SourceSpec | str | Path, options: HubOptions | None = None
 
 
 def stream_source(spec: SourceSpec, options: HubOptions) -> tuple[Any, Callable[..., Any]]:
-    """A ``datasets.IterableDataset`` of records and the function that makes rows of them."""
-    from datasets import load_dataset
-
+    """A ``datasets.IterableDataset`` of records and the function that makes rows of them
+    (``to_row(record, index)``, ``index`` the 1-based position in the stream)."""
     if spec.kind == "manifest":
-        suffix = Path(spec.name).suffix.lower()
-        builder = {".jsonl": "json", ".json": "json", ".csv": "csv", ".tsv": "csv"}.get(suffix)
-        if builder is None:
-            raise AsrtuneError(f"cannot stream {spec.name}: use .jsonl or .csv")
-        kwargs = {"delimiter": "\t"} if suffix == ".tsv" else {}
-        dataset = load_dataset(
-            builder, data_files=spec.name, split="train", streaming=True, **kwargs
-        )
-        base, language = Path(spec.name).expanduser().resolve().parent, None
-    elif spec.kind == "hub":
+        return _stream_manifest(spec.name)
+    if spec.kind == "hub":
         dataset = load_hub_dataset(spec, replace(options, streaming=True))
         base, language = _local_base(spec), None
     elif spec.kind == "granary":
@@ -320,9 +284,33 @@ def stream_source(spec: SourceSpec, options: HubOptions) -> tuple[Any, Callable[
 
     def to_row(record: dict[str, Any], index: int) -> Row | BadRow:
         cols = columns or detect_columns({k: None for k in record}, options)
-        return record_to_row(record, index, cols, base, language)
+        return with_language(record_to_row(record, index, base, cols), language)
 
     return dataset, to_row
+
+
+def _stream_manifest(path: str) -> tuple[Any, Callable[[dict[str, str], int], Row | BadRow]]:
+    """A manifest as a stream: :func:`~asrtune.data.manifest.manifest_items`, read lazily
+    in file order (so lines and ``#k`` id suffixes are those of a read, whatever the
+    shuffling after), one JSON string per record so that every record has one schema."""
+    from datasets import IterableDataset
+
+    manifest_items(path)  # a missing file or an unknown format fails now
+    records = IterableDataset.from_generator(_manifest_records, gen_kwargs={"path": path})
+    return records, _manifest_item
+
+
+def _manifest_records(path: str) -> Iterator[dict[str, str]]:
+    for item in manifest_items(path):
+        fields = item.as_dict() if isinstance(item, BadRow) else asdict(item)
+        yield {"item": json.dumps(fields, ensure_ascii=False)}
+
+
+def _manifest_item(record: dict[str, str], index: int) -> Row | BadRow:
+    """The row (or bad line) a :func:`_manifest_records` record holds; ``index`` is unused:
+    the record keeps its manifest line."""
+    fields = json.loads(record["item"])
+    return BadRow(**fields) if "reason" in fields else Row(**fields)
 
 
 def mix_rows(sources: Iterable[tuple[list[Row], float]], seed: int = 0) -> list[Row]:

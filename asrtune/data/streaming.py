@@ -21,7 +21,7 @@ from datasets.distributed import split_dataset_by_node
 
 from asrtune.data.audio import audio_duration
 from asrtune.data.batching import PackItem, WindowPacker
-from asrtune.data.manifest import BadRow, Row
+from asrtune.data.manifest import BadRow, Row, skip_record
 from asrtune.errors import AsrtuneError
 
 
@@ -81,10 +81,12 @@ class StreamingWindows(torch.utils.data.IterableDataset):
     """Yields ``make_item(window)`` for windows of admitted examples.
 
     ``admit(row)`` returns ``(example, PackItem)`` or a skip reason (str); ``packer`` is
-    None to yield one example per window. With several processes (``world_size`` > 1)
-    each reads its own share and the iteration never ends (it starts the next epoch
-    itself): every process must take part in every step until ``--max_steps``, and the
-    shares need not hold the same number of windows.
+    None to yield one example per window. Rows left out (bad lines, unreadable audio, rows
+    ``admit`` refuses) go to ``on_skip`` as :func:`~asrtune.data.manifest.skip_record`
+    records. With several processes (``world_size`` > 1) each reads its own share and the
+    iteration never ends (it starts the next epoch itself): every process must take part in
+    every step until ``--max_steps``, and the shares need not hold the same number of
+    windows.
     """
 
     def __init__(
@@ -112,14 +114,15 @@ class StreamingWindows(torch.utils.data.IterableDataset):
     def _rows(self) -> Iterator[Row]:
         rows = interleave(self.streams, self.seed + self.epoch, self.rank, self.world_size)
         for row in rows:
-            if isinstance(row, Row) and row.duration is None:
+            if isinstance(row, BadRow):
+                self.on_skip(skip_record(row, row.reason))
+                continue
+            if row.duration is None:
                 try:
                     row = replace(row, duration=audio_duration(row.audio_path, row.audio_bytes))
                 except AsrtuneError as exc:
-                    row = BadRow(row.line or 0, row.audio_path, f"unreadable audio: {exc}")
-            if isinstance(row, BadRow):
-                self.on_skip(row.as_dict())
-                continue
+                    self.on_skip(skip_record(row, f"unreadable audio: {exc}"))
+                    continue
             yield row
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
@@ -147,14 +150,7 @@ class StreamingWindows(torch.utils.data.IterableDataset):
         for key, row in enumerate(self._rows()):
             admitted = self.admit(row)
             if isinstance(admitted, str):
-                self.on_skip(
-                    {
-                        "id": row.id,
-                        "line": row.line,
-                        "audio_path": row.audio_path,
-                        "reason": admitted,
-                    }
-                )
+                self.on_skip(skip_record(row, admitted))
                 continue
             example, item = admitted
             if packer is None:

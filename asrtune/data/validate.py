@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 from asrtune.data.cache import file_cache
 from asrtune.data.manifest import BadRow, Row, with_language
 from asrtune.errors import AsrtuneError
+from asrtune.models import over_limit_reason
 
 # Peak amplitude (full scale = 1.0) below which a file counts as silent: about -80 dBFS,
 # i.e. at most 3 steps of 16-bit PCM. Digital silence and bare dither fall below it; any
@@ -322,11 +323,7 @@ def validate_rows(
         if tokenizer is not None:
             notes.append(tokenizer_warning(tokenizer, text))
         warnings += [_issue(row, note) for note in notes if note]
-        reason = None
-        if limits is not None and check.seconds > limits.max_seconds:
-            reason = f"audio {check.seconds:.1f} s > {limits.max_seconds:g} s"
-        elif limits is not None and len(labels) > limits.max_label_tokens:
-            reason = f"{len(labels)} label tokens > {limits.max_label_tokens}"
+        reason = over_limit_reason(limits, check.seconds, len(labels)) if limits else None
         if reason:
             over.append(_issue(row, reason))
         else:

@@ -47,6 +47,17 @@ class Limits:
     max_label_tokens: int
 
 
+def over_limit_reason(limits: Limits, seconds: float | None, num_labels: int) -> str | None:
+    """Why an utterance of ``seconds`` of audio (None: not measured) and ``num_labels``
+    label tokens does not fit ``limits``, or None when it fits. ``asrtune data check`` and
+    training both say it in these words."""
+    if seconds is not None and seconds > limits.max_seconds:
+        return f"audio {seconds:.1f} s > {limits.max_seconds:g} s"
+    if num_labels > limits.max_label_tokens:
+        return f"{num_labels} label tokens > {limits.max_label_tokens}"
+    return None
+
+
 @dataclass
 class LoadedModel:
     """A model ready to train or generate, its processor, and where it came from.

@@ -204,11 +204,16 @@ def label_overhead(loaded: LoadedModel) -> int:
 def pack_item(
     loaded: LoadedModel, example: Example, task: str, timestamps: bool = False
 ) -> PackItem:
-    """Packing size of an example: its seconds and its text tokens (prompt excluded), plus
-    its two timestamp tokens when ``timestamps``."""
-    overhead = label_overhead(loaded) - (2 if timestamps else 0)
+    """Packing size of an example: its seconds and the label tokens it adds to a window,
+    its text tokens plus, when ``timestamps``, its two timestamp tokens.
+
+    ``example.num_tokens`` counts the labels of the example alone, made with the same
+    ``timestamps`` (see ``asrtune.training_data.admit_row``); the prompt and EOS come off
+    (with timestamps the prompt has no ``<|notimestamps|>``).
+    """
+    prompt = label_overhead(loaded) - (1 if timestamps else 0)
     duration = example.row.duration or limits(loaded).max_seconds
-    return PackItem(duration, example.num_tokens - overhead, example.language or "")
+    return PackItem(duration, example.num_tokens - prompt, example.language or "")
 
 
 def packer(loaded: LoadedModel, task: str, language: str | None) -> WindowPacker:
