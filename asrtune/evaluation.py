@@ -61,8 +61,13 @@ def evaluate_rows(
     hypotheses = gather_in_order(len(rows), mine, decoded)
     if was_training:
         loaded.model.train()
+    implied = loaded.adapter.sole_language(loaded)  # rows of an English-only model are English
     score, utterances = score_corpus(
-        [r.text for r in rows], hypotheses, languages, [r.id for r in rows]
+        [r.text for r in rows],
+        hypotheses,
+        [language or implied for language in languages],
+        [r.id for r in rows],
+        task=options.task,
     )
     precision = resolve_precision(loaded.model, options.precision)
     return EvalResult(score, utterances, time.perf_counter() - start, precision)

@@ -1,9 +1,14 @@
 """WER/CER and text normalizers: the one place in asrtune where they are computed.
 
 Rates are corpus-level fractions (total errors / total reference units), never means of
-per-utterance rates. English text goes through Whisper's ``EnglishTextNormalizer``; other
-languages through :func:`normalize_multilingual`, which keeps combining marks (Whisper's
-``BasicTextNormalizer`` deletes them and breaks Brahmic scripts).
+per-utterance rates. English text (and any translation, which is English) goes through
+Whisper's ``EnglishTextNormalizer``; other languages and text of unknown language through
+:func:`normalize_multilingual`, which keeps combining marks (Whisper's
+``BasicTextNormalizer`` deletes them and breaks Brahmic scripts) and accents.
+
+Languages written without spaces between words (:data:`NO_SPACE_LANGUAGES`) have no words
+to count: their word errors count characters, as Whisper's own evaluation does, and their
+headline figure is CER (:func:`headline_metric`).
 """
 
 from __future__ import annotations
@@ -17,12 +22,45 @@ from functools import lru_cache
 import jiwer
 
 _SPACES = re.compile(r"\s+")
+#: Joiners that are part of words (Persian, Indic scripts, emoji sequences): kept.
+_JOINERS = frozenset("\u200c\u200d")
+#: A decimal or thousands separator between digits ("3,5", "1.000"): kept.
+_NUMBER_SEPARATOR = re.compile(r"(?<=\d)[.,](?=\d)")
+
+#: Languages written without spaces between words (ISO 639-1/3 codes).
+NO_SPACE_LANGUAGES = frozenset({"zh", "ja", "th", "lo", "my", "km", "bo", "yue"})
+
+
+def base_language(language: str | None) -> str | None:
+    """The primary subtag, lowercased: "pt-BR" → "pt", "zh_Hant" → "zh"."""
+    if not language:
+        return None
+    return language.strip().lower().replace("_", "-").split("-")[0] or None
+
+
+def writes_without_spaces(language: str | None) -> bool:
+    return base_language(language) in NO_SPACE_LANGUAGES
+
+
+def headline_metric(languages: Sequence[str | None], task: str = "transcribe") -> str:
+    """The figure to report first and choose checkpoints by: "cer" when every row with
+    a known language is in a language written without spaces (translations excepted:
+    they are English), else "wer"."""
+    known = [lang for lang in languages if lang]
+    if task == "translate" or not known:
+        return "wer"
+    return "cer" if all(writes_without_spaces(lang) for lang in known) else "wer"
 
 
 def normalize_multilingual(text: str) -> str:
-    """Casefold, drop punctuation and symbols, keep letters, digits and combining marks."""
+    """Casefold, drop punctuation and symbols; keep letters, digits, combining marks,
+    zero-width (non-)joiners and separators inside numbers ("3,5")."""
     text = unicodedata.normalize("NFC", text).casefold()
-    kept = (" " if unicodedata.category(ch)[0] in "PSZC" else ch for ch in text)
+    numbers = {m.start() for m in _NUMBER_SEPARATOR.finditer(text)}
+    kept = (
+        ch if i in numbers or ch in _JOINERS or unicodedata.category(ch)[0] not in "PSZC" else " "
+        for i, ch in enumerate(text)
+    )
     return _SPACES.sub(" ", "".join(kept)).strip()
 
 
@@ -35,9 +73,11 @@ def _english_normalizer() -> Callable[[str], str]:
     return EnglishTextNormalizer(english_spelling_mapping())
 
 
-def normalizer_for(language: str | None) -> Callable[[str], str]:
-    """The normalizer for a language code; None and English variants get the English one."""
-    if language is None or language.lower().split("-")[0].split("_")[0] in ("en", "english"):
+def normalizer_for(language: str | None, task: str = "transcribe") -> Callable[[str], str]:
+    """English's normalizer for English (any variant) and for translations (English
+    output); the multilingual one for every other language and for an unknown one, which
+    must not lose its accents ("Straße über Café")."""
+    if task == "translate" or base_language(language) in ("en", "english"):
         return _english_normalizer()
     return normalize_multilingual
 
@@ -102,38 +142,60 @@ class UtteranceScore:
         }
 
 
+def _characters_as_words(text: str) -> str:
+    return " ".join(ch for ch in text if not ch.isspace())
+
+
 def score_utterance(
-    utt_id: str, reference: str, hypothesis: str, language: str | None = None
+    utt_id: str,
+    reference: str,
+    hypothesis: str,
+    language: str | None = None,
+    task: str = "transcribe",
 ) -> UtteranceScore:
-    normalize = normalizer_for(language)
+    """Normalize both texts for ``language`` (English for translations) and count errors;
+    in languages written without spaces each character counts as a word."""
+    normalize = normalizer_for(language, task)
     ref_n, hyp_n = normalize(reference), normalize(hypothesis)
+    ref_raw, hyp_raw = reference.strip(), hypothesis.strip()
+    if task != "translate" and writes_without_spaces(language):
+        ref_words, hyp_words = _characters_as_words(ref_n), _characters_as_words(hyp_n)
+        ref_raw, hyp_raw = _characters_as_words(ref_raw), _characters_as_words(hyp_raw)
+    else:
+        ref_words, hyp_words = ref_n, hyp_n
     return UtteranceScore(
         id=utt_id,
         reference=reference,
         hypothesis=hypothesis,
         reference_normalized=ref_n,
         hypothesis_normalized=hyp_n,
-        words=word_counts(ref_n, hyp_n),
+        words=word_counts(ref_words, hyp_words),
         chars=char_counts(ref_n, hyp_n),
-        words_unnormalized=word_counts(reference.strip(), hypothesis.strip()),
+        words_unnormalized=word_counts(ref_raw, hyp_raw),
     )
 
 
 @dataclass(frozen=True)
 class CorpusScore:
-    """Corpus-level rates as fractions (0.123, not 12.3)."""
+    """Corpus-level rates as fractions (0.123, not 12.3); ``headline`` names the one to
+    report first and to choose checkpoints by ("wer" or "cer", see :func:`headline_metric`)."""
 
     wer: float
     cer: float
     wer_unnormalized: float
     num_samples: int
     reference_words: int
+    headline: str = "wer"
+
+    @property
+    def headline_rate(self) -> float:
+        return self.cer if self.headline == "cer" else self.wer
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
 
 
-def corpus_score(utterances: Sequence[UtteranceScore]) -> CorpusScore:
+def corpus_score(utterances: Sequence[UtteranceScore], headline: str = "wer") -> CorpusScore:
     words = sum((u.words for u in utterances), ErrorCounts())
     chars = sum((u.chars for u in utterances), ErrorCounts())
     raw = sum((u.words_unnormalized for u in utterances), ErrorCounts())
@@ -143,6 +205,7 @@ def corpus_score(utterances: Sequence[UtteranceScore]) -> CorpusScore:
         wer_unnormalized=raw.rate,
         num_samples=len(utterances),
         reference_words=words.reference_units,
+        headline=headline,
     )
 
 
@@ -151,14 +214,19 @@ def score_corpus(
     hypotheses: Sequence[str],
     languages: Sequence[str | None] | None = None,
     ids: Sequence[str] | None = None,
+    task: str = "transcribe",
 ) -> tuple[CorpusScore, list[UtteranceScore]]:
-    """Score parallel lists of texts; returns the corpus score and one score per utterance."""
+    """Score parallel lists of texts; returns the corpus score and one score per utterance.
+
+    ``languages`` are the rows' languages (None: unknown); with ``task="translate"`` the
+    hypotheses and references are English whatever the audio's language.
+    """
     if len(references) != len(hypotheses):
         raise ValueError(f"{len(references)} references but {len(hypotheses)} hypotheses")
     languages = languages or [None] * len(references)
     ids = ids or [str(i) for i in range(len(references))]
     scores = [
-        score_utterance(i, r, h, lang)
+        score_utterance(i, r, h, lang, task)
         for i, r, h, lang in zip(ids, references, hypotheses, languages, strict=True)
     ]
-    return corpus_score(scores), scores
+    return corpus_score(scores, headline_metric(languages, task)), scores

@@ -6,6 +6,7 @@ import pytest
 
 from asrtune.metrics import (
     char_counts,
+    headline_metric,
     normalize_multilingual,
     normalizer_for,
     score_corpus,
@@ -37,7 +38,7 @@ def test_corpus_wer_is_total_errors_over_total_words_not_a_mean() -> None:
 
 def test_english_normalizer_makes_wer_ignore_case_punctuation_and_spelling() -> None:
     score, _ = score_corpus(
-        ["Hello, World! The colour is grey."], ["hello world the color is gray"]
+        ["Hello, World! The colour is grey."], ["hello world the color is gray"], ["en"]
     )
     assert score.wer == 0.0
     assert score.wer_unnormalized == pytest.approx(5 / 6)  # Hello, World! colour grey. differ
@@ -62,3 +63,40 @@ def test_empty_reference_counts_insertions() -> None:
 def test_mismatched_lengths_raise() -> None:
     with pytest.raises(ValueError):
         score_corpus(["a"], ["a", "b"])
+
+
+def test_languages_without_spaces_count_characters_and_headline_cer() -> None:
+    """2 of 6 characters wrong: a word-level WER would be 1.0 (one 'word' each side)."""
+    score, utts = score_corpus(["今天去公园了"], ["明天去公圆了"], ["zh"])
+    assert utts[0].chars.errors == 2
+    assert score.cer == pytest.approx(2 / 6) and score.wer == pytest.approx(2 / 6)
+    assert score.headline == "cer" and score.headline_rate == score.cer
+    for language in ("ja", "th", "lo", "my", "km", "bo", "zh-TW", "yue"):
+        assert headline_metric([language, None]) == "cer"
+    assert headline_metric(["zh", "en"]) == "wer"  # a mixed set: words (characters in zh)
+    assert headline_metric(["zh"], task="translate") == "wer"  # the output is English
+    assert headline_metric([None]) == "wer"
+
+
+def test_unknown_language_keeps_accents_and_translations_score_as_english() -> None:
+    """Without a language, accents must count (English's normalizer strips them)."""
+    score, _ = score_corpus(["Straße über Café"], ["Strasse uber Cafe"], [None])
+    assert score.wer == pytest.approx(2 / 3)  # über/uber and café/cafe; ß casefolds to ss
+    assert normalizer_for(None) is normalize_multilingual
+    # translate: English output, so English spelling rules apply whatever the audio was
+    score, _ = score_corpus(
+        ["The colour is grey."], ["the color is gray"], ["de"], task="translate"
+    )
+    assert score.wer == 0.0
+
+
+def test_multilingual_normalizer_keeps_joiners_and_decimal_commas() -> None:
+    persian = "می\u200cخواهم"  # one word: ZWNJ joins its parts
+    assert normalize_multilingual(persian) == persian
+    assert normalize_multilingual("ज़्\u200dय") == "ज़्\u200dय"
+    assert (
+        normalize_multilingual("Es kostet 3,5 Euro, nicht 1.000!")
+        == "es kostet 3,5 euro nicht 1.000"
+    )
+    score, _ = score_corpus(["3,5 Euro"], ["3 5 Euro"], ["de"])
+    assert score.wer > 0

@@ -251,6 +251,21 @@ def test_publish_user_errors_are_one_line(
     assert message in err and "Traceback" not in err
 
 
+def test_the_card_leads_with_cer_for_languages_written_without_spaces(tmp_path: Path) -> None:
+    from asrtune.publish.bundle import ModelInfo
+    from asrtune.publish.card import _results_table, model_index
+
+    report = {"wer": 0.3, "cer": 0.2, "wer_unnormalized": 0.4, "headline": "cer"}
+    info = ModelInfo(tmp_path, "whisper", False, "base", {}, {}, report)
+    baseline = {"wer": 0.6, "cer": 0.5, "wer_unnormalized": 0.7, "headline": "cer"}
+    metrics = model_index("m", info, baseline, None)[0]["results"][0]["metrics"]
+    assert [m["type"] for m in metrics] == ["cer", "wer", "cer", "wer"]
+    assert metrics[0]["value"] == 20.0
+    assert _results_table(info, baseline).startswith("| model | CER | WER | WER on raw text |")
+    english = ModelInfo(tmp_path, "whisper", False, "base", {}, {}, {**report, "headline": "wer"})
+    assert model_index("m", english, None, None)[0]["results"][0]["metrics"][0]["type"] == "wer"
+
+
 def test_base_license_prefers_the_local_readme(tmp_path: Path) -> None:
     (tmp_path / "README.md").write_text("---\nlicense: mit\nlanguage: en\n---\n# base\n")
     assert base_license(str(tmp_path), BASE_HUB) == "mit"

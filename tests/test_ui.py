@@ -451,7 +451,15 @@ def test_reports_render_as_markdown() -> None:
     assert text.startswith("✗ **3 rows: 2 valid, 1 invalid") and "audio file not found" in text
     assert render.check_report_markdown(None) == "No data check yet."
     table = render.comparison_markdown({"wer": 0.5, "cer": 0.2}, {"wer": 0.2, "cer": 0.1})
-    assert "| fine-tuned | 20.0% | 10.0%" in table and "-30.0 points" in table
+    assert "| fine-tuned | 20.0% | 10.0%" in table and "WER change: **-30.0 points**" in table
+    # Chinese: the change that matters is CER's (WER counts characters too, but CER leads)
+    zh = {"headline": "cer"}
+    table = render.comparison_markdown(
+        {**zh, "wer": 0.9, "cer": 0.4}, {**zh, "wer": 0.9, "cer": 0.25}
+    )
+    assert "CER change: **-15.0 points**" in table
+    line = render.progress_html({"state": "running", "headline": "cer", "last_eval_cer": 0.25})
+    assert "eval CER 25.0%" in line
 
 
 def test_data_check_is_saved_and_shown_again(tmp_path: Path, tiny_whisper: Path) -> None:

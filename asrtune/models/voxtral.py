@@ -169,6 +169,11 @@ def audio_tokens_per_chunk(model: torch.nn.Module) -> int:
     return audio.max_source_positions * audio.hidden_size // audio.intermediate_size
 
 
+def sole_language(loaded: LoadedModel) -> str | None:
+    """Voxtral is multilingual: no language is implied."""
+    return None
+
+
 def limits(loaded: LoadedModel) -> Limits:
     """At most 30 min of audio, and no more than half the text context for the audio."""
     context = core_model(loaded.model).config.text_config.max_position_embeddings

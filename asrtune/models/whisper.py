@@ -75,6 +75,11 @@ def is_multilingual(loaded: LoadedModel) -> bool:
     return loaded.model.config.vocab_size >= 51865
 
 
+def sole_language(loaded: LoadedModel) -> str | None:
+    """The language an English-only (.en) model speaks ("en"); None if multilingual."""
+    return None if is_multilingual(loaded) else "en"
+
+
 def limits(loaded: LoadedModel) -> Limits:
     extractor = loaded.processor.feature_extractor
     return Limits(

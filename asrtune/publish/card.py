@@ -150,10 +150,14 @@ def model_index(
     if not info.eval_results:
         return []
     metrics = []
-    for key, label in (("wer", "WER"), ("cer", "CER")):
+    keys = _rates_headline_first(info.eval_results)[:2]
+    for key in keys:
         if info.eval_results.get(key) is not None:
-            metrics.append({"type": key, "value": _percent(info.eval_results[key]), "name": label})
-    for key, label in (("wer", "WER"), ("cer", "CER")):
+            metrics.append(
+                {"type": key, "value": _percent(info.eval_results[key]), "name": key.upper()}
+            )
+    for key in keys:
+        label = key.upper()
         if baseline and baseline.get(key) is not None:
             metrics.append(
                 {
@@ -181,13 +185,27 @@ def model_index(
     ]
 
 
+def _rates_headline_first(report: dict[str, Any] | None) -> tuple[str, ...]:
+    """The report's rates, its headline first (CER for languages written without spaces)."""
+    if (report or {}).get("headline") == "cer":
+        return ("cer", "wer", "wer_unnormalized")
+    return ("wer", "cer", "wer_unnormalized")
+
+
+_RATE_NAMES = {"wer": "WER", "cer": "CER", "wer_unnormalized": "WER on raw text"}
+
+
 def _results_table(info: ModelInfo, baseline: dict[str, Any] | None) -> str:
     rows = [("base model (before fine-tuning)", baseline)] if baseline else []
     rows.append(("this model", info.eval_results))
-    lines = ["| model | WER | CER | WER on raw text |", "| --- | --- | --- | --- |"]
+    keys = _rates_headline_first(info.eval_results)
+    lines = [
+        f"| model | {' | '.join(_RATE_NAMES[k] for k in keys)} |",
+        "| --- | --- | --- | --- |",
+    ]
     for label, report in rows:
         cells = []
-        for key in ("wer", "cer", "wer_unnormalized"):
+        for key in keys:
             value = _percent((report or {}).get(key))
             cells.append("–" if value is None else f"{value:.2f} %")
         lines.append(f"| {label} | {' | '.join(cells)} |")
@@ -197,8 +215,10 @@ def _results_table(info: ModelInfo, baseline: dict[str, Any] | None) -> str:
         f"Corpus-level rates (total errors / total reference words) on "
         f"{report.get('num_samples', '?')} utterances ({report.get('reference_words', '?')} "
         "reference words), after text normalization (Whisper's English normalizer for "
-        "English; casefolding and punctuation removal that keeps combining marks for other "
-        "languages). Lower is better. The numbers are in `eval_results.json`.",
+        "English and translations; casefolding and punctuation removal that keeps accents "
+        "and combining marks for other languages; in languages written without spaces each "
+        "character counts as a word). Lower is better. The numbers are in "
+        "`eval_results.json`.",
     ]
     return "\n".join(lines)
 

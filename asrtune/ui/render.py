@@ -49,8 +49,9 @@ def progress_html(status: dict[str, Any], now: float | None = None) -> str:
     parts.append(f"elapsed {duration(elapsed)}")
     if state in ("starting", "running"):
         parts.append(f"ETA {duration(eta)}")
-    if status.get("last_eval_wer") is not None:
-        parts.append(f"eval WER {percent(status['last_eval_wer'])}")
+    headline = status.get("headline") or "wer"
+    if status.get(f"last_eval_{headline}") is not None:
+        parts.append(f"eval {headline.upper()} {percent(status[f'last_eval_{headline}'])}")
     phase = status.get("message") or status.get("phase") or ""
     phase = "" if phase == state else f" · {phase}"
     error = status.get("error")
@@ -176,8 +177,9 @@ def comparison_markdown(
         else:
             lines.append(f"| {name} | – | – | – | not evaluated |")
     if baseline and finetuned:
-        change = 100 * (finetuned["wer"] - baseline["wer"])
-        lines.append(f"\nWER change: **{change:+.1f} points** (negative is better).")
+        key = finetuned.get("headline") or "wer"  # CER for languages written without spaces
+        change = 100 * (finetuned[key] - baseline[key])
+        lines.append(f"\n{key.upper()} change: **{change:+.1f} points** (negative is better).")
     return "\n".join(lines)
 
 

@@ -108,7 +108,11 @@ def make_callback(run_dir: Path, status: StatusWriter) -> Any:
             record = {"step": state.global_step, "epoch": state.epoch, "time": time.time()}
             append_metrics(run_dir, {**record, **(logs or {})})
             if logs and "eval_wer" in logs:
-                status.update(last_eval_wer=logs["eval_wer"], last_eval_cer=logs.get("eval_cer"))
+                status.update(
+                    last_eval_wer=logs["eval_wer"],
+                    last_eval_cer=logs.get("eval_cer"),
+                    headline="cer" if args.metric_for_best_model == "cer" else "wer",
+                )
 
     return UiCallback()
 
@@ -134,7 +138,7 @@ def run_baseline(run_dir: Path, spec: dict[str, Any], status: StatusWriter) -> N
     )
     score = result.score.as_dict()
     append_metrics(run_dir, {"event": "baseline", "step": 0, "time": time.time(), **score})
-    status.update(baseline_wer=score["wer"], baseline_cer=score["cer"])
+    status.update(baseline_wer=score["wer"], baseline_cer=score["cer"], headline=score["headline"])
     log.info("baseline WER %.1f%%, CER %.1f%%", 100 * score["wer"], 100 * score["cer"])
 
 
