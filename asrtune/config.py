@@ -18,9 +18,10 @@ import torch
 import yaml
 from transformers import HfArgumentParser, Seq2SeqTrainingArguments
 
+from asrtune.commands.help import DefaultsHelpFormatter
 from asrtune.data.rows import eval_source
 from asrtune.errors import AsrtuneError
-from asrtune.models import PRECISIONS
+from asrtune.models import FAMILIES, PRECISIONS, detect_family, get_family
 from asrtune.processes import launched_world_size
 
 log = logging.getLogger("asrtune")
@@ -84,6 +85,19 @@ class ModelConfig:
             "fp32 or bf16."
         },
     )
+
+    def __post_init__(self) -> None:
+        if self.task not in ("transcribe", "translate"):
+            raise AsrtuneError(f"--task must be transcribe or translate, not {self.task!r}")
+        if self.quantization not in (None, "4bit", "8bit"):
+            raise AsrtuneError(f"--quantization must be 4bit or 8bit, not {self.quantization!r}")
+        if self.quantization and not self.lora:
+            raise AsrtuneError("--quantization freezes a quantized base: add --lora")
+        if self.eval_precision not in PRECISIONS:
+            raise AsrtuneError(
+                f"--eval_precision must be one of {', '.join(PRECISIONS)}, "
+                f"not {self.eval_precision!r}"
+            )
 
 
 SOURCE_HELP = (
@@ -174,6 +188,10 @@ class DataConfig:
         },
     )
 
+    def __post_init__(self) -> None:
+        if self.max_batch_seconds is not None and self.pack:
+            raise AsrtuneError("--max_batch_seconds sizes unpacked batches: add --no_pack")
+
 
 @dataclass
 class RunConfig:
@@ -196,16 +214,39 @@ def cpu_processes_launched() -> bool:
     return launched_world_size() > 1 and not torch.cuda.is_available()
 
 
-def _bf16_available() -> bool:
+def bf16_available() -> bool:
+    """Whether this machine trains in bf16 mixed precision: a CUDA GPU that supports it.
+    Asked when a job is built, not at import (CUDA may be set up later)."""
     return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
 
 
+#: The learning rate each method trains with unless told otherwise; a family's
+#: ``LORA_LEARNING_RATE`` takes LoRA's place for its models (benchmarks/lora_lr.py measured
+#: Whisper's: see docs/benchmarks.md).
+LEARNING_RATES: dict[str, float] = {"full": 2e-5, "lora": 1e-3}
+
+
+def default_learning_rate(model: ModelConfig) -> float:
+    """The learning rate for ``model``'s method (and, for LoRA, its family)."""
+    if not model.lora:
+        return LEARNING_RATES["full"]
+    try:
+        family = get_family(detect_family(model.model or ""))
+    except AsrtuneError:  # not a model asrtune knows: loading it will say so
+        return LEARNING_RATES["lora"]
+    return family.LORA_LEARNING_RATE
+
+
+#: Metrics a best checkpoint can be chosen by; evaluation logs each as ``eval_<name>``.
+BEST_MODEL_METRICS = ("wer", "cer", "wer_unnormalized", "loss")
+
 # Where asrtune's defaults differ from transformers', on purpose. A training item is a
 # packed 30-s window holding ~5-7 short utterances, so batch 4 is ~25 utterances a step.
+# None: resolved when the job is built (see RESOLVED_DEFAULTS).
 TRAINING_DEFAULTS: dict[str, Any] = {
     "per_device_train_batch_size": 4,
     "per_device_eval_batch_size": 16,
-    "learning_rate": 2e-5,
+    "learning_rate": None,
     "num_train_epochs": 3,
     "warmup_steps": 0.1,
     "logging_steps": 10,
@@ -216,8 +257,24 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "trackio_static_space_id": False,
     "remove_unused_columns": False,
     "label_names": ["labels"],
-    "bf16": _bf16_available(),
-    "load_best_model_at_end": None,  # resolved: True when there is an eval manifest
+    "bf16": None,
+    "eval_strategy": None,
+    "load_best_model_at_end": None,
+    "metric_for_best_model": None,
+    "eval_steps": None,
+}
+
+#: How the defaults left None above are resolved when a job is built.
+RESOLVED_DEFAULTS: dict[str, str] = {
+    "learning_rate": f"{LEARNING_RATES['full']:g} (full fine-tuning); with --lora "
+    + ", ".join(f"{name} {get_family(name).LORA_LEARNING_RATE:g}" for name in FAMILIES),
+    "bf16": "True on a CUDA GPU with bf16 support, else False",
+    "eval_strategy": "with an eval set: as --save_strategy (epoch when that is no), else no",
+    "eval_steps": "--save_steps, so evaluation happens when a checkpoint is saved",
+    "load_best_model_at_end": "True with an eval set and checkpoints, else False",
+    "metric_for_best_model": "cer when every eval row's language is written without "
+    "spaces (zh, ja, th, lo, my, km, bo, yue), else wer; or one of "
+    + ", ".join(BEST_MODEL_METRICS),
 }
 
 
@@ -229,6 +286,9 @@ class TrainJob:
     data: DataConfig
     run: RunConfig
     training: Seq2SeqTrainingArguments
+    #: True when no --metric_for_best_model was given: training picks wer or cer from the
+    #: eval rows' languages (metrics.headline_metric) once it has read them.
+    best_metric_by_language: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready; token fields are masked by TrainingArguments.to_dict()."""
@@ -240,13 +300,31 @@ class TrainJob:
         }
 
 
+#: transformers' help where asrtune's behaviour differs from what it says.
+HELP_OVERRIDES = {
+    "eval_steps": "Update steps between evaluations with --eval_strategy steps.",
+}
+
+
+class _HelpFormatter(DefaultsHelpFormatter):
+    """Shows how asrtune resolves a default (RESOLVED_DEFAULTS), not "(default: None)"."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.dest in RESOLVED_DEFAULTS and action.default is None:
+            return f"{action.help} (default: {RESOLVED_DEFAULTS[action.dest]})"
+        return super()._get_help_string(action)
+
+
 def train_parser() -> HfArgumentParser:
     parser = HfArgumentParser(
         (ModelConfig, DataConfig, RunConfig, Seq2SeqTrainingArguments),
         prog="asrtune train",
         description="Fine-tune a speech recognition model (full or LoRA) on a manifest.",
+        formatter_class=_HelpFormatter,
     )
     parser.set_defaults(**TRAINING_DEFAULTS)
+    for action in parser._actions:
+        action.help = HELP_OVERRIDES.get(action.dest, action.help)
     return parser
 
 
@@ -295,7 +373,8 @@ def _pick(cls: type, values: dict[str, Any]) -> dict[str, Any]:
 
 
 def build_train_job(values: dict[str, Any]) -> TrainJob:
-    """Split flat option values into the config dataclasses and check them together."""
+    """Split flat option values into the config dataclasses (each checks its own fields)
+    and resolve the training arguments that depend on them."""
     model, data, run = (
         ModelConfig(**_pick(ModelConfig, values)),
         DataConfig(**_pick(DataConfig, values)),
@@ -305,44 +384,69 @@ def build_train_job(values: dict[str, Any]) -> TrainJob:
         raise AsrtuneError("--model is required (a Hub id or a local model folder)")
     if not (data.train_manifest or data.dataset or data.granary or data.mix):
         raise AsrtuneError("no training data: pass --train_manifest, --dataset, --granary or --mix")
-    if data.max_batch_seconds is not None and data.pack:
-        raise AsrtuneError("--max_batch_seconds sizes unpacked batches: add --no_pack")
     if data.streaming and values.get("max_steps", -1) <= 0:
         raise AsrtuneError("--streaming needs --max_steps (a stream has no known length)")
     if not values.get("output_dir"):
         raise AsrtuneError("--output_dir is required")
-    if model.task not in ("transcribe", "translate"):
-        raise AsrtuneError(f"--task must be transcribe or translate, not {model.task!r}")
-    if model.quantization not in (None, "4bit", "8bit"):
-        raise AsrtuneError(f"--quantization must be 4bit or 8bit, not {model.quantization!r}")
-    if model.eval_precision not in PRECISIONS:
-        raise AsrtuneError(
-            f"--eval_precision must be one of {', '.join(PRECISIONS)}, not {model.eval_precision!r}"
-        )
-    if model.quantization and not model.lora:
-        raise AsrtuneError("--quantization freezes a quantized base: add --lora")
-    training_values = _pick(Seq2SeqTrainingArguments, values)
-    if eval_source(data) is not None:
-        save = training_values.get("save_strategy")
-        if training_values.get("eval_strategy") in (None, "no"):
-            training_values["eval_strategy"] = save if save not in (None, "no") else "epoch"
-        if training_values.get("load_best_model_at_end") is None:  # needs checkpoints
-            training_values["load_best_model_at_end"] = save not in (None, "no")
-        training_values["metric_for_best_model"] = (
-            training_values.get("metric_for_best_model") or "wer"
-        )
-        training_values["greater_is_better"] = False  # WER, CER and loss: lower is better
-    else:
-        training_values["eval_strategy"] = "no"
-        training_values["load_best_model_at_end"] = False
+    training_values = resolve_training_values(model, data, _pick(Seq2SeqTrainingArguments, values))
     training_values["run_name"] = training_values.get("run_name") or Path(values["output_dir"]).name
-    if cpu_processes_launched():
-        if any(os.environ.get(f"ACCELERATE_USE_{x}") == "true" for x in ("FSDP", "DEEPSPEED")):
-            log.warning("FSDP and DeepSpeed need CUDA GPUs: training with DDP on the CPU")
-        training_values["use_cpu"] = True
-        training_values["ddp_backend"] = training_values.get("ddp_backend") or "gloo"
     try:
         training = Seq2SeqTrainingArguments(**training_values)
     except (ValueError, TypeError) as exc:
         raise AsrtuneError(f"invalid training arguments: {exc}") from exc
-    return TrainJob(model, data, run, training)
+    chosen = values.get("metric_for_best_model")
+    return TrainJob(model, data, run, training, best_metric_by_language=chosen is None)
+
+
+def resolve_training_values(
+    model: ModelConfig, data: DataConfig, values: dict[str, Any]
+) -> dict[str, Any]:
+    """The defaults of :data:`RESOLVED_DEFAULTS`, for this method, data and machine."""
+    values = dict(values)
+    if values.get("learning_rate") is None:
+        values["learning_rate"] = default_learning_rate(model)
+    if values.get("bf16") is None:
+        values["bf16"] = bf16_available() and not values.get("fp16") and not values.get("use_cpu")
+    values.update(evaluation_values(eval_source(data) is not None, values))
+    if values.get("dataloader_persistent_workers"):
+        log.warning(
+            "--dataloader_persistent_workers ignored: workers start afresh each epoch to "
+            "build that epoch's windows (repacked)"
+        )
+        values["dataloader_persistent_workers"] = False
+    if cpu_processes_launched():
+        if any(os.environ.get(f"ACCELERATE_USE_{x}") == "true" for x in ("FSDP", "DEEPSPEED")):
+            log.warning("FSDP and DeepSpeed need CUDA GPUs: training with DDP on the CPU")
+        values["use_cpu"] = True
+        values["ddp_backend"] = values.get("ddp_backend") or "gloo"
+    return values
+
+
+def evaluation_values(has_eval_set: bool, values: dict[str, Any]) -> dict[str, Any]:
+    """When to evaluate during training and how to pick the best checkpoint.
+
+    With an eval set: evaluate when saving (``eval_steps`` = ``save_steps`` unless given,
+    not transformers' fallback to ``logging_steps``), keep the best checkpoint by
+    ``metric_for_best_model`` (lower is better for all of them; ``wer`` until the eval rows'
+    languages are known, see :attr:`TrainJob.best_metric_by_language`).
+    """
+    if not has_eval_set:
+        return {"eval_strategy": "no", "load_best_model_at_end": False}
+    save = values.get("save_strategy") or "epoch"
+    strategy = values.get("eval_strategy") or (save if save != "no" else "epoch")
+    resolved: dict[str, Any] = {"eval_strategy": strategy, "greater_is_better": False}
+    if strategy == "steps" and values.get("eval_steps") is None:
+        resolved["eval_steps"] = values.get("save_steps") or 500
+    load_best = values.get("load_best_model_at_end")
+    resolved["load_best_model_at_end"] = (
+        save != "no" and strategy != "no" if load_best is None else load_best
+    )
+    metric = values.get("metric_for_best_model") or "wer"
+    metric = metric.removeprefix("eval_")
+    if metric not in BEST_MODEL_METRICS:
+        raise AsrtuneError(
+            f"--metric_for_best_model must be one of {', '.join(BEST_MODEL_METRICS)}, "
+            f"not {metric!r}"
+        )
+    resolved["metric_for_best_model"] = metric
+    return resolved

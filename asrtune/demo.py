@@ -29,7 +29,7 @@ class DemoOptions:
     test_size: int = 100
     epochs: float = 4
     batch_size: int = 4
-    learning_rate: float = 2e-5
+    learning_rate: float | None = None  # None: asrtune's default for the method
     lora: bool = False
     seed: int = 0
 
@@ -85,14 +85,15 @@ def run_demo(options: DemoOptions = DemoOptions()) -> DemoResult:
     baseline = evaluate(str(base), test_manifest, output=out / "baseline_report.json")
     log.info("baseline WER %.1f%%; [4/5] fine-tuning", 100 * baseline.score.wer)
     model_dir = out / ("model-lora" if options.lora else "model")
+    rate = {} if options.learning_rate is None else {"learning_rate": options.learning_rate}
     result = api_train(
+        **rate,
         model=str(base),
         train_manifest=str(train_manifest),
         eval_manifest=str(test_manifest),
         output_dir=str(model_dir),
         num_train_epochs=options.epochs,
         per_device_train_batch_size=options.batch_size,
-        learning_rate=options.learning_rate * (20 if options.lora else 1),
         lora=options.lora,
         seed=options.seed,
         save_total_limit=1,

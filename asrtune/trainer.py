@@ -22,9 +22,11 @@ from transformers import Trainer, TrainerCallback
 from asrtune.data.batching import DurationBatchSampler
 from asrtune.data.manifest import Row
 from asrtune.data.sharding import ShardedBatchSampler, Step, fixed_size_steps, grouped_steps
+from asrtune.data.windows import Example, WindowDataset
 from asrtune.evaluation import EvalResult, evaluate_rows
 from asrtune.inference import DecodingOptions
 from asrtune.models import LoadedModel
+from asrtune.processes import all_processes
 
 
 class EpochSetter(TrainerCallback):
@@ -77,10 +79,12 @@ class AsrTrainer(Trainer):
         eval_rows: list[Row],
         decoding: DecodingOptions,
         max_batch_seconds: float | None = None,
+        eval_examples: list[Example] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, eval_dataset=eval_rows or None, **kwargs)
         self.loaded, self.eval_rows, self.decoding = loaded, eval_rows, decoding
+        self.eval_examples = eval_examples or []
         self.max_batch_seconds = max_batch_seconds
         self.last_eval: EvalResult | None = None
         self.clock_start: float | None = None
@@ -203,6 +207,36 @@ class AsrTrainer(Trainer):
             self._tr_loss = self.accelerator.reduce(self._tr_loss, reduction="mean")
         return super()._finalize_training(*args, **kwargs)
 
+    def eval_loss(self) -> float:
+        """Teacher-forced cross-entropy per label token over the eval utterances within the
+        model's limits (one per item, no packing), each process its share, summed over all.
+        """
+        dataset = WindowDataset(self.loaded_now(), self.eval_examples, self.decoding.task, False, 0)
+        rank, world = self.accelerator.process_index, self.accelerator.num_processes
+        mine = list(range(rank, len(dataset), world))
+        size = self.args.per_device_eval_batch_size
+        summed, count = 0.0, 0
+        was_training = self.model.training
+        self.model.eval()
+        with torch.no_grad(), self.autocast_smart_context_manager():
+            for start in range(0, len(mine), size):
+                batch = self._prepare_inputs(
+                    self.data_collator([dataset[i] for i in mine[start : start + size]])
+                )
+                logits = self.model(**{k: v for k, v in batch.items() if k != "labels"})["logits"]
+                loss, tokens = summed_token_loss(
+                    logits, batch["labels"], self.loaded.adapter.LOSS_SHIFTS_LABELS
+                )
+                summed, count = summed + loss.item(), count + int(tokens)
+        if was_training:
+            self.model.train()
+        totals = all_processes((summed, count))
+        return sum(t[0] for t in totals) / max(sum(t[1] for t in totals), 1)
+
+    def loaded_now(self) -> LoadedModel:
+        """The model being trained, as the LoadedModel that evaluation functions take."""
+        return LoadedModel(self.model, self.loaded.processor, self.loaded.family, "training")
+
     def train(self, *args: Any, **kwargs: Any) -> Any:
         self.clock_start, self.eval_seconds = time.perf_counter(), 0.0
         return super().train(*args, **kwargs)
@@ -211,9 +245,8 @@ class AsrTrainer(Trainer):
         self, eval_dataset: Any = None, ignore_keys: Any = None, metric_key_prefix: str = "eval"
     ) -> dict[str, float]:
         started = time.perf_counter()
-        current = LoadedModel(self.model, self.loaded.processor, self.loaded.family, "training")
         result = evaluate_rows(
-            current, self.eval_rows, self.decoding, progress=self.is_world_process_zero()
+            self.loaded_now(), self.eval_rows, self.decoding, progress=self.is_world_process_zero()
         )
         self.last_eval = result
         metrics = {
@@ -221,6 +254,8 @@ class AsrTrainer(Trainer):
             for key, value in result.report().items()
             if key in ("wer", "cer", "wer_unnormalized", "num_samples")
         }
+        if self.eval_examples:
+            metrics[f"{metric_key_prefix}_loss"] = self.eval_loss()
         metrics[f"{metric_key_prefix}_runtime"] = round(result.seconds, 2)
         if self.clock_start is not None:
             trained = started - self.clock_start - self.eval_seconds

@@ -25,14 +25,17 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from asrtune.config import TrainJob
 from asrtune.data.manifest import Row
+from asrtune.data.windows import Example
 from asrtune.errors import AsrtuneError
 from asrtune.evaluation import EvalResult, write_report
 from asrtune.inference import DecodingOptions
+from asrtune.metrics import headline_metric
 from asrtune.models import LoadedModel, load_model
 from asrtune.processes import is_main_process
 from asrtune.trainer import AsrTrainer
 from asrtune.training_data import (
     SkipLog,
+    admit_row,
     build_finite_dataset,
     build_stream_dataset,
     load_eval_rows,
@@ -104,6 +107,12 @@ def build_trainer(
         max_new_tokens=job.training.generation_max_length,
         precision=job.model.eval_precision,
     )
+    eval_examples = loss_examples(loaded, eval_rows, job.model.task)
+    if eval_rows and not eval_examples and job.training.metric_for_best_model == "loss":
+        raise AsrtuneError(
+            "--metric_for_best_model loss: no eval row has labels the model takes "
+            "(give the rows a language, or --language)"
+        )
     return AsrTrainer(
         model=loaded.model,
         args=job.training,
@@ -114,7 +123,22 @@ def build_trainer(
         eval_rows=eval_rows,
         decoding=decoding,
         max_batch_seconds=job.data.max_batch_seconds,
+        eval_examples=eval_examples,
     )
+
+
+def loss_examples(loaded: LoadedModel, rows: list[Row], task: str) -> list[Example]:
+    """The eval rows the eval loss is computed on: those within the model's limits whose
+    labels can be built (a multilingual Whisper's need a language; generation does not)."""
+    examples = []
+    for row in rows:
+        try:
+            admitted = admit_row(loaded, row, task)
+        except AsrtuneError:
+            continue
+        if not isinstance(admitted, str):
+            examples.append(admitted)
+    return examples
 
 
 def resume_checkpoint(job: TrainJob) -> str | None:
@@ -175,6 +199,9 @@ def train(job: TrainJob, trainer_hook: Callable[[AsrTrainer], None] | None = Non
     with job.training.main_process_first(desc="reading and checking the rows"):
         rows, dropped = ([], 0) if job.data.streaming else load_training_rows(job, out)
         eval_rows = load_eval_rows(job, out)
+    if job.best_metric_by_language and eval_rows:
+        languages = [row.language or job.model.language for row in eval_rows]
+        job.training.metric_for_best_model = headline_metric(languages, job.model.task)
     resume_from = resume_checkpoint(job)
 
     loaded = build_model(job)

@@ -19,7 +19,13 @@ sys.path.insert(0, str(ROOT))  # document this checkout, whatever asrtune is ins
 
 def own_train_flags() -> str:
     """asrtune's own train options (the ~120 TrainingArguments flags are summarised)."""
-    from asrtune.config import TRAINING_DEFAULTS, DataConfig, ModelConfig, RunConfig
+    from asrtune.config import (
+        RESOLVED_DEFAULTS,
+        TRAINING_DEFAULTS,
+        DataConfig,
+        ModelConfig,
+        RunConfig,
+    )
 
     lines = ["| flag | default | meaning |", "| --- | --- | --- |"]
     for cls in (ModelConfig, DataConfig, RunConfig):
@@ -33,8 +39,8 @@ def own_train_flags() -> str:
         "| flag | asrtune default |",
         "| --- | --- |",
     ]
-    lines += [f"| `--{k}` | `{v}` |" for k, v in TRAINING_DEFAULTS.items() if k != "bf16"]
-    lines.append("| `--bf16` | `True` on a GPU with bf16 support, else `False` |")
+    lines += [f"| `--{k}` | `{v}` |" for k, v in TRAINING_DEFAULTS.items() if v is not None]
+    lines += [f"| `--{k}` | {v} |" for k, v in RESOLVED_DEFAULTS.items()]
     return "\n".join(lines)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from asrtune.config import parse_train_args, train_job_from_kwargs
+from asrtune.config import LEARNING_RATES, parse_train_args, train_job_from_kwargs
 from asrtune.errors import AsrtuneError
 
 BASE = ["--model", "m", "--train-manifest", "t.jsonl", "--output_dir", "out"]
@@ -139,3 +139,76 @@ def test_a_launch_without_cuda_is_recognized(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setenv("WORLD_SIZE", "1")
     assert not cpu_processes_launched()
+
+
+def test_lora_gets_its_own_learning_rate_unless_told() -> None:
+    assert parse_train_args(BASE).training.learning_rate == LEARNING_RATES["full"]
+    lora = parse_train_args([*BASE, "--lora"]).training.learning_rate
+    assert lora == LEARNING_RATES["lora"] and lora > LEARNING_RATES["full"]
+    api = train_job_from_kwargs(model="m", train_manifest="t", output_dir="o", lora=True)
+    assert api.training.learning_rate == LEARNING_RATES["lora"]
+    assert (
+        parse_train_args([*BASE, "--lora", "--learning_rate", "3e-5"]).training.learning_rate
+        == 3e-5
+    )
+
+
+def test_a_family_sets_its_lora_learning_rate() -> None:
+    from asrtune.models import voxtral, whisper
+
+    def rate(model: str) -> float:
+        argv = ["--model", model, "--train-manifest", "t", "--output_dir", "o", "--lora"]
+        return parse_train_args(argv).training.learning_rate
+
+    assert rate("openai/whisper-small") == whisper.LORA_LEARNING_RATE == 1e-3
+    assert rate("mistralai/Voxtral-Mini-3B-2507") == voxtral.LORA_LEARNING_RATE == 1e-4
+
+
+def test_steps_checkpoints_evaluate_when_saving() -> None:
+    """Not every logging_steps (10): generation over the eval set is the slow part."""
+    job = parse_train_args(
+        [*BASE, "--eval-manifest", "e.jsonl", "--save_strategy", "steps", "--save_steps", "50"]
+    )
+    assert job.training.eval_strategy == "steps" and job.training.eval_steps == 50
+    job = parse_train_args(
+        [*BASE, "--eval-manifest", "e", "--save_strategy", "steps", "--eval_steps", "25"]
+    )
+    assert job.training.eval_steps == 25  # told otherwise
+
+
+def test_best_model_metric_is_checked_and_chosen_by_language() -> None:
+    with pytest.raises(AsrtuneError, match="metric_for_best_model must be one of"):
+        parse_train_args([*BASE, "--eval-manifest", "e", "--metric_for_best_model", "bleu"])
+    job = parse_train_args([*BASE, "--eval-manifest", "e", "--metric_for_best_model", "eval_loss"])
+    assert job.training.metric_for_best_model == "loss" and not job.best_metric_by_language
+    assert parse_train_args([*BASE, "--eval-manifest", "e"]).best_metric_by_language
+
+
+def test_bf16_is_decided_when_the_job_is_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A machine whose CUDA appears after import (or a job built on another device) gets
+    the precision of the machine it is built on."""
+    assert parse_train_args(BASE).training.bf16 is False  # this CPU
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    from asrtune import config
+
+    assert config.bf16_available()
+    values = config.resolve_training_values(
+        config.ModelConfig(model="m"), config.DataConfig(train_manifest="t"), {}
+    )
+    assert values["bf16"] is True
+    values = config.resolve_training_values(
+        config.ModelConfig(model="m"), config.DataConfig(train_manifest="t"), {"fp16": True}
+    )
+    assert values["bf16"] is False
+
+
+def test_config_types_check_their_own_fields() -> None:
+    from asrtune.config import DataConfig, ModelConfig
+
+    with pytest.raises(AsrtuneError, match="--task"):
+        ModelConfig(model="m", task="summarize")
+    with pytest.raises(AsrtuneError, match="add --lora"):
+        ModelConfig(model="m", quantization="4bit")
+    with pytest.raises(AsrtuneError, match="--no_pack"):
+        DataConfig(train_manifest="t", max_batch_seconds=60)

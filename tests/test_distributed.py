@@ -18,9 +18,8 @@ import torch
 from safetensors.torch import load_file
 
 from asrtune.cli import main
-from asrtune.models import load_model
 from asrtune.models.tiny_voxtral import make_tiny_voxtral
-from tests.conftest import make_talkative, write_dataset
+from tests.conftest import write_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 # SGD and a constant rate: equal gradients give equal weights, with no Adam normalization
@@ -131,16 +130,6 @@ def test_one_global_batch_trains_alike_however_it_is_split(
     before = load_file(str(Path(model) / "model.safetensors"))
     after = load_file(str(tmp_path / "2x2" / "model.safetensors"))
     assert any(not torch.equal(before[k], after[k]) for k in before)  # it did train
-
-
-@pytest.fixture(scope="module")
-def talkative_whisper(tiny_whisper: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny Whisper with large random weights: it says something for every clip."""
-    loaded = load_model(str(tiny_whisper))
-    make_talkative(loaded.model)
-    out = tmp_path_factory.mktemp("models") / "talkative"
-    loaded.adapter.save(loaded, out)
-    return out
 
 
 def test_sharded_evaluation_gives_the_single_process_result(
@@ -270,3 +259,28 @@ def test_a_stream_is_split_between_processes_and_every_skip_is_reported(
     ]
     assert not list(out.glob("skipped.rank*.jsonl"))
     assert _results(out)["global_step"] == 3
+
+
+def _eval_logs(out: Path) -> dict:
+    checkpoint = sorted(out.glob("checkpoint-*"))[-1]
+    history = json.loads((checkpoint / "trainer_state.json").read_text())["log_history"]
+    return next(e for e in history if "eval_loss" in e)
+
+
+def test_evaluation_during_training_gives_the_single_process_figures(
+    tiny_whisper: Path, nine_clips: Path, tmp_path: Path
+) -> None:
+    """Eval WER/CER and eval loss of 2 processes (each its share of 7 rows, gathered) are a
+    single process's, so the best checkpoint is the same however the run is launched."""
+    eval_rows = write_dataset(tmp_path / "eval", 7)
+    common = ["train", "--model", str(tiny_whisper), "--train-manifest", str(nine_clips)]
+    common += ["--eval-manifest", str(eval_rows), *EXACT, "--save_strategy", "epoch"]
+    common += ["--num_train_epochs", "1", "--generation_max_length", "8"]
+    assert main([*common, "--output_dir", str(tmp_path / "1x4")]) == 0
+    _torchrun(
+        [*common, "--output_dir", str(tmp_path / "2x2"), "--per_device_train_batch_size", "2"]
+    )
+    one, two = _eval_logs(tmp_path / "1x4"), _eval_logs(tmp_path / "2x2")
+    assert one["eval_num_samples"] == two["eval_num_samples"] == 7
+    assert (one["eval_wer"], one["eval_cer"]) == (two["eval_wer"], two["eval_cer"])
+    assert one["eval_loss"] == pytest.approx(two["eval_loss"], rel=1e-4)

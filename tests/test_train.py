@@ -17,6 +17,7 @@ from asrtune.data.windows import WindowDataset
 from asrtune.models import load_model
 from asrtune.models import whisper as W
 from asrtune.training_data import admit_rows
+from tests.conftest import write_dataset
 
 FAST = [
     "--report_to",
@@ -163,13 +164,13 @@ class _Records(logging.Handler):
 
 
 def test_eval_each_epoch_best_by_wer_and_resume(
-    tiny_whisper: Path, dataset: Path, tmp_path: Path
+    talkative_whisper: Path, dataset: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "evald"
     args = [
         "train",
         "--model",
-        str(tiny_whisper),
+        str(talkative_whisper),
         "--train-manifest",
         str(dataset),
         "--eval-manifest",
@@ -196,14 +197,18 @@ def test_eval_each_epoch_best_by_wer_and_resume(
     assert not [m for m in records.messages if "missing keys" in m]
     report = json.loads((out / "eval_results.json").read_text())
     assert {"wer", "cer", "wer_unnormalized", "num_samples"} <= set(report)
-    assert report["num_samples"] == 8 and report["cer"] >= 0
+    assert report["num_samples"] == 8 and report["headline"] == "wer"
     lines = (out / "eval_results.utterances.jsonl").read_text().splitlines()
     assert len(lines) == 8 and {"id", "ref", "hyp", "wer"} <= set(json.loads(lines[0]))
     state = json.loads(
         sorted(out.glob("checkpoint-*"))[-1].joinpath("trainer_state.json").read_text()
     )
     evals = [e["eval_wer"] for e in state["log_history"] if "eval_wer" in e]
-    assert len(evals) == 2 and state["best_metric"] == min(evals)
+    # the epochs score differently, so picking the worse one would be seen
+    assert len(evals) == 2 and evals[0] != evals[1]
+    assert state["best_metric"] == min(evals)
+    assert report["wer"] == min(evals)  # the saved model is the best checkpoint's
+    assert all("eval_loss" in e for e in state["log_history"] if "eval_wer" in e)
     assert main([*args, "--num_train_epochs", "3", "--resume"]) == 0
     state = json.loads(
         sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))[-1]
@@ -314,3 +319,81 @@ def test_unpacked_duration_buckets(tiny_whisper: Path, tmp_path: Path) -> None:
     assert results["training_items"] == 12
     # batches of <= 6 padded seconds and <= 4 items: more than the 3 fixed-size batches
     assert results["global_step"] > 3
+
+
+def test_best_checkpoint_by_eval_loss(
+    talkative_whisper: Path, dataset: Path, tmp_path: Path
+) -> None:
+    """--metric_for_best_model loss: every evaluation computes the eval loss too."""
+    out = tmp_path / "by-loss"
+    args = ["train", "--model", str(talkative_whisper), "--train-manifest", str(dataset)]
+    args += ["--eval-manifest", str(dataset), "--output_dir", str(out), "--report_to", "none"]
+    args += ["--learning_rate", "1e-3", "--generation_max_length", "8", "--num_train_epochs", "2"]
+    assert main([*args, "--metric_for_best_model", "loss"]) == 0
+    state = json.loads(
+        sorted(out.glob("checkpoint-*"))[-1].joinpath("trainer_state.json").read_text()
+    )
+    losses = [e["eval_loss"] for e in state["log_history"] if "eval_loss" in e]
+    assert len(losses) == 2 and losses[0] != losses[1]
+    assert state["best_metric"] == min(losses)
+
+
+def test_chinese_eval_rows_choose_by_cer_and_lora_trains_at_its_own_rate(
+    talkative_whisper: Path, tmp_path: Path
+) -> None:
+    """No --metric_for_best_model and every eval row in Chinese: the best checkpoint is the
+    one with the lowest CER; no --learning_rate with --lora: LoRA's own default, recorded."""
+    manifest = write_dataset(tmp_path / "zh", 6, language="zh")
+    out = tmp_path / "zh-lora"
+    args = ["train", "--model", str(talkative_whisper), "--train-manifest", str(manifest)]
+    args += ["--eval-manifest", str(manifest), "--output_dir", str(out), "--report_to", "none"]
+    args += ["--lora", "--generation_max_length", "8", "--num_train_epochs", "2"]
+    assert main(args) == 0
+    config = json.loads((out / "training_config.json").read_text())["training"]
+    assert config["metric_for_best_model"] == "cer"
+    assert config["learning_rate"] == W.LORA_LEARNING_RATE
+    state = json.loads(
+        sorted(out.glob("checkpoint-*"))[-1].joinpath("trainer_state.json").read_text()
+    )
+    cers = [e["eval_cer"] for e in state["log_history"] if "eval_cer" in e]
+    assert state["best_metric"] == min(cers)
+    assert json.loads((out / "eval_results.json").read_text())["headline"] == "cer"
+
+
+def test_dataloader_workers_see_each_epochs_repacking_and_no_pin_memory_warning(
+    tiny_whisper: Path, tmp_path: Path
+) -> None:
+    """Workers (persistent ones asked for too) must build the windows of the current epoch,
+    and a CPU run must not ask for pinned memory (torch warns there is no accelerator)."""
+    import warnings
+
+    from asrtune.config import train_job_from_kwargs
+    from asrtune.training import build_model, build_trainer
+    from asrtune.training_data import build_finite_dataset, load_training_rows
+
+    manifest = write_dataset(tmp_path / "data", 12, seconds=4.0)
+    job = train_job_from_kwargs(
+        model=str(tiny_whisper),
+        train_manifest=str(manifest),
+        output_dir=str(tmp_path / "out"),
+        report_to="none",
+        per_device_train_batch_size=1,
+        dataloader_num_workers=1,
+        dataloader_persistent_workers=True,
+    )
+    assert job.training.dataloader_persistent_workers is False  # recorded as what runs
+    rows, _ = load_training_rows(job, tmp_path / "out")
+    loaded = build_model(job)
+    dataset, _ = build_finite_dataset(job, loaded, rows, tmp_path / "out")
+    trainer = build_trainer(job, loaded, dataset, [])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loader = trainer.get_train_dataloader()
+        seen = []
+        for epoch in range(2):
+            dataset.set_epoch(epoch)  # what EpochSetter does at each epoch's start
+            seen.append(sorted(tuple(b["labels"][0].tolist()) for b in loader))
+    assert not [w for w in caught if "pin_memory" in str(w.message)]
+    # the dataset is at epoch 1 now: what the workers must have built last
+    expected = sorted(tuple(dataset[i]["labels"]) for i in range(len(dataset)))
+    assert seen[1] == expected and seen[0] != seen[1]

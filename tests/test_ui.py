@@ -208,7 +208,9 @@ def test_more_options_are_yaml_and_refuse_tokens_and_form_fields() -> None:
 def test_train_options_follow_the_form(tmp_path: Path) -> None:
     full = jobs.train_options(form("m"), "t.jsonl", None, tmp_path)
     assert full["lora"] is False and "lora_r" not in full and "eval_manifest" not in full
-    assert full["num_train_epochs"] == 3 and full["learning_rate"] == 2e-5
+    assert full["num_train_epochs"] == 3 and "learning_rate" not in full  # the default
+    typed = jobs.train_options(form("m", learning_rate=5e-5), "t", None, tmp_path)
+    assert typed["learning_rate"] == 5e-5
     lora = jobs.train_options(
         form("m", lora=True, lora_r=8, max_steps=5, extra="seed: 7"), "t", "e", tmp_path
     )
@@ -220,7 +222,15 @@ def test_form_defaults_are_asrtunes_defaults() -> None:
     from asrtune.config import TRAINING_DEFAULTS, train_job_from_kwargs
 
     job = train_job_from_kwargs(model="m", train_manifest="t.jsonl", output_dir="o")
-    assert actions.FORM_DEFAULTS["learning_rate"] == job.training.learning_rate
+    assert actions.FORM_DEFAULTS["learning_rate"] is None  # the method's and model's own
+    for lora in (False, True):
+        form_job = train_job_from_kwargs(
+            **jobs.train_options(form("openai/whisper-small", lora=lora), "t", None, Path("o"))
+        )
+        plain = train_job_from_kwargs(
+            model="openai/whisper-small", train_manifest="t", output_dir="o", lora=lora
+        )
+        assert form_job.training.learning_rate == plain.training.learning_rate
     assert actions.FORM_DEFAULTS["num_train_epochs"] == job.training.num_train_epochs
     assert actions.FORM_DEFAULTS["per_device_train_batch_size"] == 4
     assert actions.FORM_DEFAULTS["lora_r"] == job.model.lora_r == 32

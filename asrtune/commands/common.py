@@ -6,6 +6,7 @@ import argparse
 from dataclasses import fields
 from typing import Any
 
+from asrtune.commands.help import DefaultsHelpFormatter
 from asrtune.inference import DecodingOptions
 
 
@@ -13,7 +14,7 @@ def new_parser(prog: str, description: str) -> argparse.ArgumentParser:
     return argparse.ArgumentParser(
         prog=f"asrtune {prog}",
         description=description,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
 
 
@@ -28,9 +29,9 @@ def add_decoding_flags(parser: argparse.ArgumentParser) -> None:
     helps = DecodingOptions.field_help()
     choices = DecodingOptions.field_choices()
     for field in fields(DecodingOptions):
+        spellings = dict.fromkeys((f"--{field.name.replace('_', '-')}", f"--{field.name}"))
         parser.add_argument(
-            f"--{field.name.replace('_', '-')}",
-            f"--{field.name}",
+            *spellings,
             dest=field.name,
             type=_flag_type(field.default, field.name),
             default=field.default,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from asrtune.commands.common import new_parser
+from asrtune.commands.help import DefaultsHelpFormatter
 from asrtune.errors import AsrtuneError
 
 _LISTED = 20  # entries of each kind printed by `data check`
@@ -251,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
                 name,
                 help=sub.help,
                 description=sub.help[0].upper() + sub.help[1:] + ".",
-                formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                formatter_class=DefaultsHelpFormatter,
             )
         )
     return parser

@@ -3,7 +3,8 @@
 Every adapter module exposes the same functions (see ``asrtune/models/whisper.py``):
 ``load``, ``load_processor``, ``limits``, ``encode_labels``, ``pack_item``, ``packer`` and
 ``window_item`` (training items, see ``asrtune/data/windows.py``), ``collate``,
-``generate``, ``default_lora_targets``, ``LORA_TASK_TYPE``, ``LOSS_SHIFTS_LABELS``
+``generate``, ``sole_language`` (the one language an English-only model speaks),
+``default_lora_targets``, ``LORA_TASK_TYPE``, ``LORA_LEARNING_RATE``, ``LOSS_SHIFTS_LABELS``
 (whether logits at position i predict ``labels[i + 1]``), ``freeze_encoder`` and
 ``save``. Code outside this package never branches on a family name.
 """

@@ -39,6 +39,9 @@ log = logging.getLogger("asrtune")
 
 FAMILY = "voxtral"
 LORA_TASK_TYPE = "CAUSAL_LM"
+# LoRA on a 3B+ language model: the shipped configs' rate (not measured here: no pretrained
+# Voxtral offline)
+LORA_LEARNING_RATE = 1e-4
 LOSS_SHIFTS_LABELS = True  # logits at position i predict labels[i + 1] (a causal LM)
 LM_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 # Voxtral's documented limit for transcription (30 min), further capped by the text context.

@@ -30,6 +30,8 @@ from asrtune.models import Limits, LoadedModel, inference_precision, token_budge
 
 FAMILY = "whisper"
 LORA_TASK_TYPE = None  # peft's SEQ_2_SEQ_LM wrapper passes input_ids, which Whisper lacks
+# measured on the demo's data against 2e-5 ... 5e-3: see docs/benchmarks.md
+LORA_LEARNING_RATE = 1e-3
 LOSS_SHIFTS_LABELS = False  # the decoder input is the labels shifted right: logits align
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"]
 SUPPORTS_TIMESTAMPS = True

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from asrtune.config import TRAINING_DEFAULTS, ModelConfig
+from asrtune.config import RESOLVED_DEFAULTS, TRAINING_DEFAULTS, ModelConfig
 from asrtune.errors import AsrtuneError
 from asrtune.publish.upload import scrub
 from asrtune.ui import jobs, render
@@ -33,7 +33,7 @@ FORM_DEFAULTS: dict[str, Any] = {
     "model": "",
     "lora": False,
     "num_train_epochs": TRAINING_DEFAULTS["num_train_epochs"],
-    "learning_rate": TRAINING_DEFAULTS["learning_rate"],
+    "learning_rate": None,  # empty: the default for the method and model (RESOLVED_DEFAULTS)
     "per_device_train_batch_size": TRAINING_DEFAULTS["per_device_train_batch_size"],
     "lora_r": _MODEL_DEFAULTS["lora_r"],
     "lora_alpha": _MODEL_DEFAULTS["lora_alpha"],
@@ -45,6 +45,10 @@ FORM_DEFAULTS: dict[str, Any] = {
     "baseline": True,
     "extra": "",
 }
+
+
+#: What an empty Learning rate field trains with.
+LEARNING_RATE_HINT = f"empty: {RESOLVED_DEFAULTS['learning_rate']}"
 
 
 def saved_form(project: Project) -> dict[str, Any]:

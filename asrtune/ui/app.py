@@ -181,7 +181,7 @@ def _train_tab(ui: SimpleNamespace) -> None:
             label="Method", choices=[("Full fine-tuning", "full"), ("LoRA", "lora")]
         )
         ui.epochs = gr.Number(label="Epochs", elem_id="epochs")
-        ui.lr = gr.Number(label="Learning rate")
+        ui.lr = gr.Number(label="Learning rate", info=actions.LEARNING_RATE_HINT)
         ui.batch = gr.Number(label="Batch size (30-s windows)", precision=0)
     with gr.Row():
         ui.lora_r = gr.Number(label="LoRA r", precision=0, visible=False)

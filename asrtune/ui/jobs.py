@@ -95,13 +95,14 @@ def train_options(
         "lora": bool(form.get("lora")),
         "freeze_encoder": bool(form.get("freeze_encoder")),
         "num_train_epochs": float(form["num_train_epochs"]),
-        "learning_rate": float(form["learning_rate"]),
         "per_device_train_batch_size": int(form["per_device_train_batch_size"]),
         "logging_steps": int(form["logging_steps"]),
         "report_to": form.get("report_to") or "none",
         # the UI shows its own progress bar; the printed logs go to log.txt
         "disable_tqdm": True,
     }
+    if form.get("learning_rate"):  # empty: the method's own default
+        options["learning_rate"] = float(form["learning_rate"])
     if form.get("language"):
         options["language"] = form["language"]
     if eval_manifest:
