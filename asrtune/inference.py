@@ -54,17 +54,22 @@ DEFAULT_DECODING = DecodingOptions()
 
 
 def _batches(
-    lengths: Sequence[float], languages: Sequence[str | None], batch_size: int
+    seconds: Sequence[float],
+    languages: Sequence[str | None],
+    batch_size: int,
+    window_seconds: float,
 ) -> list[list[int]]:
-    """Index batches of one language each, longest first."""
-    order = sorted(range(len(lengths)), key=lambda i: (languages[i] or "", -lengths[i]))
+    """Index batches, longest first, each of one language and either all within one
+    model window or all longer: a batch holding a long input is decoded long-form
+    (with timestamps), which would change the short inputs' hypotheses."""
+
+    def kind(i: int) -> tuple[str, bool]:
+        return languages[i] or "", seconds[i] > window_seconds
+
+    order = sorted(range(len(seconds)), key=lambda i: (kind(i), -seconds[i]))
     batches: list[list[int]] = []
     for index in order:
-        if (
-            batches
-            and len(batches[-1]) < batch_size
-            and languages[batches[-1][0]] == languages[index]
-        ):
+        if batches and len(batches[-1]) < batch_size and kind(batches[-1][0]) == kind(index):
             batches[-1].append(index)
         else:
             batches.append([index])
@@ -73,18 +78,19 @@ def _batches(
 
 def transcribe_lazily(
     loaded: LoadedModel,
-    lengths: Sequence[float],
+    seconds: Sequence[float],
     load: Callable[[int], np.ndarray],
     options: DecodingOptions = DEFAULT_DECODING,
     languages: Sequence[str | None] | None = None,
     progress: bool = True,
 ) -> list[str]:
-    """Transcribe inputs known by their ``lengths`` (any unit) and decoded by ``load(i)``
+    """Transcribe inputs known by their durations (``seconds``) and decoded by ``load(i)``
     only when their batch runs, so memory holds one batch of audio at a time."""
-    languages = [lang or options.language for lang in (languages or [None] * len(lengths))]
-    texts: list[str] = [""] * len(lengths)
-    bar = tqdm(total=len(lengths), desc="transcribing", unit="utt", disable=not progress)
-    for batch in _batches(lengths, languages, options.batch_size):
+    languages = [lang or options.language for lang in (languages or [None] * len(seconds))]
+    texts: list[str] = [""] * len(seconds)
+    bar = tqdm(total=len(seconds), desc="transcribing", unit="utt", disable=not progress)
+    window = loaded.adapter.limits(loaded).max_seconds
+    for batch in _batches(seconds, languages, options.batch_size, window):
         outputs = loaded.adapter.generate(
             loaded,
             [load(i) for i in batch],
@@ -108,7 +114,7 @@ def transcribe_files(
     progress: bool = True,
 ) -> list[str]:
     """Decode and transcribe audio files of any length (long files go through long-form)."""
-    lengths = [audio_duration(p) for p in paths]
+    seconds = [audio_duration(p) for p in paths]
     return transcribe_lazily(
-        loaded, lengths, lambda i: load_audio(paths[i]), options, progress=progress
+        loaded, seconds, lambda i: load_audio(paths[i]), options, progress=progress
     )

@@ -303,6 +303,53 @@ def test_merge_gives_the_adapter_models_logits(
     assert main(["merge", str(merged), str(tmp_path / "again")]) == 2  # not an adapter
 
 
+def _half_precision_copy(tiny_whisper: Path, folder: Path, dtype: torch.dtype) -> Path:
+    """The tiny Whisper saved in ``dtype`` (its config.json then names that dtype)."""
+    from asrtune.models import load_model
+
+    loaded = load_model(str(tiny_whisper))
+    loaded.model.to(dtype)
+    loaded.adapter.save(loaded, folder)
+    return folder
+
+
+def test_merge_keeps_the_bases_precision_on_a_gpu_machine(
+    tiny_whisper: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`asrtune merge` (and export) must merge in the base's own precision, as
+    `train --merge` does, not in the half precision a GPU machine loads for inference."""
+    from peft import LoraConfig, get_peft_model
+    from safetensors.torch import load_file
+    from transformers import WhisperForConditionalGeneration
+
+    import asrtune.models
+
+    base = _half_precision_copy(tiny_whisper, tmp_path / "bf16-base", torch.bfloat16)
+    model = WhisperForConditionalGeneration.from_pretrained(base)
+    assert model.dtype == torch.bfloat16
+    adapter = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+    for name, param in adapter.named_parameters():
+        if "lora_B" in name:
+            param.data.normal_()
+    adapter.save_pretrained(tmp_path / "adapter")
+    # what load_model places inference models in on a CUDA machine
+    monkeypatch.setattr(asrtune.models, "inference_placement", lambda _: {"dtype": torch.float16})
+    assert main(["merge", str(tmp_path / "adapter"), str(tmp_path / "merged")]) == 0
+    weights = load_file(str(tmp_path / "merged" / "model.safetensors"))
+    assert {v.dtype for v in weights.values()} == {torch.bfloat16}
+
+
+def test_a_half_precision_checkpoint_runs_in_float32_on_the_cpu(
+    tiny_whisper: Path, tmp_path: Path
+) -> None:
+    """The documented "CPU in float32", whatever dtype the checkpoint's config names."""
+    from asrtune.models import load_model
+
+    base = _half_precision_copy(tiny_whisper, tmp_path / "fp16", torch.float16)
+    assert json.loads((base / "config.json").read_text())["dtype"] == "float16"
+    assert next(load_model(str(base)).model.parameters()).dtype == torch.float32
+
+
 def test_push_of_a_runs_merged_folder_keeps_the_runs_card(lora_out: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     shutil.copytree(lora_out, run, ignore=shutil.ignore_patterns("checkpoint-*"))
@@ -393,10 +440,6 @@ def test_every_registered_family_has_a_publish_recipe() -> None:
 
 @pytest.fixture(scope="module")
 def voxtral_lora_out(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from asrtune.models import FAMILIES
-
-    if "voxtral" not in FAMILIES:
-        pytest.skip("the voxtral family is not registered yet")
     from asrtune.models.tiny_voxtral import make_tiny_voxtral
 
     root = tmp_path_factory.mktemp("voxtral")

@@ -17,6 +17,7 @@ from asrtune.cli import main
 from asrtune.data.rows import load_rows
 from asrtune.data.windows import WindowDataset
 from asrtune.errors import AsrtuneError
+from asrtune.metrics import score_corpus
 from asrtune.models import LoadedModel, load_model
 from asrtune.models import voxtral as V
 from asrtune.models.tiny_voxtral import AUDIO_TOKEN_ID, make_tiny_voxtral
@@ -277,7 +278,10 @@ def test_cli_make_tiny_eval_transcribe(
     args = ["eval", "--model", str(model), "--manifest", str(dataset), "--output", str(report)]
     assert main([*args, "--max-samples", "3", "--max-new-tokens", "4"]) == 0
     data = json.loads(report.read_text())
-    assert data["num_samples"] == 3 and data["wer"] >= 0
+    rows = [json.loads(x) for x in report.with_name("report.utterances.jsonl").open()]
+    assert data["num_samples"] == len(rows) == 3
+    score, _ = score_corpus([r["ref"] for r in rows], [r["hyp"] for r in rows], ["en"] * 3)
+    assert (data["wer"], data["cer"]) == (score.wer, score.cer)
     capsys.readouterr()
     files = sorted(str(p) for p in (dataset.parent / "audio").glob("*.wav"))[:2]
     args = ["transcribe", "--model", str(model), *files, "--max-new-tokens", "4"]

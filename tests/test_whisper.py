@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 from asrtune.data.rows import load_rows
@@ -133,12 +135,23 @@ def test_window_features_of_a_dithering_extractor_cover_the_whole_window(
     assert features[0, :, -100:].std() > 0  # not the constant fill of an undithered window
 
 
-def test_generate_short_and_long_form(tiny_whisper: Path) -> None:
-    loaded = load_model(str(tiny_whisper))
+def test_generate_short_and_long_form(talkative_whisper: Path, tmp_path: Path) -> None:
+    """Long audio is decoded past its first 30-s window, and a short file's hypothesis
+    does not depend on a long one sharing its batch (long-form decodes with timestamps)."""
+    from asrtune.inference import DecodingOptions, transcribe_files
+
+    loaded = load_model(str(talkative_whisper))
     short, long = tone(2, 300), tone(45, 500)
-    texts = W.generate(loaded, [short], "en", "transcribe", max_new_tokens=8)
-    assert len(texts) == 1 and isinstance(texts[0], str)
-    assert len(W.generate(loaded, [short, long], "en", "transcribe", max_new_tokens=8)) == 2
+    whole = W.generate(loaded, [long], "en", "transcribe", max_new_tokens=8)
+    first_window = W.generate(loaded, [long[: 30 * 16000]], "en", "transcribe", max_new_tokens=8)
+    assert whole != first_window
+    paths = [tmp_path / "short.wav", tmp_path / "long.wav"]
+    for path, audio in zip(paths, (short, long), strict=True):
+        sf.write(path, audio, 16000)
+    options = DecodingOptions(language="en", max_new_tokens=8)
+    together = transcribe_files(loaded, [str(p) for p in paths], options, progress=False)
+    alone = transcribe_files(loaded, [str(paths[0])], options, progress=False)
+    assert together[0] == alone[0] and together[1] == whole[0]
 
 
 def _linear_output_dtypes(module: torch.nn.Module) -> tuple[list[torch.dtype], list]:
@@ -256,7 +269,7 @@ def test_each_epoch_repacks_with_the_same_number_of_windows(
 
 
 def test_pack_timestamps_mark_each_utterance(tiny_whisper: Path, tmp_path: Path) -> None:
-    from asrtune.cli import main
+    from asrtune.api import train
     from tests.conftest import write_dataset
 
     loaded = load_model(str(tiny_whisper))
@@ -268,24 +281,32 @@ def test_pack_timestamps_mark_each_utterance(tiny_whisper: Path, tmp_path: Path)
     # clip0 is 1.0 s, then a 0.4-s gap, then clip1 (1.1 s): 0.00-1.00, 1.40-2.50
     assert "<|0.00|>" in text and "<|1.00|><|1.40|>" in text and "<|2.50|>" in text
     assert "<|notimestamps|>" not in text
-    assert (
-        main(
-            [
-                "train",
-                "--model",
-                str(tiny_whisper),
-                "--train-manifest",
-                str(manifest),
-                "--output_dir",
-                str(tmp_path / "o"),
-                "--pack_timestamps",
-                "--report_to",
-                "none",
-                "--num_train_epochs",
-                "1",
-                "--save_strategy",
-                "no",
-            ]
-        )
-        == 0
+    # training sees those windows: each batch's labels carry the timestamp tokens
+    batches: list[dict] = []
+
+    def record_batches(trainer: Any) -> None:
+        collate = trainer.data_collator
+
+        def recording(items: list[dict]) -> dict:
+            batches.append(collate(items))
+            return batches[-1]
+
+        trainer.data_collator = recording
+
+    train(
+        record_batches,
+        model=str(tiny_whisper),
+        train_manifest=str(manifest),
+        output_dir=str(tmp_path / "o"),
+        pack_timestamps=True,
+        report_to="none",
+        num_train_epochs=1,
+        save_strategy="no",
     )
+    assert batches
+    timestamp_begin = tokenizer.convert_tokens_to_ids("<|0.00|>")
+    notimestamps = tokenizer.convert_tokens_to_ids("<|notimestamps|>")
+    for batch in batches:
+        labels = batch["labels"][batch["labels"] != -100]
+        assert int((labels >= timestamp_begin).sum()) == 4  # two utterances, start and end
+        assert notimestamps not in batch["decoder_input_ids"]

@@ -120,8 +120,8 @@ def inference_placement(adapter: ModuleType) -> dict[str, Any]:
     of WER on a CPU, see docs/benchmarks.md)."""
     import torch
 
-    if not torch.cuda.is_available():
-        return {}
+    if not torch.cuda.is_available():  # whatever dtype the checkpoint's config names
+        return {"dtype": torch.float32}
     name = getattr(adapter, "GPU_INFERENCE_DTYPE", "bfloat16")
     if name == "bfloat16" and not torch.cuda.is_bf16_supported():
         name = "float16"

@@ -22,7 +22,10 @@ def merge_adapter(out: str | Path, merged: str | Path, allow_pickle: bool = Fals
         raise AsrtuneError(f"{out} is not a LoRA adapter folder (no adapter_config.json)")
     if merged.exists() and (not merged.is_dir() or any(merged.iterdir())):
         raise AsrtuneError(f"{merged} already exists and is not empty")
-    loaded = load_model(str(out), allow_pickle=allow_pickle)  # merges for inference
+    # loaded as for training (the base's own precision, on the CPU), as `train --merge`
+    # merges: loading for inference would merge in the GPU's half precision
+    loaded = load_model(str(out), for_training=True, allow_pickle=allow_pickle)
+    loaded.model = loaded.model.merge_and_unload()
     merged.mkdir(parents=True, exist_ok=True)
     loaded.adapter.save(loaded, merged)
     log.info("merged %s onto %s → %s", out, loaded.base, merged)
