@@ -269,9 +269,11 @@ RESOLVED_DEFAULTS: dict[str, str] = {
     "learning_rate": f"{LEARNING_RATES['full']:g} (full fine-tuning); with --lora "
     + ", ".join(f"{name} {get_family(name).LORA_LEARNING_RATE:g}" for name in FAMILIES),
     "bf16": "True on a CUDA GPU with bf16 support, else False",
-    "eval_strategy": "with an eval set: as --save_strategy (epoch when that is no), else no",
+    "eval_strategy": "with an eval set: as --save_strategy when that is epoch or steps, "
+    "else epoch; without one: no",
     "eval_steps": "--save_steps, so evaluation happens when a checkpoint is saved",
-    "load_best_model_at_end": "True with an eval set and checkpoints, else False",
+    "load_best_model_at_end": "True with an eval set and checkpoints saved when evaluating "
+    "(or --save_strategy best), else False",
     "metric_for_best_model": "cer when every eval row's language is written without "
     "spaces (zh, ja, th, lo, my, km, bo, yue), else wer; or one of "
     + ", ".join(BEST_MODEL_METRICS),
@@ -341,6 +343,8 @@ def load_yaml(path: str | Path, parser: argparse.ArgumentParser) -> dict[str, An
     if not isinstance(values, dict):
         raise AsrtuneError(f"{path}: expected a mapping of option: value")
     values = {str(k).replace("-", "_"): v for k, v in values.items()}
+    # YAML 1.1 reads a bare `no` as False: `eval_strategy: no` means the strategy "no"
+    values = {k: "no" if k.endswith("_strategy") and v is False else v for k, v in values.items()}
     unknown = sorted(set(values) - _option_names(parser))
     if unknown:
         raise AsrtuneError(f"{path}: unknown option(s): {', '.join(unknown)}")
@@ -432,15 +436,15 @@ def evaluation_values(has_eval_set: bool, values: dict[str, Any]) -> dict[str, A
     """
     if not has_eval_set:
         return {"eval_strategy": "no", "load_best_model_at_end": False}
-    save = values.get("save_strategy") or "epoch"
-    strategy = values.get("eval_strategy") or (save if save != "no" else "epoch")
+    save = str(values.get("save_strategy") or "epoch")
+    strategy = str(values.get("eval_strategy") or (save if save in ("epoch", "steps") else "epoch"))
     resolved: dict[str, Any] = {"eval_strategy": strategy, "greater_is_better": False}
     if strategy == "steps" and values.get("eval_steps") is None:
         resolved["eval_steps"] = values.get("save_steps") or 500
     load_best = values.get("load_best_model_at_end")
-    resolved["load_best_model_at_end"] = (
-        save != "no" and strategy != "no" if load_best is None else load_best
-    )
+    if load_best is None:  # needs checkpoints saved when evaluating (or --save_strategy best)
+        load_best = strategy != "no" and save in (strategy, "best")
+    resolved["load_best_model_at_end"] = load_best
     metric = values.get("metric_for_best_model") or "wer"
     metric = metric.removeprefix("eval_")
     if metric not in BEST_MODEL_METRICS:

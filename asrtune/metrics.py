@@ -22,20 +22,31 @@ from functools import lru_cache
 import jiwer
 
 _SPACES = re.compile(r"\s+")
-#: Joiners that are part of words (Persian, Indic scripts, emoji sequences): kept.
+#: Joiners that are part of words (Persian, Indic scripts): kept between kept characters.
 _JOINERS = frozenset("\u200c\u200d")
+_LOOSE_JOINERS = re.compile(r"(?<!\S)[\u200c\u200d]+|[\u200c\u200d]+(?!\S)")
 #: A decimal or thousands separator between digits ("3,5", "1.000"): kept.
 _NUMBER_SEPARATOR = re.compile(r"(?<=\d)[.,](?=\d)")
 
-#: Languages written without spaces between words (ISO 639-1/3 codes).
+#: Languages written without spaces between words (ISO 639-1 codes, yue: 639-3).
 NO_SPACE_LANGUAGES = frozenset({"zh", "ja", "th", "lo", "my", "km", "bo", "yue"})
+#: ISO 639-3 codes of those languages (and of English) as their 639-1 code.
+_ISO_639_3 = {
+    "zho": "zh", "cmn": "zh", "jpn": "ja", "tha": "th", "lao": "lo", "mya": "my",
+    "khm": "km", "bod": "bo", "eng": "en",
+}  # fmt: skip
 
 
+@lru_cache(maxsize=256)
 def base_language(language: str | None) -> str | None:
-    """The primary subtag, lowercased: "pt-BR" → "pt", "zh_Hant" → "zh"."""
+    """The language's code as Whisper names it, lowercased, without region or script:
+    "pt-BR" → "pt", "zh_Hant" → "zh", "Chinese" / "mandarin" / "zho" → "zh"."""
     if not language:
         return None
-    return language.strip().lower().replace("_", "-").split("-")[0] or None
+    code = language.strip().lower().replace("_", "-").split("-")[0]
+    from transformers.models.whisper.tokenization_whisper import TO_LANGUAGE_CODE
+
+    return TO_LANGUAGE_CODE.get(code) or _ISO_639_3.get(code) or code or None
 
 
 def writes_without_spaces(language: str | None) -> bool:
@@ -61,7 +72,7 @@ def normalize_multilingual(text: str) -> str:
         ch if i in numbers or ch in _JOINERS or unicodedata.category(ch)[0] not in "PSZC" else " "
         for i, ch in enumerate(text)
     )
-    return _SPACES.sub(" ", "".join(kept)).strip()
+    return _SPACES.sub(" ", _LOOSE_JOINERS.sub("", "".join(kept))).strip()
 
 
 @lru_cache(maxsize=1)
@@ -77,7 +88,7 @@ def normalizer_for(language: str | None, task: str = "transcribe") -> Callable[[
     """English's normalizer for English (any variant) and for translations (English
     output); the multilingual one for every other language and for an unknown one, which
     must not lose its accents ("Straße über Café")."""
-    if task == "translate" or base_language(language) in ("en", "english"):
+    if task == "translate" or base_language(language) == "en":
         return _english_normalizer()
     return normalize_multilingual
 
@@ -154,23 +165,24 @@ def score_utterance(
     task: str = "transcribe",
 ) -> UtteranceScore:
     """Normalize both texts for ``language`` (English for translations) and count errors;
-    in languages written without spaces each character counts as a word."""
+    in languages written without spaces each character counts as a word, and spaces
+    (which punctuation becomes) are not characters."""
     normalize = normalizer_for(language, task)
     ref_n, hyp_n = normalize(reference), normalize(hypothesis)
     ref_raw, hyp_raw = reference.strip(), hypothesis.strip()
+    ref_chars, hyp_chars = ref_n, hyp_n
     if task != "translate" and writes_without_spaces(language):
-        ref_words, hyp_words = _characters_as_words(ref_n), _characters_as_words(hyp_n)
+        ref_n, hyp_n = _characters_as_words(ref_n), _characters_as_words(hyp_n)
         ref_raw, hyp_raw = _characters_as_words(ref_raw), _characters_as_words(hyp_raw)
-    else:
-        ref_words, hyp_words = ref_n, hyp_n
+        ref_chars, hyp_chars = ref_n.replace(" ", ""), hyp_n.replace(" ", "")
     return UtteranceScore(
         id=utt_id,
         reference=reference,
         hypothesis=hypothesis,
         reference_normalized=ref_n,
         hypothesis_normalized=hyp_n,
-        words=word_counts(ref_words, hyp_words),
-        chars=char_counts(ref_n, hyp_n),
+        words=word_counts(ref_n, hyp_n),
+        chars=char_counts(ref_chars, hyp_chars),
         words_unnormalized=word_counts(ref_raw, hyp_raw),
     )
 

@@ -21,7 +21,13 @@ from transformers import Trainer, TrainerCallback
 
 from asrtune.data.batching import DurationBatchSampler
 from asrtune.data.manifest import Row
-from asrtune.data.sharding import ShardedBatchSampler, Step, fixed_size_steps, grouped_steps
+from asrtune.data.sharding import (
+    LossFreeIndex,
+    ShardedBatchSampler,
+    Step,
+    fixed_size_steps,
+    grouped_steps,
+)
 from asrtune.data.windows import Example, WindowDataset
 from asrtune.evaluation import EvalResult, evaluate_rows
 from asrtune.inference import DecodingOptions
@@ -210,11 +216,16 @@ class AsrTrainer(Trainer):
     def eval_loss(self) -> float:
         """Teacher-forced cross-entropy per label token over the eval utterances within the
         model's limits (one per item, no packing), each process its share, summed over all.
+
+        Every process runs the same number of batches (a share one short is topped up with
+        a loss-free copy of an item), as sharded models (FSDP, ZeRO-3) need.
         """
         dataset = WindowDataset(self.loaded_now(), self.eval_examples, self.decoding.task, False, 0)
         rank, world = self.accelerator.process_index, self.accelerator.num_processes
-        mine = list(range(rank, len(dataset), world))
         size = self.args.per_device_eval_batch_size
+        per_process = -(-len(dataset) // world)
+        mine: list[int] = list(range(rank, len(dataset), world))
+        mine += [LossFreeIndex(0)] * (per_process - len(mine))
         summed, count = 0.0, 0
         was_training = self.model.training
         self.model.eval()

@@ -212,3 +212,28 @@ def test_config_types_check_their_own_fields() -> None:
         ModelConfig(model="m", quantization="4bit")
     with pytest.raises(AsrtuneError, match="--no_pack"):
         DataConfig(train_manifest="t", max_batch_seconds=60)
+
+
+@pytest.mark.parametrize(
+    ("flags", "strategy", "load_best"),
+    [
+        (["--eval_strategy", "steps"], "steps", False),  # checkpoints by epoch: no best
+        (["--save_strategy", "steps", "--eval_strategy", "epoch"], "epoch", False),
+        (["--save_strategy", "best"], "epoch", True),
+        (["--save_strategy", "no"], "epoch", False),
+        (["--eval_strategy", "no"], "no", False),  # evaluate at the end only
+    ],
+)
+def test_evaluation_and_checkpoint_strategies_resolve_to_a_valid_pair(
+    flags: list[str], strategy: str, load_best: bool
+) -> None:
+    job = parse_train_args([*BASE, "--eval-manifest", "e", *flags])
+    assert job.training.eval_strategy == strategy
+    assert job.training.load_best_model_at_end is load_best
+
+
+def test_yaml_no_is_the_strategy_no(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("eval_strategy: no\nsave_strategy: no\n")
+    job = parse_train_args([*BASE, "--eval-manifest", "e", "--config", str(config)])
+    assert job.training.eval_strategy == "no" and job.training.save_strategy == "no"

@@ -89,3 +89,17 @@ def test_audio_any_rate_and_channels_to_16k_mono(tmp_path: Path, fmt: str, subty
     assert abs(len(audio) - 2 * SAMPLE_RATE) < 200
     spectrum = np.abs(np.fft.rfft(audio))
     assert abs(np.argmax(spectrum) * SAMPLE_RATE / len(audio) - 440) < 5
+
+
+def test_a_duration_that_is_no_number_is_a_bad_row(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.jsonl"
+    rows = [
+        {"audio_path": "a.wav", "text": "hi", "duration": "long"},
+        {"audio_path": "b.wav", "text": "yo", "duration": "2.5"},
+    ]
+    manifest.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    read = read_manifest(manifest)
+    assert [r.duration for r in read.rows] == [2.5]
+    assert [(b.line, b.reason) for b in read.bad_rows] == [
+        (1, "duration is not a number of seconds: 'long'")
+    ]

@@ -73,6 +73,11 @@ def test_languages_without_spaces_count_characters_and_headline_cer() -> None:
     assert score.headline == "cer" and score.headline_rate == score.cer
     for language in ("ja", "th", "lo", "my", "km", "bo", "zh-TW", "yue"):
         assert headline_metric([language, None]) == "cer"
+    for name in ("Chinese", "mandarin", "zho", "cmn", "jpn", "Japanese", "tha"):
+        assert headline_metric([name]) == "cer", name
+    # punctuation and the spaces Whisper puts between words are no character errors
+    score, _ = score_corpus(["今天，去公园了。"], ["今天 去 公园 了"], ["Chinese"])
+    assert score.cer == 0.0 and score.wer == 0.0
     assert headline_metric(["zh", "en"]) == "wer"  # a mixed set: words (characters in zh)
     assert headline_metric(["zh"], task="translate") == "wer"  # the output is English
     assert headline_metric([None]) == "wer"
@@ -94,6 +99,8 @@ def test_multilingual_normalizer_keeps_joiners_and_decimal_commas() -> None:
     persian = "می\u200cخواهم"  # one word: ZWNJ joins its parts
     assert normalize_multilingual(persian) == persian
     assert normalize_multilingual("ज़्\u200dय") == "ज़्\u200dय"
+    # a joiner between symbols (an emoji sequence) leaves no "word" behind
+    assert normalize_multilingual("family \U0001f468\u200d\U0001f469 here") == "family here"
     assert (
         normalize_multilingual("Es kostet 3,5 Euro, nicht 1.000!")
         == "es kostet 3,5 euro nicht 1.000"

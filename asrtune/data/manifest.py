@@ -122,12 +122,16 @@ def record_to_row(
     language = _first(record, columns.language)
     speaker = _first(record, columns.speaker)
     duration = record.get("duration")
+    try:
+        seconds = float(duration) if duration not in (None, "") else None
+    except (TypeError, ValueError):
+        return BadRow(line, audio_path, f"duration is not a number of seconds: {duration!r}")
     return Row(
         id=str(record.get("id") or f"{line}"),
         audio_path=audio_path,
         text=str(text).strip(),
         language=str(language) if language else None,
-        duration=float(duration) if duration not in (None, "") else None,
+        duration=seconds,
         line=line,
         audio_bytes=data,
         speaker=str(speaker) if speaker is not None else None,
