@@ -114,7 +114,7 @@ def test_rows_are_edited_and_deleted_with_their_audio(tmp_path: Path) -> None:
     project.delete_row("rec0002")
     assert [(r["id"], r["text"]) for r in project.rows()] == [("rec0001", "one edited")]
     assert not project.audio_file(second).exists() and project.audio_file(first).exists()
-    assert project.add_clip(wav(tmp_path, "c.wav"), "three", "en")["id"] == "rec0002"
+    assert project.add_clip(wav(tmp_path, "c.wav", freq=700), "three", "en")["id"] == "rec0002"
     with pytest.raises(AsrtuneError, match="no row"):
         project.delete_row("rec0099")
     with pytest.raises(AsrtuneError, match="empty"):
@@ -152,7 +152,24 @@ def test_uploads_without_transcript_or_readable_audio_are_reported(tmp_path: Pat
     added, problems = project.add_files([str(wav(tmp_path, "ok.wav")), str(broken)], "", "en")
     assert added == []
     assert problems[0] == "ok.wav: no transcript (add a line for it)"
-    assert project.add_files([str(broken)], "text", "en")[1][0].startswith("broken.wav: cannot")
+    message = project.add_files([str(broken)], "text", "en")[1][0]
+    assert message.startswith("cannot read audio broken.wav") and str(tmp_path) not in message
+
+
+def test_a_clip_added_twice_is_kept_once(tmp_path: Path) -> None:
+    """Retrying an upload (the first file added, the second rejected, both still in the
+    box) must not add the first file again; a different file of the same name is new."""
+    project = Project(tmp_path / "p")
+    first, second = wav(tmp_path / "up", "a.wav"), wav(tmp_path / "up", "b.wav", freq=500)
+    added, problems = project.add_files([str(first), str(second)], "hello", "en")
+    assert len(added) == 1 and problems == ["b.wav: no transcript (add a line for it)"]
+    added, problems = project.add_files([str(first), str(second)], "hello\nworld", "en")
+    assert [r["text"] for r in added] == ["world"]
+    assert problems == ["a.wav: already in the dataset as rec0001 (same audio)"]
+    assert [r["text"] for r in project.rows()] == ["hello", "world"]
+    assert len(list((project.root / "data" / "audio").iterdir())) == 2  # no orphan file
+    other = wav(tmp_path / "elsewhere", "a.wav", freq=700)
+    assert project.add_clip(other, "new", "en")["id"] == "rec0003"
 
 
 def test_settings_survive_a_new_project_object(tmp_path: Path) -> None:
@@ -179,7 +196,8 @@ def test_phrase_navigation_skips_recorded_phrases(tmp_path: Path) -> None:
     html_text, phrase = actions.phrase_view(project)
     assert phrase == "alpha" and "Phrase 1 of 3 · 0 recorded" in html_text
     project.add_clip(wav(tmp_path, "b.wav"), "beta", "en")
-    assert actions.save_recording(project, str(wav(tmp_path, "a.wav")), "alpha").startswith("✓")
+    saved = actions.save_recording(project, str(wav(tmp_path, "a.wav", freq=600)), "alpha")
+    assert saved.startswith("✓")
     html_text, phrase = actions.phrase_view(project)
     assert phrase == "gamma" and "2 recorded" in html_text  # beta was recorded already
     assert actions.move_phrase(project, 1)[1] == "alpha"
@@ -299,7 +317,8 @@ def test_a_vanished_worker_is_reported_failed(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, str]:
-    """A real worker process: baseline, 1 epoch of the tiny Whisper, final eval."""
+    """A real worker process: baseline, 2 epochs of the tiny Whisper (its WER ties, so the
+    first epoch's checkpoint stays the best and is reloaded), final eval."""
     from asrtune.models.tiny import make_tiny_whisper
 
     root = tmp_path_factory.mktemp("ui-run")
@@ -307,7 +326,7 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, str
     for i, text in enumerate(["turn on the light", "call the desk", "good morning"]):
         project.add_clip(wav(root / "clips", f"c{i}.wav", 1.2, 200 + 90 * i), text, "en")
     model = make_tiny_whisper(project.models_dir / "tiny-whisper")
-    message, run_id = actions.start_training(project, form(str(model), num_train_epochs=1))
+    message, run_id = actions.start_training(project, form(str(model), num_train_epochs=2))
     assert run_id, message
     status = jobs.wait_for(project.runs_dir / run_id, timeout=240)
     assert status["state"] == "done", jobs.read_log(project.runs_dir / run_id)
@@ -330,6 +349,12 @@ def test_the_worker_reports_progress_metrics_and_the_log(finished_run) -> None:
     view = actions.run_view(project, run_id)
     assert 'data-state="done"' in view["progress"] and len(view["loss"]) >= 1
     assert next(iter(view["evals"]["step"])) == "base model"
+    label = actions.run_label(project, run_id)
+    best_wer = min(m["eval_wer"] for m in metrics if "eval_wer" in m)
+    assert label == f"{run_id} · tiny-whisper · full · done · best WER {render.percent(best_wer)}"
+    assert actions.run_choices(project)[0] == (label, run_id)
+    best = next(m for m in metrics if m.get("event") == "best_checkpoint")
+    assert list(view["evals"]["step"])[-1] == f"final model (best: step {best['step']})"
     assert jobs.active_run(project) is None
 
 
@@ -427,6 +452,16 @@ def test_metric_frames() -> None:
     evals = render.eval_frame(metrics)
     assert list(evals["step"]) == ["base model", "2", "final model"]
     assert list(evals["WER"]) == ["50.0%", "40.0%", "30.0%"]
+    # 2 epochs, the best checkpoint (epoch 1) reloaded: the final row says which it is
+    metrics = [
+        {"step": 2, "epoch": 1.0, "eval_wer": 0.3, "eval_cer": 0.1},
+        {"step": 4, "epoch": 2.0, "eval_wer": 0.5, "eval_cer": 0.2},
+        {"step": 4, "train_runtime": 1.0},
+        {"event": "best_checkpoint", "step": 2, "epoch": 1.0},
+        {"step": 4, "epoch": 2.0, "eval_wer": 0.3, "eval_cer": 0.1},
+    ]
+    final = render.eval_frame(metrics).to_dict("records")[-1]
+    assert (final["step"], final["epoch"]) == ("final model (best: step 2)", "1.00")
 
 
 def test_word_diff_marks_substitutions_insertions_and_deletions() -> None:
@@ -577,3 +612,14 @@ def test_ui_command_parses_and_launches(monkeypatch: pytest.MonkeyPatch, tmp_pat
     code = main(["ui", "--project", str(tmp_path / "proj"), "--port", "7999"])
     assert code == 0 and seen["port"] == 7999 and seen["auth"] == "ann:pw"
     assert seen["host"] == "127.0.0.1" and (tmp_path / "proj" / "runs").is_dir()
+
+
+def test_a_data_check_is_marked_out_of_date_when_the_data_changes(tmp_path: Path) -> None:
+    project = Project(tmp_path / "p")
+    first = project.add_clip(wav(tmp_path, "a.wav"), "one", "en")
+    project.add_clip(wav(tmp_path, "b.wav", freq=500), "two", "en")
+    report = actions.check_data(project, False, "", "en")
+    assert report.startswith("✓") and actions.last_check(project) == report
+    project.delete_row(first["id"])
+    assert actions.last_check(project).startswith("⚠ **Out of date:**")
+    assert actions.check_data(project, False, "", "en") == actions.last_check(project)

@@ -9,6 +9,7 @@ starting with ``✓`` or ``✗``; user errors never raise.
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import re
@@ -231,18 +232,41 @@ def check_data(project: Project, with_model: bool, model: str, language: str | N
         )
     except USER_ERRORS as exc:
         return _error(exc)
-    data = {**report.as_dict(), "source": source, "model": model if with_model else None}
+    data = {
+        **report.as_dict(),
+        "source": source,
+        "model": model if with_model else None,
+        "data_signature": data_signature(project),
+    }
     report_path = project.root / "data" / "check.json"
 
     write_json_atomic(report_path, data)
     return render.check_report_markdown(data, source)
 
 
+def data_signature(project: Project) -> str:
+    """What a data check describes: the recordings' manifest (its bytes) or the typed
+    training source; a check whose signature differs is out of date."""
+    settings = project.settings()
+    if settings["data_source"] != "recordings":
+        return "source:" + settings["train_source"].strip()
+    path = project.manifest_path
+    content = path.read_bytes() if path.is_file() else b""
+    return "recordings:" + hashlib.sha1(content).hexdigest()
+
+
 def last_check(project: Project) -> str:
+    """The saved data check, marked out of date when the data changed since."""
     data = read_json(project.root / "data" / "check.json")
     if not data:
         return "No data check yet."
-    return render.check_report_markdown(data, data.get("source", ""))
+    report = render.check_report_markdown(data, data.get("source", ""))
+    if data.get("data_signature") != data_signature(project):
+        return (
+            "⚠ **Out of date:** the data changed since this check; press Check data again."
+            f"\n\n{report}"
+        )
+    return report
 
 
 # ----- train -----------------------------------------------------------------------------
@@ -315,6 +339,31 @@ def start_training(project: Project, form: dict[str, Any]) -> tuple[str, str | N
     except AsrtuneError as exc:
         return _error(exc), None
     return f"✓ Started run {run_dir.name}.", run_dir.name
+
+
+def run_label(project: Project, run_id: str) -> str:
+    """A run as the run list shows it: id · model · method · state · best eval figure."""
+    run_dir = project.run_dir(run_id)
+    if run_dir is None:
+        return run_id
+    options = jobs.read_spec(run_dir).get("options", {})
+    status = jobs.read_status(run_dir)
+    headline = status.get("headline") or "wer"
+    scores = [m[f"eval_{headline}"] for m in jobs.read_metrics(run_dir) if f"eval_{headline}" in m]
+    parts = [
+        run_id,
+        Path(str(options.get("model") or "?")).name,
+        "LoRA" if options.get("lora") else "full",
+        str(status.get("state") or "prepared"),
+    ]
+    if scores:
+        parts.append(f"best {headline.upper()} {render.percent(min(scores))}")
+    return " · ".join(parts)
+
+
+def run_choices(project: Project) -> list[tuple[str, str]]:
+    """(label, run id) of every run, newest first, for the run list."""
+    return [(run_label(project, run_id), run_id) for run_id in project.runs()]
 
 
 def stop_training(project: Project, run_id: str | None) -> str:

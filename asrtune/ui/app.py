@@ -310,6 +310,7 @@ def dataset_updates(ui: SimpleNamespace, project: Project, message: str | None =
         ui.phrase_html: html_text,
         ui.rec_text: phrase,
         ui.summary_md: actions.data_summary(project),
+        ui.check_md: actions.last_check(project),
     }
     if message is not None:
         out[ui.data_msg] = message
@@ -377,7 +378,7 @@ def run_updates(ui: SimpleNamespace, project: Project, run_id: str | None) -> di
 
 def _wire_data(ui: SimpleNamespace, project: Project) -> None:
     dataset = [ui.rows_df, ui.row_pick, ui.row_text, ui.row_audio, ui.phrase_html, ui.rec_text,
-               ui.summary_md, ui.data_msg]  # fmt: skip
+               ui.summary_md, ui.data_msg, ui.check_md]  # fmt: skip
 
     def on_language(code: str) -> dict:
         if (code or "").strip():
@@ -537,7 +538,7 @@ def _wire_train(ui: SimpleNamespace, project: Project) -> None:
         message, run_id = actions.start_training(project, actions.form_values(*values[:-4]))
         out: dict = {ui.train_msg: message, ui.summary_md: actions.data_summary(project)}
         if run_id:
-            out[ui.run_pick] = gr.update(choices=project.runs(), value=run_id)
+            out[ui.run_pick] = gr.update(choices=actions.run_choices(project), value=run_id)
         return out
 
     ui.start_btn.click(
@@ -572,7 +573,8 @@ def _wire_train(ui: SimpleNamespace, project: Project) -> None:
     def on_refresh(run_id: str | None) -> dict:
         runs = project.runs()
         value = run_id if run_id in runs else (runs or [None])[0]
-        return {ui.run_pick: gr.update(choices=runs, value=value), **dataset_updates(ui, project)}
+        pick = gr.update(choices=actions.run_choices(project), value=value)
+        return {ui.run_pick: pick, **dataset_updates(ui, project)}
 
     ui.refresh_btn.click(on_refresh, ui.run_pick, [ui.run_pick, *ui.dataset])
 
@@ -655,7 +657,7 @@ def build_app(project_dir: str | Path) -> gr.Blocks:
             _publish_tab(ui)
         ui.source_inputs = [ui.data_source, ui.train_source, ui.eval_source, ui.granary_root]
         ui.dataset = [ui.rows_df, ui.row_pick, ui.row_text, ui.row_audio, ui.phrase_html,
-                      ui.rec_text, ui.summary_md, ui.data_msg]  # fmt: skip
+                      ui.rec_text, ui.summary_md, ui.data_msg, ui.check_md]  # fmt: skip
         _wire_data(ui, project)
         _wire_train(ui, project)
         _wire_results(ui, project, cache)
@@ -668,15 +670,12 @@ def build_app(project_dir: str | Path) -> gr.Blocks:
                 **dataset_updates(ui, project),
                 **settings_updates(ui, project),
                 **run_updates(ui, project, run_id),
-                ui.run_pick: gr.update(choices=runs, value=run_id),
-                ui.check_md: actions.last_check(project),
+                ui.run_pick: gr.update(choices=actions.run_choices(project), value=run_id),
             }
 
         settings_outputs = list(settings_updates(ui, project))
         run_outputs = list(run_updates(ui, project, None))
-        demo.load(
-            on_load, None, [*ui.dataset, *settings_outputs, *run_outputs, ui.run_pick, ui.check_md]
-        )
+        demo.load(on_load, None, [*ui.dataset, *settings_outputs, *run_outputs, ui.run_pick])
     return demo
 
 

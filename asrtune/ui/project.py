@@ -17,6 +17,7 @@ Every change goes through one lock, so two browser tabs cannot interleave their 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -163,26 +164,51 @@ class Project:
         text = " ".join((text or "").split())
         if not text:
             raise AsrtuneError("the transcript is empty: type what is said in the clip")
-        samples = load_audio(source)
+        shown = Path(name or source).name  # never the upload's temporary path
+        try:
+            samples = load_audio(source)
+        except AsrtuneError as exc:
+            raise AsrtuneError(str(exc).replace(str(source), shown)) from exc
         if samples.size == 0:
-            raise AsrtuneError(f"{Path(name or source).name}: the audio is empty")
-        stem = Path(sanitize_filename(name or Path(source).name)).stem
+            raise AsrtuneError(f"{shown}: the audio is empty")
+        stem = Path(sanitize_filename(shown)).stem
         with self._lock:
             rows = self.rows()
             row_id = self._next_id(rows)
             relative = (AUDIO_DIR / f"{row_id}-{stem}.wav").relative_to(MANIFEST.parent)
-            write_audio(self.manifest_path.parent / relative, samples, SAMPLE_RATE)
+            saved = self.manifest_path.parent / relative
+            write_audio(saved, samples, SAMPLE_RATE)
+            digest = self._digest(saved)
+            same = next((r for r in rows if self._row_digest(r) == digest), None)
+            if same is not None:
+                saved.unlink()
+                raise AsrtuneError(f"{shown}: already in the dataset as {same['id']} (same audio)")
             row = {
                 "id": row_id,
                 "audio_path": relative.as_posix(),
                 "text": text,
                 "duration": round(samples.size / SAMPLE_RATE, 3),
+                "digest": digest,
             }
             if language:
                 row["language"] = language
             rows.append(row)
             self._write_rows(rows)
             return row
+
+    @staticmethod
+    def _digest(wav: Path) -> str:
+        """Content hash of a saved clip (its 16-kHz samples, whatever the upload was)."""
+        return hashlib.sha1(load_audio(wav).tobytes()).hexdigest()[:16]
+
+    def _row_digest(self, row: dict[str, Any]) -> str | None:
+        """A row's content hash: stored since it was added, else computed from its file."""
+        if row.get("digest"):
+            return row["digest"]
+        try:
+            return self._digest(self.audio_file(row))
+        except AsrtuneError:
+            return None
 
     def add_files(
         self, paths: list[str], transcripts: str, language: str | None
@@ -215,7 +241,8 @@ class Project:
             try:
                 added.append(self.add_clip(path, text, language, name=file_name))
             except AsrtuneError as exc:
-                problems.append(f"{file_name}: {exc}")
+                message = str(exc)
+                problems.append(message if file_name in message else f"{file_name}: {message}")
         if position < len(plain):
             problems.append(f"{len(plain) - position} transcript line(s) matched no audio file")
         return added, problems

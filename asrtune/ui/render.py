@@ -80,19 +80,26 @@ def loss_frame(metrics: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def eval_frame(metrics: list[dict[str, Any]]) -> pd.DataFrame:
-    """Eval WER/CER as they arrive; the baseline (base model) first."""
+    """Eval WER/CER as they arrive; the baseline (base model) first. The final model's row
+    names the checkpoint it is when the best one was reloaded (its step and epoch)."""
     rows = []
     trained = False  # the Trainer's summary log (train_runtime) comes before the final eval
+    best: dict[str, Any] | None = None
     for m in metrics:
         if m.get("event") == "baseline":
             rows.append(["base model", "–", percent(m.get("wer")), percent(m.get("cer"))])
+        elif m.get("event") == "best_checkpoint":
+            best = m
         elif "train_runtime" in m:
             trained = True
         elif "eval_wer" in m:
-            epoch = m.get("epoch")
+            epoch = (best or m).get("epoch") if trained else m.get("epoch")
+            label = str(m.get("step"))
+            if trained:
+                label = f"final model (best: step {best['step']})" if best else "final model"
             rows.append(
                 [
-                    "final model" if trained else str(m.get("step")),
+                    label,
                     f"{epoch:.2f}" if isinstance(epoch, (int, float)) else "–",
                     percent(m.get("eval_wer")),
                     percent(m.get("eval_cer")),

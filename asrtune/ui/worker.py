@@ -102,6 +102,16 @@ def make_callback(run_dir: Path, status: StatusWriter) -> Any:
                 control.should_training_stop = True
                 status.update(message="stopping after this step (the model is kept)")
 
+        def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            """Which checkpoint the final model is (the best one was reloaded)."""
+            best = state.best_global_step if args.load_best_model_at_end else None
+            if best:
+                epoch = next(
+                    (e.get("epoch") for e in state.log_history if e.get("step") == best), None
+                )
+                record = {"event": "best_checkpoint", "step": best, "epoch": epoch}
+                append_metrics(run_dir, {**record, "time": time.time()})
+
         def on_log(
             self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any
         ) -> None:
