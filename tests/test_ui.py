@@ -114,7 +114,9 @@ def test_rows_are_edited_and_deleted_with_their_audio(tmp_path: Path) -> None:
     project.delete_row("rec0002")
     assert [(r["id"], r["text"]) for r in project.rows()] == [("rec0001", "one edited")]
     assert not project.audio_file(second).exists() and project.audio_file(first).exists()
-    assert project.add_clip(wav(tmp_path, "c.wav", freq=700), "three", "en")["id"] == "rec0002"
+    # ids are not reused while the deleted row can come back
+    third = project.add_clip(wav(tmp_path, "c.wav", freq=700), "three", "en")
+    assert third["id"] == "rec0003"
     with pytest.raises(AsrtuneError, match="no row"):
         project.delete_row("rec0099")
     with pytest.raises(AsrtuneError, match="empty"):
@@ -623,3 +625,20 @@ def test_a_data_check_is_marked_out_of_date_when_the_data_changes(tmp_path: Path
     project.delete_row(first["id"])
     assert actions.last_check(project).startswith("⚠ **Out of date:**")
     assert actions.check_data(project, False, "", "en") == actions.last_check(project)
+
+
+def test_a_deleted_row_comes_back_with_undo_and_messages_stay_short(tmp_path: Path) -> None:
+    project = Project(tmp_path / "p")
+    long_text = " ".join(["word"] * 1500)  # a 7,500-character transcript
+    rows = [
+        project.add_clip(wav(tmp_path, f"{i}.wav", freq=200 + 100 * i), text, "en")
+        for i, text in enumerate(["one", long_text, "three"])
+    ]
+    message = actions.delete_row(project, rows[1]["id"])
+    assert message.startswith("✓ Deleted rec0002") and len(message) < 160
+    assert [r["id"] for r in project.rows()] == ["rec0001", "rec0003"]
+    assert not project.audio_file(rows[1]).exists()
+    assert actions.undo_delete(project).startswith("✓ Restored rec0002")
+    assert project.rows() == rows and project.audio_file(rows[1]).is_file()
+    assert actions.undo_delete(project) == "✗ nothing to undo"
+    assert actions.delete_row(project, None) == "✗ Choose a row first."

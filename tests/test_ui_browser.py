@@ -136,6 +136,22 @@ def test_whole_journey_in_the_browser(
     expect(rows).to_contain_text("audio/rec0002-clip_0_e.wav")
     page.get_by_role("button", name="Check data").click()
     expect(page.locator("#check-report")).to_contain_text("3 rows: 3 valid, 0 invalid")
+    # adding the same files again adds nothing
+    page.locator("#upload-files input[type=file]").set_input_files([str(c) for c in clips])
+    expect(page.locator("#upload-files table tr")).to_have_count(2)
+    page.locator("#upload-transcripts textarea").fill("\n".join(TRANSCRIPTS))
+    page.locator("#add-files").click()
+    expect(page.locator("#data-msg")).to_contain_text("already in the dataset as rec0002")
+    expect(page.locator("#data-msg")).not_to_contain_text("gradio")  # no upload temp paths
+    # a deleted row comes back with Undo; the check is out of date in between
+    choose(page, "Row", "rec0003")
+    page.locator("#delete-row").click()
+    expect(page.locator("#data-msg")).to_contain_text("Deleted rec0003")
+    expect(page.locator("#check-report")).to_contain_text("Out of date")
+    page.locator("#undo-delete").click()
+    expect(page.locator("#data-msg")).to_contain_text("Restored rec0003")
+    expect(rows).to_contain_text(TRANSCRIPTS[1])
+    expect(page.locator("#check-report")).not_to_contain_text("Out of date")
     shot(page, "1-data")
 
     # 2. train: a tiny random Whisper made in the project, a few steps, no tracking

@@ -163,7 +163,7 @@ def save_recording(project: Project, audio: str | None, text: str) -> str:
     except AsrtuneError as exc:
         return _error(exc)
     next_unrecorded(project)
-    return f"✓ Saved {row['id']} ({row['duration']:.1f} s): {row['text']}"
+    return f"✓ Saved {row['id']} ({row['duration']:.1f} s): {render.shorten(row['text'])}"
 
 
 def add_uploads(project: Project, files: list[str] | None, transcripts: str) -> str:
@@ -174,6 +174,24 @@ def add_uploads(project: Project, files: list[str] | None, transcripts: str) -> 
     lines = [f"✓ Added {len(added)} file(s)."] if added else []
     lines += [f"✗ {p}" for p in problems]
     return "\n\n".join(lines)
+
+
+def delete_row(project: Project, row_id: str | None) -> str:
+    if not row_id:
+        return "✗ Choose a row first."
+    try:
+        row = project.delete_row(row_id)
+    except AsrtuneError as exc:
+        return _error(exc)
+    return f"✓ Deleted {row['id']} ({render.shorten(row['text'])}). Undo delete brings it back."
+
+
+def undo_delete(project: Project) -> str:
+    try:
+        row = project.undo_delete()
+    except AsrtuneError as exc:
+        return _error(exc)
+    return f"✓ Restored {row['id']} ({render.shorten(row['text'])})."
 
 
 def load_row(project: Project, row_id: str | None) -> tuple[Any, str]:

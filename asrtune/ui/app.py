@@ -132,6 +132,7 @@ def _data_tab(ui: SimpleNamespace) -> None:
         ui.row_text = gr.Textbox(label="Transcript of this row", scale=4, elem_id="row-text")
         ui.save_text_btn = gr.Button("Save text", scale=1, elem_id="save-text")
         ui.delete_btn = gr.Button("Delete row", variant="stop", scale=1, elem_id="delete-row")
+        ui.undo_btn = gr.Button("Undo delete", scale=1, elem_id="undo-delete", visible=False)
     gr.Markdown("### Training data")
     ui.data_source = gr.Radio(
         choices=[
@@ -448,7 +449,7 @@ def _wire_data(ui: SimpleNamespace, project: Project) -> None:
             return {ui.data_msg: f"✗ {exc}"}
         return {
             ui.rows_df: actions.rows_table(project)[0],
-            ui.data_msg: f"✓ {row['id']}: {row['text']}",
+            ui.data_msg: f"✓ {row['id']}: {render.shorten(row['text'])}",
             ui.summary_md: actions.data_summary(project),
         }
 
@@ -457,15 +458,17 @@ def _wire_data(ui: SimpleNamespace, project: Project) -> None:
     )
 
     def on_delete(row_id: str | None) -> dict:
-        if not row_id:
-            return {ui.data_msg: "✗ Choose a row first."}
-        try:
-            row = project.delete_row(row_id)
-        except AsrtuneError as exc:
-            return {ui.data_msg: f"✗ {exc}"}
-        return dataset_updates(ui, project, f"✓ Deleted {row['id']}: {row['text']}")
+        message = actions.delete_row(project, row_id)
+        undo = gr.update(visible=project.deleted_row() is not None)
+        return {**dataset_updates(ui, project, message), ui.undo_btn: undo}
 
-    ui.delete_btn.click(on_delete, ui.row_pick, dataset)
+    ui.delete_btn.click(on_delete, ui.row_pick, [*dataset, ui.undo_btn])
+
+    def on_undo() -> dict:
+        message = actions.undo_delete(project)
+        return {**dataset_updates(ui, project, message), ui.undo_btn: gr.update(visible=False)}
+
+    ui.undo_btn.click(on_undo, None, [*dataset, ui.undo_btn])
 
     def on_data_source(*values: str) -> dict:
         actions.save_source(project, *values)

@@ -36,6 +36,8 @@ from asrtune.errors import AsrtuneError
 PROJECT_FILE = "project.json"
 MANIFEST = Path("data") / "manifest.jsonl"
 AUDIO_DIR = Path("data") / "audio"
+TRASH_DIR = Path("data") / "trash"  # the last deleted row and its audio (undo)
+TRASH_FILE = "deleted.json"
 RUNS_DIR = "runs"
 MODELS_DIR = "models"
 #: Characters kept in saved file names; everything else becomes "_".
@@ -152,6 +154,9 @@ class Project:
         os.replace(tmp, path)
 
     def _next_id(self, rows: list[dict[str, Any]]) -> str:
+        """One more than the highest id, the deleted row's included (undo brings it back)."""
+        deleted = self.deleted_row()
+        rows = [*rows, deleted] if deleted else rows
         numbers = [int(m.group(1)) for r in rows if (m := re.fullmatch(r"rec(\d+)", r["id"]))]
         return f"rec{max(numbers, default=0) + 1:04d}"
 
@@ -259,15 +264,49 @@ class Project:
             return row
 
     def delete_row(self, row_id: str) -> dict[str, Any]:
-        """Remove a row and its audio file."""
+        """Remove a row; its audio file moves to the trash, where :meth:`undo_delete` finds
+        it (the last deletion only: an earlier one is gone for good)."""
         with self._lock:
             rows = self.rows()
             row = self._find(rows, row_id)
-            self._write_rows(r for r in rows if r["id"] != row_id)
+            self._empty_trash()
+            trash = self.root / TRASH_DIR
+            trash.mkdir(parents=True, exist_ok=True)
             audio = self.audio_file(row).resolve()
-            if audio.is_relative_to(self.root / AUDIO_DIR):
-                audio.unlink(missing_ok=True)
+            if audio.is_relative_to(self.root / AUDIO_DIR) and audio.is_file():
+                os.replace(audio, trash / audio.name)
+            record = {"row": row, "index": rows.index(row)}
+            write_json_atomic(trash / TRASH_FILE, record)
+            self._write_rows(r for r in rows if r["id"] != row_id)
             return row
+
+    def deleted_row(self) -> dict[str, Any] | None:
+        """The row :meth:`undo_delete` would bring back, or None."""
+        record = read_json(self.root / TRASH_DIR / TRASH_FILE)
+        return record["row"] if record else None
+
+    def undo_delete(self) -> dict[str, Any]:
+        """Put the last deleted row back where it was, with its audio."""
+        with self._lock:
+            trash = self.root / TRASH_DIR
+            record = read_json(trash / TRASH_FILE)
+            if not record:
+                raise AsrtuneError("nothing to undo")
+            row = record["row"]
+            kept = trash / Path(row["audio_path"]).name
+            if kept.is_file():
+                os.replace(kept, self.audio_file(row))
+            rows = self.rows()
+            rows.insert(min(int(record["index"]), len(rows)), row)
+            self._write_rows(rows)
+            (trash / TRASH_FILE).unlink()
+            return row
+
+    def _empty_trash(self) -> None:
+        trash = self.root / TRASH_DIR
+        if trash.is_dir():
+            for path in trash.iterdir():
+                path.unlink()
 
     @staticmethod
     def _find(rows: list[dict[str, Any]], row_id: str) -> dict[str, Any]:
