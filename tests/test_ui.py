@@ -384,6 +384,11 @@ def test_evaluate_try_and_publish_a_finished_run(finished_run, tmp_path: Path) -
     assert (upload_dir / "README.md").is_file() and (upload_dir / "model.safetensors").is_file()
     card = (upload_dir / "README.md").read_text()
     assert "someone/data" in card and "base model (before fine-tuning)" in card
+    preview = actions.card_preview(project, run_id)  # what the Publish tab shows
+    assert "| base model (before fine-tuning) |" in preview and "```python" in preview
+    assert "<summary>Metadata</summary>" in preview and "model-index" in preview
+    settings = Project(project.root).settings()  # the repositories survive a reload
+    assert (settings["model_repo"], settings["dataset_repo"]) == ("someone/tiny", "someone/data")
     message = actions.publish_dataset(project, run_id, TOKEN, "someone/data", False, True)
     assert message.startswith("✓ Dry run"), message
     assert list((project.run_dir(run_id) / "dataset-upload" / "data").glob("*.parquet"))

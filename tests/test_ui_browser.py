@@ -207,6 +207,8 @@ def test_whole_journey_in_the_browser(
     page.locator("#dry-run input").check()
     page.locator("#push-model").click()
     expect(page.locator("#publish-msg")).to_contain_text("Dry run: the upload folder is")
+    expect(page.locator("#model-card")).to_contain_text("The model card (README.md)")
+    expect(page.locator("#model-card")).to_contain_text("someone/tiny-ui-test")
     page.locator("#demo-app").click()
     expect(page.locator("#publish-msg")).to_contain_text("Demo app written")
     shot(page, "6-publish")
@@ -225,5 +227,9 @@ def test_whole_journey_in_the_browser(
     )
     page.get_by_text("More options").click()
     expect(page.locator("#logging-steps input")).to_have_value("1")
+    page.get_by_role("tab", name="5 · Publish").click()
+    expect(page.locator("#model-repo input, #model-repo textarea").first).to_have_value(
+        "someone/tiny-ui-test"
+    )
     shot(page, "7-reloaded")
     print(f"browser journey: {time.perf_counter() - started:.0f} s")

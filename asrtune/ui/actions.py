@@ -540,6 +540,21 @@ def transcribe_clip(
 # ----- publish ---------------------------------------------------------------------------
 
 
+def card_preview(project: Project, run_id: str | None) -> str:
+    """The model card of the run's last dry run (OUT/upload/README.md) as the page shows
+    it: the text, then its metadata (model-index) folded away."""
+    run_dir = project.run_dir(run_id)
+    card = run_dir / "upload" / "README.md" if run_dir else None
+    if card is None or not card.is_file():
+        return "No model card yet: a dry run of Push model writes it here first."
+    text = card.read_text(encoding="utf-8")
+    meta, body = "", text
+    if text.startswith("---\n") and "\n---\n" in text[4:]:
+        meta, body = text[4:].split("\n---\n", 1)
+    folded = f"\n\n<details><summary>Metadata</summary>\n\n```yaml\n{meta}\n```\n</details>"
+    return f"#### The model card (README.md)\n\n{body.strip()}" + (folded if meta else "")
+
+
 def publish_model(
     project: Project,
     run_id: str | None,
@@ -552,6 +567,8 @@ def publish_model(
 ) -> str:
     from asrtune.ui.hub import push_model
 
+    repo, dataset_repo = (repo or "").strip(), (dataset_repo or "").strip()
+    project.update_settings(model_repo=repo, dataset_repo=dataset_repo)
     try:
         run_dir, _ = _run_model(project, run_id)
         out = run_dir / jobs.OUTPUT_DIR
@@ -581,6 +598,7 @@ def publish_dataset(
 ) -> str:
     from asrtune.ui.hub import push_dataset
 
+    project.update_settings(dataset_repo=(repo or "").strip())
     try:
         run_dir, _ = _run_model(project, run_id)
         data_dir = run_dir / "data"
@@ -602,6 +620,7 @@ def publish_demo(
 ) -> str:
     from asrtune.ui.hub import demo_app
 
+    project.update_settings(model_repo=(model_repo or "").strip(), space_repo=(space or "").strip())
     try:
         run_dir, options = _run_model(project, run_id)
         out = run_dir / jobs.OUTPUT_DIR

@@ -294,6 +294,7 @@ def _publish_tab(ui: SimpleNamespace) -> None:
         ui.space = gr.Textbox(label="Demo Space (optional: namespace/name to upload to)")
         ui.demo_btn = gr.Button("Create demo app", elem_id="demo-app")
     ui.publish_msg = gr.Markdown(elem_id="publish-msg")
+    ui.card_md = gr.Markdown(elem_id="model-card")
 
 
 # ----- state → component updates ------------------------------------------------------
@@ -355,6 +356,9 @@ def settings_updates(ui: SimpleNamespace, project: Project) -> dict:
         ui.report_to: form["report_to"],
         ui.baseline: form["baseline"],
         ui.extra: form["extra"],
+        ui.model_repo: settings["model_repo"],
+        ui.dataset_repo: settings["dataset_repo"],
+        ui.space: settings["space_repo"],
     }
 
 
@@ -609,10 +613,15 @@ def _wire_results(ui: SimpleNamespace, project: Project, cache: ModelCache) -> N
     )
     # the token is an input of each click and nothing else: never stored, never an API
     private = {"api_visibility": "private"}
+
+    def on_push_model(run_id: str | None, *values: Any) -> tuple[str, str]:
+        message = actions.publish_model(project, run_id, *values)
+        return message, actions.card_preview(project, run_id)
+
     ui.push_model_btn.click(
-        lambda *values: actions.publish_model(project, *values),
+        on_push_model,
         [ui.run_pick, ui.token, ui.model_repo, ui.private, ui.mode, ui.dataset_repo, ui.dry_run],
-        ui.publish_msg,
+        [ui.publish_msg, ui.card_md],
         **private,
     )
     ui.push_data_btn.click(

@@ -55,6 +55,9 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "eval_source": "",
     "granary_audio_root": "",
     "train_form": {},  # the Train tab's last values
+    "model_repo": "",  # the Publish tab's repositories (never the token)
+    "dataset_repo": "",
+    "space_repo": "",
 }
 
 
