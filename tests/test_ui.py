@@ -15,7 +15,7 @@ import pytest
 import soundfile as sf
 
 from asrtune.errors import AsrtuneError
-from tests.conftest import tone
+from tests.conftest import tone, write_dataset
 
 pytest.importorskip("gradio")
 
@@ -647,3 +647,27 @@ def test_a_deleted_row_comes_back_with_undo_and_messages_stay_short(tmp_path: Pa
     assert project.rows() == rows and project.audio_file(rows[1]).is_file()
     assert actions.undo_delete(project) == "✗ nothing to undo"
     assert actions.delete_row(project, None) == "✗ Choose a row first."
+
+
+def test_a_named_source_is_confirmed_and_its_eval_source_checked_too(tmp_path: Path) -> None:
+    project = Project(tmp_path / "p")
+    train = write_dataset(tmp_path / "train", 3)
+    evaluation = write_dataset(tmp_path / "eval", 2)
+    with open(evaluation, "a", encoding="utf-8") as handle:  # one broken eval row
+        handle.write(json.dumps({"audio_path": "missing.wav", "text": "gone"}) + "\n")
+    message = actions.use_source(project, "source", str(train), str(evaluation), "")
+    assert message.startswith("✓ Source saved.") and "(a manifest)" in message
+    assert actions.use_source(project, "source", "nope.jsonl", "", "").startswith(
+        "✗ training source: no such manifest file"
+    )
+    assert actions.use_source(project, "source", "granary:de_voxpopuli", "", "") == (
+        "✗ Granary holds manifests only: type the Granary audio root."
+    )
+    actions.use_source(project, "source", str(train), str(evaluation), "")
+    report = actions.check_data(project, False, "", "en")
+    training, eval_part = report.split("**Eval source:**")
+    assert "3 rows: 3 valid, 0 invalid" in training
+    assert "3 rows: 2 valid, 1 invalid" in eval_part and "missing.wav" in eval_part
+    assert actions.last_check(project) == report
+    actions.use_source(project, "source", str(train), "", "")  # another eval source
+    assert actions.last_check(project).startswith("⚠ **Out of date:**")

@@ -223,43 +223,93 @@ def save_source(
     )
 
 
-def check_data(project: Project, with_model: bool, model: str, language: str | None) -> str:
-    """Run the data check (every row decoded) on the training data; save and show it."""
-    from asrtune.data.sources import HubOptions
-    from asrtune.data.validate import check_manifest
+def use_source(
+    project: Project, choice: str, train: str, evaluation: str, granary_root: str
+) -> str:
+    """Save the data choice and say what training will read (or what is wrong with it)."""
+    from asrtune.data.sources import parse_source
 
+    save_source(project, choice, train, evaluation, granary_root)
+    settings = project.settings()
+    if settings["data_source"] == "recordings":
+        return f"✓ Training on this project's {len(project.rows())} recordings."
+    lines = []
+    for role, text in (("training", settings["train_source"]), ("eval", settings["eval_source"])):
+        if not text:
+            if role == "training":
+                return "✗ Type a training source first."
+            lines.append("eval: a split of the training manifest (or none for Hub sources)")
+            continue
+        try:
+            spec = parse_source(text)
+        except AsrtuneError as exc:
+            return f"✗ {role} source: {exc}"
+        if spec.kind == "manifest" and not Path(spec.name).expanduser().is_file():
+            return f"✗ {role} source: no such manifest file: {spec.name}"
+        if spec.kind == "granary" and not settings["granary_audio_root"]:
+            return "✗ Granary holds manifests only: type the Granary audio root."
+        lines.append(f"{role}: `{spec.label()}` ({_SOURCE_KINDS[spec.kind]})")
+    return "✓ Source saved. " + " · ".join(lines)
+
+
+_SOURCE_KINDS = {
+    "manifest": "a manifest",
+    "folder": "an audio folder",
+    "hub": "a Hub dataset",
+    "granary": "NVIDIA Granary",
+}
+
+
+def check_data(project: Project, with_model: bool, model: str, language: str | None) -> str:
+    """Run the data check (every row decoded) on the training data, and on the eval
+    source when one is typed; save and show it."""
     settings = project.settings()
     if settings["data_source"] == "recordings":
         if not project.rows():
             return "✗ No recordings yet."
-        source = str(project.manifest_path)
+        sources = [str(project.manifest_path)]
     else:
-        source = settings["train_source"].strip()
-        if not source:
+        sources = [settings["train_source"].strip(), settings["eval_source"].strip()]
+        if not sources[0]:
             return "✗ Type a training source first."
     if with_model and not model:
         return "✗ Choose a model in the Train tab first (or untick the model check)."
-    options = HubOptions(granary_audio_root=settings["granary_audio_root"] or None)
-    try:
-        report = check_manifest(
-            source,
-            model=model if with_model else None,
-            language=language or None,
-            progress=False,
-            options=options,
-        )
-    except USER_ERRORS as exc:
-        return _error(exc)
-    data = {
-        **report.as_dict(),
-        "source": source,
-        "model": model if with_model else None,
-        "data_signature": data_signature(project),
-    }
-    report_path = project.root / "data" / "check.json"
+    reports = []
+    for source in filter(None, sources):
+        try:
+            reports.append(_check_source(project, source, model if with_model else None, language))
+        except USER_ERRORS as exc:
+            return _error(exc)
+    data = {**reports[0], "eval": reports[1] if len(reports) > 1 else None}
+    data["data_signature"] = data_signature(project)
+    write_json_atomic(project.root / "data" / "check.json", data)
+    return _check_markdown(data)
 
-    write_json_atomic(report_path, data)
-    return render.check_report_markdown(data, source)
+
+def _check_source(
+    project: Project, source: str, model: str | None, language: str | None
+) -> dict[str, Any]:
+    from asrtune.data.sources import HubOptions
+    from asrtune.data.validate import check_manifest
+
+    root = project.settings()["granary_audio_root"] or None
+    report = check_manifest(
+        source,
+        model=model,
+        language=language or None,
+        progress=False,
+        options=HubOptions(granary_audio_root=root),
+    )
+    return {**report.as_dict(), "source": source, "model": model}
+
+
+def _check_markdown(data: dict[str, Any]) -> str:
+    """A saved check: the training source's report, then the eval source's."""
+    text = render.check_report_markdown(data, data.get("source", ""))
+    if data.get("eval"):
+        eval_report = render.check_report_markdown(data["eval"], data["eval"].get("source", ""))
+        text += f"\n\n**Eval source:** {eval_report}"
+    return text
 
 
 def data_signature(project: Project) -> str:
@@ -267,7 +317,7 @@ def data_signature(project: Project) -> str:
     training source; a check whose signature differs is out of date."""
     settings = project.settings()
     if settings["data_source"] != "recordings":
-        return "source:" + settings["train_source"].strip()
+        return f"source:{settings['train_source'].strip()}|{settings['eval_source'].strip()}"
     path = project.manifest_path
     content = path.read_bytes() if path.is_file() else b""
     return "recordings:" + hashlib.sha1(content).hexdigest()
@@ -278,7 +328,7 @@ def last_check(project: Project) -> str:
     data = read_json(project.root / "data" / "check.json")
     if not data:
         return "No data check yet."
-    report = render.check_report_markdown(data, data.get("source", ""))
+    report = _check_markdown(data)
     if data.get("data_signature") != data_signature(project):
         return (
             "⚠ **Out of date:** the data changed since this check; press Check data again."

@@ -152,7 +152,8 @@ def _data_tab(ui: SimpleNamespace) -> None:
             label="Eval source (optional; a local manifest is split otherwise)"
         )
         ui.granary_root = gr.Textbox(label="Granary audio root (Granary holds manifests only)")
-        ui.use_source_btn = gr.Button("Use this source")
+        ui.use_source_btn = gr.Button("Use this source", elem_id="use-source")
+        ui.source_msg = gr.Markdown(elem_id="source-msg")
     with gr.Row():
         ui.check_with_model = gr.Checkbox(
             label="Also check against the model chosen in the Train tab (length and token limits)"
@@ -484,10 +485,16 @@ def _wire_data(ui: SimpleNamespace, project: Project) -> None:
     ui.data_source.input(on_data_source, ui.source_inputs, [ui.source_group, ui.summary_md])
 
     def on_use_source(*values: str) -> dict:
-        actions.save_source(project, *values)
-        return {ui.summary_md: actions.data_summary(project), ui.data_msg: "✓ Source saved."}
+        message = actions.use_source(project, *values)
+        return {
+            ui.summary_md: actions.data_summary(project),
+            ui.source_msg: message,
+            ui.check_md: actions.last_check(project),
+        }
 
-    ui.use_source_btn.click(on_use_source, ui.source_inputs, [ui.summary_md, ui.data_msg])
+    ui.use_source_btn.click(
+        on_use_source, ui.source_inputs, [ui.summary_md, ui.source_msg, ui.check_md]
+    )
 
     def on_check(*values: Any) -> str:
         actions.save_source(project, *values[:4])
