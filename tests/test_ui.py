@@ -370,6 +370,8 @@ def test_evaluate_try_and_publish_a_finished_run(finished_run, tmp_path: Path) -
     other = project.run_dir(run_id) / "data" / "train.jsonl"
     table, _ = actions.evaluate_run(project, cache, run_id, str(other))
     assert "| fine-tuned |" in table and (project.run_dir(run_id) / "evaluations").is_dir()
+    reloaded, _ = actions.evaluation_view(project, run_id)  # what a reload shows
+    assert reloaded.count("| fine-tuned |") == 2 and f"**On `{other}`:**" in reloaded
     clip = str(wav(tmp_path, "try.wav"))
     text, info = actions.transcribe_clip(project, cache, run_id, "finetuned", clip)
     assert isinstance(text, str) and info.startswith("✓ Transcribed with run")

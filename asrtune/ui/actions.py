@@ -512,14 +512,24 @@ def evaluation_view(project: Project, run_id: str | None, folder: Path | None = 
     if run_dir is None:
         return "No run selected.", ""
     options = jobs.read_spec(run_dir).get("options", {})
-    folder = folder or run_dir / jobs.OUTPUT_DIR
-    baseline = read_json(folder / "baseline_results.json")
-    finetuned = read_json(folder / "eval_results.json")
-    table = render.comparison_markdown(baseline, finetuned, f"`{options.get('model', '')}`")
+    base_name = f"`{options.get('model', '')}`"
+    shown = folder or run_dir / jobs.OUTPUT_DIR
+    baseline = read_json(shown / "baseline_results.json")
+    finetuned = read_json(shown / "eval_results.json")
+    table = render.comparison_markdown(baseline, finetuned, base_name)
     worst = render.worst_utterances_html(
-        _read_utterances(folder / "eval_results.json"),
-        _read_utterances(folder / "baseline_results.json"),
+        _read_utterances(shown / "eval_results.json"),
+        _read_utterances(shown / "baseline_results.json"),
     )
+    if folder is None:  # the run's own view: every saved evaluation on another manifest too
+        for other in sorted((run_dir / "evaluations").glob("*/eval_results.json")):
+            report = read_json(other)
+            table += (
+                f"\n\n**On `{report.get('manifest', other.parent.name)}`:**\n\n"
+                + render.comparison_markdown(
+                    read_json(other.parent / "baseline_results.json"), report, base_name
+                )
+            )
     return table, worst
 
 
