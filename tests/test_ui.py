@@ -204,6 +204,11 @@ def test_phrase_navigation_skips_recorded_phrases(tmp_path: Path) -> None:
     assert phrase == "gamma" and "2 recorded" in html_text  # beta was recorded already
     assert actions.move_phrase(project, 1)[1] == "alpha"
     assert actions.save_recording(project, None, "x").startswith("✗")
+    # a transcript fixed up before saving (case, Unicode form, spacing) still counts
+    project.update_settings(custom_phrases="Café au lait\nalpha\n", phrase_index=0)
+    typed = "cafe\u0301  AU lait"  # decomposed é, other case and spacing
+    assert actions.save_recording(project, str(wav(tmp_path, "c.wav", freq=800)), typed)[0] == "✓"
+    assert "of 2 · 2 recorded" in actions.phrase_view(project)[0]
 
 
 # ----- options and runs ------------------------------------------------------------------
@@ -673,3 +678,36 @@ def test_a_named_source_is_confirmed_and_its_eval_source_checked_too(tmp_path: P
     assert actions.last_check(project) == report
     actions.use_source(project, "source", str(train), "", "")  # another eval source
     assert actions.last_check(project).startswith("⚠ **Out of date:**")
+
+
+def test_upload_choices_are_explained_in_the_pages_terms(tmp_path: Path) -> None:
+    """No command-line flags (--base-model, --merged) in the page's messages."""
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    base = str(tmp_path / "local-whisper")
+    (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": base}))
+    problem = actions.upload_mode_problem(adapter, "adapter")
+    assert problem is not None and "choose Upload: merged" in problem and "--" not in problem
+    assert actions.upload_mode_problem(adapter, "merged") is None
+    assert actions.upload_mode_problem(adapter, "auto") is None
+    hub = tmp_path / "hub-adapter"
+    hub.mkdir()
+    config = {"base_model_name_or_path": "openai/whisper-small"}
+    (hub / "adapter_config.json").write_text(json.dumps(config))
+    assert actions.upload_mode_problem(hub, "adapter") is None
+
+
+def test_an_unreachable_hub_model_is_named_before_a_run_or_check_fails(
+    tmp_path: Path, tiny_whisper: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from asrtune.ui.models import hub_model_unreachable
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    project = Project(tmp_path / "p")
+    project.add_clip(wav(tmp_path, "a.wav"), "hello", "en")
+    message, run_id = actions.start_training(project, form("openai/whisper-small"))
+    assert run_id is None and "openai/whisper-small is not downloaded" in message
+    assert "Make a tiny random Whisper" in message and project.runs() == []
+    check = actions.check_data(project, True, "openai/whisper-small", "en")
+    assert check.startswith("✗ openai/whisper-small is not downloaded")
+    assert hub_model_unreachable(str(tiny_whisper)) is None  # a local folder

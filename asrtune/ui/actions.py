@@ -14,6 +14,7 @@ import html
 import json
 import re
 import time
+import unicodedata
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from asrtune.config import RESOLVED_DEFAULTS, TRAINING_DEFAULTS, ModelConfig
 from asrtune.errors import AsrtuneError
 from asrtune.publish.upload import scrub
 from asrtune.ui import jobs, render
-from asrtune.ui.models import ModelCache, resolve_model
+from asrtune.ui.models import ModelCache, hub_model_unreachable, resolve_model
 from asrtune.ui.phrases import bundled_phrases, parse_phrases
 from asrtune.ui.project import Project, read_json, write_json_atomic
 
@@ -78,8 +79,13 @@ def current_phrases(settings: dict[str, Any]) -> list[str]:
     return bundled_phrases(settings["language"])
 
 
+def _phrase_key(text: str) -> str:
+    """A phrase as recordings are matched to it: spacing, case and Unicode form aside."""
+    return unicodedata.normalize("NFC", " ".join(text.split())).casefold()
+
+
 def _recorded_texts(project: Project) -> set[str]:
-    return {" ".join(r["text"].split()) for r in project.rows()}
+    return {_phrase_key(r["text"]) for r in project.rows()}
 
 
 def phrase_view(project: Project) -> tuple[str, str]:
@@ -97,8 +103,8 @@ def phrase_view(project: Project) -> tuple[str, str]:
     index = min(max(int(settings["phrase_index"]), 0), len(phrases) - 1)
     phrase = phrases[index]
     recorded = _recorded_texts(project)
-    done = sum(1 for p in phrases if " ".join(p.split()) in recorded)
-    mark = " · ✓ recorded" if " ".join(phrase.split()) in recorded else ""
+    done = sum(1 for p in phrases if _phrase_key(p) in recorded)
+    mark = " · ✓ recorded" if _phrase_key(phrase) in recorded else ""
     meta = f"Phrase {index + 1} of {len(phrases)} · {done} recorded{mark}"
     return (
         f'<div class="phrase-meta">{meta}</div>'
@@ -125,7 +131,7 @@ def next_unrecorded(project: Project) -> None:
     start = int(settings["phrase_index"])
     for offset in range(1, len(phrases) + 1):
         index = (start + offset) % len(phrases)
-        if " ".join(phrases[index].split()) not in recorded:
+        if _phrase_key(phrases[index]) not in recorded:
             project.update_settings(phrase_index=index)
             return
     project.update_settings(phrase_index=(start + 1) % len(phrases))
@@ -274,6 +280,9 @@ def check_data(project: Project, with_model: bool, model: str, language: str | N
             return "✗ Type a training source first."
     if with_model and not model:
         return "✗ Choose a model in the Train tab first (or untick the model check)."
+    unreachable = hub_model_unreachable(model) if with_model else None
+    if unreachable:
+        return f"✗ {unreachable}."
     reports = []
     for source in filter(None, sources):
         try:
@@ -600,6 +609,22 @@ def transcribe_clip(
 # ----- publish ---------------------------------------------------------------------------
 
 
+def upload_mode_problem(out: Path, mode: str) -> str | None:
+    """Why the Publish tab's Upload choice cannot publish ``out``, in the page's terms (the
+    library's message names the command line's flags)."""
+    from asrtune.publish.bundle import describe, is_hub_id
+
+    info = describe(out)
+    if mode == "adapter" and not info.is_adapter:
+        return "this run trained all weights (no LoRA adapter): choose Upload: auto"
+    if mode == "adapter" and not is_hub_id(info.base_model):
+        return (
+            f"the adapter's base model ({info.base_model}) is a local folder that others "
+            "cannot load: choose Upload: merged (or auto, which merges it)"
+        )
+    return None
+
+
 def card_preview(project: Project, run_id: str | None) -> str:
     """The model card of the run's last dry run (OUT/upload/README.md) as the page shows
     it: the text, then its metadata (model-index) folded away."""
@@ -636,6 +661,9 @@ def publish_model(
             raise AsrtuneError("this run has no model to publish yet")
         if not (repo or "").strip():
             raise AsrtuneError("type the model repository (namespace/name)")
+        problem = upload_mode_problem(out, mode)
+        if problem:
+            raise AsrtuneError(problem)
         dry = run_dir / "upload" if dry_run else None
         result = push_model(
             out,

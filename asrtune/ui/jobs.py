@@ -38,6 +38,7 @@ from typing import Any
 import yaml
 
 from asrtune.errors import AsrtuneError
+from asrtune.ui.models import hub_model_unreachable
 from asrtune.ui.project import Project, read_json, write_json_atomic
 from asrtune.ui.worker import (
     LOG_FILE,
@@ -185,6 +186,9 @@ def prepare_run(project: Project, form: dict[str, Any]) -> Path:
             train, held, description = source_data(settings, run_dir / "data", fraction)
         options = train_options(form, str(train), str(held) if held else None, run_dir / OUTPUT_DIR)
         train_job_from_kwargs(**options)  # the same checks as the CLI, before any process
+        unreachable = hub_model_unreachable(options["model"])
+        if unreachable:
+            raise AsrtuneError(unreachable)
     except BaseException:
         _remove_empty_run(run_dir)
         raise

@@ -45,6 +45,38 @@ def resolve_model(family: str, size: str | None, folder: str | None) -> str:
     return (folder or "").strip()
 
 
+def hub_model_unreachable(model: str, timeout: float = 3.0) -> str | None:
+    """Why a Hub model cannot be used here, said before a check or a run fails on it: not
+    downloaded yet, and the Hub offline (HF_HUB_OFFLINE) or unreachable. None when ``model``
+    is a local folder, already in the Hugging Face cache, or the Hub answers."""
+    import os
+
+    from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub.utils import HFValidationError
+
+    if not model or Path(model).expanduser().exists():
+        return None
+    try:
+        if isinstance(try_to_load_from_cache(model, "config.json"), str):
+            return None
+    except HFValidationError:  # not a Hub id: loading it will say why
+        return None
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+    if not offline:
+        import urllib.request
+
+        try:
+            urllib.request.urlopen(f"https://huggingface.co/api/models/{model}", timeout=timeout)
+            return None
+        except OSError:
+            pass
+    return (
+        f"{model} is not downloaded and the Hugging Face Hub cannot be reached from here: "
+        "choose Model family: Local folder, then a downloaded model's folder or "
+        "Make a tiny random Whisper"
+    )
+
+
 def describe_model(model: str) -> tuple[str, str | None, str]:
     """(family, size, folder) for a stored ``model`` option: the inverse of resolve_model."""
     for family, sizes in SIZES.items():
