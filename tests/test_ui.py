@@ -711,3 +711,39 @@ def test_an_unreachable_hub_model_is_named_before_a_run_or_check_fails(
     check = actions.check_data(project, True, "openai/whisper-small", "en")
     assert check.startswith("✗ openai/whisper-small is not downloaded")
     assert hub_model_unreachable(str(tiny_whisper)) is None  # a local folder
+
+
+def test_undo_refuses_a_row_whose_audio_came_back_meanwhile(tmp_path: Path) -> None:
+    project = Project(tmp_path / "p")
+    clip = wav(tmp_path, "a.wav")
+    row = project.add_clip(clip, "one", "en")
+    project.delete_row(row["id"])
+    again = project.add_clip(clip, "one again", "en")
+    assert actions.undo_delete(project) == (
+        f"✗ its audio is in the dataset again, as {again['id']}"
+    )
+    assert [r["text"] for r in project.rows()] == ["one again"]
+
+
+def test_a_hub_that_answers_is_reachable_whatever_it_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A 401 (a private model) is the loader's to explain, not 'the Hub cannot be reached'."""
+    import httpx
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    from asrtune.ui.models import hub_model_unreachable
+
+    def unauthorized(self: object, repo_id: str, **kwargs: object) -> None:
+        request = httpx.Request("GET", f"https://huggingface.co/api/models/{repo_id}")
+        raise HfHubHTTPError("401 Unauthorized", response=httpx.Response(401, request=request))
+
+    monkeypatch.setattr(HfApi, "model_info", unauthorized)
+    assert hub_model_unreachable("someone/private-whisper-401") is None
+
+    def no_network(self: object, repo_id: str, **kwargs: object) -> None:
+        raise httpx.ConnectError("Name or service not known")
+
+    monkeypatch.setattr(HfApi, "model_info", no_network)
+    assert "cannot be reached" in (hub_model_unreachable("someone/whisper-no-net") or "")

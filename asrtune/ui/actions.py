@@ -244,7 +244,7 @@ def use_source(
         if not text:
             if role == "training":
                 return "✗ Type a training source first."
-            lines.append("eval: a split of the training manifest (or none for Hub sources)")
+            lines.append("eval: none typed (a local manifest is split by the eval fraction)")
             continue
         try:
             spec = parse_source(text)
@@ -283,6 +283,7 @@ def check_data(project: Project, with_model: bool, model: str, language: str | N
     unreachable = hub_model_unreachable(model) if with_model else None
     if unreachable:
         return f"✗ {unreachable}."
+    signature = data_signature(project)  # what the check reads, before a row can change
     reports = []
     for source in filter(None, sources):
         try:
@@ -290,7 +291,7 @@ def check_data(project: Project, with_model: bool, model: str, language: str | N
         except USER_ERRORS as exc:
             return _error(exc)
     data = {**reports[0], "eval": reports[1] if len(reports) > 1 else None}
-    data["data_signature"] = data_signature(project)
+    data["data_signature"] = signature
     write_json_atomic(project.root / "data" / "check.json", data)
     return _check_markdown(data)
 
@@ -326,7 +327,8 @@ def data_signature(project: Project) -> str:
     training source; a check whose signature differs is out of date."""
     settings = project.settings()
     if settings["data_source"] != "recordings":
-        return f"source:{settings['train_source'].strip()}|{settings['eval_source'].strip()}"
+        named = (settings["train_source"], settings["eval_source"], settings["granary_audio_root"])
+        return "source:" + "|".join(text.strip() for text in named)
     path = project.manifest_path
     content = path.read_bytes() if path.is_file() else b""
     return "recordings:" + hashlib.sha1(content).hexdigest()
@@ -532,7 +534,7 @@ def evaluation_view(project: Project, run_id: str | None, folder: Path | None = 
     )
     if folder is None:  # the run's own view: every saved evaluation on another manifest too
         for other in sorted((run_dir / "evaluations").glob("*/eval_results.json")):
-            report = read_json(other)
+            report = read_json(other) or {}  # a report being written reads as nothing
             table += (
                 f"\n\n**On `{report.get('manifest', other.parent.name)}`:**\n\n"
                 + render.comparison_markdown(

@@ -456,10 +456,13 @@ def _wire_data(ui: SimpleNamespace, project: Project) -> None:
             ui.rows_df: actions.rows_table(project)[0],
             ui.data_msg: f"✓ {row['id']}: {render.shorten(row['text'])}",
             ui.summary_md: actions.data_summary(project),
+            ui.check_md: actions.last_check(project),
         }
 
     ui.save_text_btn.click(
-        on_save_text, [ui.row_pick, ui.row_text], [ui.rows_df, ui.data_msg, ui.summary_md]
+        on_save_text,
+        [ui.row_pick, ui.row_text],
+        [ui.rows_df, ui.data_msg, ui.summary_md, ui.check_md],
     )
 
     def on_delete(row_id: str | None) -> dict:
@@ -480,9 +483,12 @@ def _wire_data(ui: SimpleNamespace, project: Project) -> None:
         return {
             ui.source_group: gr.update(visible=values[0] == "source"),
             ui.summary_md: actions.data_summary(project),
+            ui.check_md: actions.last_check(project),
         }
 
-    ui.data_source.input(on_data_source, ui.source_inputs, [ui.source_group, ui.summary_md])
+    ui.data_source.input(
+        on_data_source, ui.source_inputs, [ui.source_group, ui.summary_md, ui.check_md]
+    )
 
     def on_use_source(*values: str) -> dict:
         message = actions.use_source(project, *values)
@@ -623,7 +629,8 @@ def _wire_results(ui: SimpleNamespace, project: Project, cache: ModelCache) -> N
 
     def on_push_model(run_id: str | None, *values: Any) -> tuple[str, str]:
         message = actions.publish_model(project, run_id, *values)
-        return message, actions.card_preview(project, run_id)
+        dry_run = message.startswith("✓ Dry run")  # the card just written
+        return message, actions.card_preview(project, run_id) if dry_run else gr.update()
 
     ui.push_model_btn.click(
         on_push_model,
@@ -690,11 +697,13 @@ def build_app(project_dir: str | Path) -> gr.Blocks:
                 **settings_updates(ui, project),
                 **run_updates(ui, project, run_id),
                 ui.run_pick: gr.update(choices=actions.run_choices(project), value=run_id),
+                ui.undo_btn: gr.update(visible=project.deleted_row() is not None),
             }
 
         settings_outputs = list(settings_updates(ui, project))
         run_outputs = list(run_updates(ui, project, None))
-        demo.load(on_load, None, [*ui.dataset, *settings_outputs, *run_outputs, ui.run_pick])
+        outputs = [*ui.dataset, *settings_outputs, *run_outputs, ui.run_pick, ui.undo_btn]
+        demo.load(on_load, None, outputs)
     return demo
 
 

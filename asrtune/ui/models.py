@@ -45,11 +45,17 @@ def resolve_model(family: str, size: str | None, folder: str | None) -> str:
     return (folder or "").strip()
 
 
-def hub_model_unreachable(model: str, timeout: float = 3.0) -> str | None:
+_REACHABILITY: dict[str, tuple[float, str | None]] = {}  # model → (checked at, answer)
+_REACHABILITY_SECONDS = 60.0
+
+
+def hub_model_unreachable(model: str, timeout: float = 5.0) -> str | None:
     """Why a Hub model cannot be used here, said before a check or a run fails on it: not
-    downloaded yet, and the Hub offline (HF_HUB_OFFLINE) or unreachable. None when ``model``
-    is a local folder, already in the Hugging Face cache, or the Hub answers."""
-    import os
+    downloaded yet, and the Hub offline (HF_HUB_OFFLINE) or not answering within
+    ``timeout`` seconds (DNS included). None when ``model`` is a local folder, already in
+    the Hugging Face cache, or the Hub answers at all (a 401/404 is the loader's to
+    explain). Answers are remembered for a minute."""
+    import time
 
     from huggingface_hub import try_to_load_from_cache
     from huggingface_hub.utils import HFValidationError
@@ -61,20 +67,46 @@ def hub_model_unreachable(model: str, timeout: float = 3.0) -> str | None:
             return None
     except HFValidationError:  # not a Hub id: loading it will say why
         return None
-    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
-    if not offline:
-        import urllib.request
+    checked = _REACHABILITY.get(model)
+    if checked is None or time.monotonic() - checked[0] > _REACHABILITY_SECONDS:
+        answer = (
+            None
+            if _hub_answers(model, timeout)
+            else (
+                f"{model} is not downloaded and the Hugging Face Hub cannot be reached from here: "
+                "choose Model family: Local folder, then a downloaded model's folder or "
+                "Make a tiny random Whisper"
+            )
+        )
+        checked = _REACHABILITY[model] = (time.monotonic(), answer)
+    return checked[1]
 
+
+def _hub_answers(model: str, timeout: float) -> bool:
+    """Whether the Hub (HF_ENDPOINT, the user's token and proxies) answers about ``model``
+    within ``timeout`` seconds, whatever the answer."""
+    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import TimeoutError as Late
+
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    def ask() -> bool:
         try:
-            urllib.request.urlopen(f"https://huggingface.co/api/models/{model}", timeout=timeout)
-            return None
-        except OSError:
-            pass
-    return (
-        f"{model} is not downloaded and the Hugging Face Hub cannot be reached from here: "
-        "choose Model family: Local folder, then a downloaded model's folder or "
-        "Make a tiny random Whisper"
-    )
+            HfApi().model_info(model, timeout=timeout)
+        except HfHubHTTPError:  # an HTTP answer (401, 404...): the Hub is there
+            return True
+        except Exception:  # offline mode, DNS, connection, timeout: no answer
+            return False
+        return True
+
+    pool = ThreadPoolExecutor(max_workers=1)
+    try:
+        return pool.submit(ask).result(timeout=timeout)
+    except Late:
+        return False
+    finally:
+        pool.shutdown(wait=False)
 
 
 def describe_model(model: str) -> tuple[str, str | None, str]:

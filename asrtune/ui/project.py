@@ -186,8 +186,15 @@ class Project:
             relative = (AUDIO_DIR / f"{row_id}-{stem}.wav").relative_to(MANIFEST.parent)
             saved = self.manifest_path.parent / relative
             write_audio(saved, samples, SAMPLE_RATE)
-            digest = self._digest(saved)
-            same = next((r for r in rows if self._row_digest(r) == digest), None)
+            digest, duration = self._digest(saved), round(samples.size / SAMPLE_RATE, 3)
+            same = next(
+                (
+                    r
+                    for r in rows
+                    if r.get("duration") == duration and self._row_digest(r) == digest
+                ),
+                None,
+            )
             if same is not None:
                 saved.unlink()
                 raise AsrtuneError(f"{shown}: already in the dataset as {same['id']} (same audio)")
@@ -195,7 +202,7 @@ class Project:
                 "id": row_id,
                 "audio_path": relative.as_posix(),
                 "text": text,
-                "duration": round(samples.size / SAMPLE_RATE, 3),
+                "duration": duration,
                 "digest": digest,
             }
             if language:
@@ -296,10 +303,16 @@ class Project:
             if not record:
                 raise AsrtuneError("nothing to undo")
             row = record["row"]
+            rows = self.rows()
+            if any(r["id"] == row["id"] for r in rows):  # a crash left it in both places
+                (trash / TRASH_FILE).unlink()
+                raise AsrtuneError(f"{row['id']} is in the dataset already")
             kept = trash / Path(row["audio_path"]).name
+            same = next((r for r in rows if r.get("digest") == row.get("digest")), None)
+            if same is not None and row.get("digest"):
+                raise AsrtuneError(f"its audio is in the dataset again, as {same['id']}")
             if kept.is_file():
                 os.replace(kept, self.audio_file(row))
-            rows = self.rows()
             rows.insert(min(int(record["index"]), len(rows)), row)
             self._write_rows(rows)
             (trash / TRASH_FILE).unlink()
