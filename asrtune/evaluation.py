@@ -15,7 +15,7 @@ from pathlib import Path
 from asrtune.data.audio import load_row_audio
 from asrtune.data.manifest import Row
 from asrtune.inference import DEFAULT_DECODING, DecodingOptions, transcribe_lazily
-from asrtune.metrics import CorpusScore, UtteranceScore, score_corpus
+from asrtune.metrics import CorpusScore, UtteranceScore, corpus_score, score_corpus
 from asrtune.models import LoadedModel, resolve_precision
 from asrtune.processes import all_processes, rank_and_world
 
@@ -28,13 +28,18 @@ class EvalResult:
     utterances: list[UtteranceScore]
     seconds: float
     precision: str = "fp32"  # what generation ran in, see models.resolve_precision
+    longform: CorpusScore | None = None  # the rows longer than one model window
 
     def report(self) -> dict:
-        return {
+        report = {
             **self.score.as_dict(),
             "eval_seconds": round(self.seconds, 2),
             "precision": self.precision,
         }
+        if self.longform is not None:
+            long = self.longform
+            report["longform"] = {"files": long.num_samples, "wer": long.wer, "cer": long.cer}
+        return report
 
 
 def evaluate_rows(
@@ -70,7 +75,10 @@ def evaluate_rows(
         task=options.task,
     )
     precision = resolve_precision(loaded.model, options.precision)
-    return EvalResult(score, utterances, time.perf_counter() - start, precision)
+    window = loaded.adapter.limits(loaded).max_seconds
+    long = [u for u, seconds in zip(utterances, durations, strict=True) if seconds > window]
+    longform = corpus_score(long, score.headline) if long else None
+    return EvalResult(score, utterances, time.perf_counter() - start, precision, longform)
 
 
 def rows_to_decode_here(durations: list[float]) -> list[int]:

@@ -95,13 +95,25 @@ def normalizer_for(language: str | None, task: str = "transcribe") -> Callable[[
 
 @dataclass(frozen=True)
 class ErrorCounts:
-    """Edit-distance counts of one or many utterances: ``rate = errors / reference_units``."""
+    """Edit-distance counts of one or many utterances: ``rate = errors / reference_units``,
+    ``errors = substitutions + deletions + insertions``."""
 
-    errors: int = 0
+    substitutions: int = 0
+    deletions: int = 0
+    insertions: int = 0
     reference_units: int = 0
 
     def __add__(self, other: ErrorCounts) -> ErrorCounts:
-        return ErrorCounts(self.errors + other.errors, self.reference_units + other.reference_units)
+        return ErrorCounts(
+            self.substitutions + other.substitutions,
+            self.deletions + other.deletions,
+            self.insertions + other.insertions,
+            self.reference_units + other.reference_units,
+        )
+
+    @property
+    def errors(self) -> int:
+        return self.substitutions + self.deletions + self.insertions
 
     @property
     def rate(self) -> float:
@@ -115,17 +127,35 @@ def word_counts(reference: str, hypothesis: str) -> ErrorCounts:
     """Substitutions + deletions + insertions over whitespace-separated words."""
     ref_words = reference.split()
     if not ref_words:
-        return ErrorCounts(len(hypothesis.split()), 0)
+        return ErrorCounts(insertions=len(hypothesis.split()))
     out = jiwer.process_words(reference, hypothesis)
-    return ErrorCounts(out.substitutions + out.deletions + out.insertions, len(ref_words))
+    return ErrorCounts(out.substitutions, out.deletions, out.insertions, len(ref_words))
 
 
 def char_counts(reference: str, hypothesis: str) -> ErrorCounts:
     """Character edit counts; spaces count as characters (jiwer's CER)."""
     if not reference:
-        return ErrorCounts(len(hypothesis), 0)
+        return ErrorCounts(insertions=len(hypothesis))
     out = jiwer.process_characters(reference, hypothesis)
-    return ErrorCounts(out.substitutions + out.deletions + out.insertions, len(reference))
+    return ErrorCounts(out.substitutions, out.deletions, out.insertions, len(reference))
+
+
+def repeats_in_a_loop(
+    text: str, min_repeats: int = 4, min_words: int = 8, max_words: int = 10
+) -> bool:
+    """Whether ``text`` holds a decoding loop: some run of 1 to ``max_words`` words said
+    ``min_repeats`` times or more in a row, the repeats covering ``min_words`` words or
+    more ("no no no no" is speech; eight of them, or "thank you" four times, is a loop)."""
+    words = text.split()
+    for n in range(1, max_words + 1):
+        needed = max(min_repeats, -(-min_words // n))
+        for start in range(len(words) - n * needed + 1):
+            gram, count = words[start : start + n], 1
+            while words[start + count * n : start + (count + 1) * n] == gram:
+                count += 1
+            if count >= needed:
+                return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -140,6 +170,7 @@ class UtteranceScore:
     words: ErrorCounts
     chars: ErrorCounts
     words_unnormalized: ErrorCounts
+    loop: bool = False  # the hypothesis repeats itself (repeats_in_a_loop)
 
     def as_dict(self) -> dict:
         return {
@@ -150,6 +181,7 @@ class UtteranceScore:
             "hyp_normalized": self.hypothesis_normalized,
             "wer": self.words.rate,
             "cer": self.chars.rate,
+            "loop": self.loop,
         }
 
 
@@ -184,6 +216,7 @@ def score_utterance(
         words=word_counts(ref_n, hyp_n),
         chars=char_counts(ref_chars, hyp_chars),
         words_unnormalized=word_counts(ref_raw, hyp_raw),
+        loop=repeats_in_a_loop(hyp_n),
     )
 
 
@@ -198,6 +231,10 @@ class CorpusScore:
     num_samples: int
     reference_words: int
     headline: str = "wer"
+    substitutions: int = 0  # word level, corpus totals
+    deletions: int = 0
+    insertions: int = 0
+    loops: int = 0  # hypotheses caught in a decoding loop
 
     @property
     def headline_rate(self) -> float:
@@ -218,6 +255,10 @@ def corpus_score(utterances: Sequence[UtteranceScore], headline: str = "wer") ->
         num_samples=len(utterances),
         reference_words=words.reference_units,
         headline=headline,
+        substitutions=words.substitutions,
+        deletions=words.deletions,
+        insertions=words.insertions,
+        loops=sum(u.loop for u in utterances),
     )
 
 

@@ -263,8 +263,10 @@ class AsrTrainer(Trainer):
         metrics = {
             f"{metric_key_prefix}_{key}": value
             for key, value in result.report().items()
-            if key in ("wer", "cer", "wer_unnormalized", "num_samples")
+            if key in ("wer", "cer", "wer_unnormalized", "num_samples", "loops")
         }
+        if result.longform is not None:
+            metrics[f"{metric_key_prefix}_longform_wer"] = result.longform.wer
         if self.eval_examples:
             metrics[f"{metric_key_prefix}_loss"] = self.eval_loss()
         metrics[f"{metric_key_prefix}_runtime"] = round(result.seconds, 2)

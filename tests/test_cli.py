@@ -164,3 +164,33 @@ def test_readme_layout_names_the_modules_that_exist() -> None:
         and (p.suffix == ".py" or (p / "__init__.py").is_file())
     }
     assert public - {"cli.py", "commands/"} <= named, public - named
+
+
+def test_the_report_counts_error_kinds_loops_and_long_files_apart(
+    talkative_whisper: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A 35-s file is scored in the report's long-form section too; word errors are split
+    into substitutions, deletions and insertions; looping hypotheses are counted."""
+    import soundfile as sf
+
+    from tests.conftest import tone
+
+    rows = []
+    for name, seconds in (("short", 2.0), ("long", 35.0)):
+        sf.write(tmp_path / f"{name}.wav", tone(seconds, 300), 16000)
+        rows.append(
+            {"id": name, "audio_path": f"{name}.wav", "text": "hello there", "language": "en"}
+        )
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    report = tmp_path / "report.json"
+    args = ["eval", "--model", str(talkative_whisper), "--manifest", str(manifest)]
+    assert main([*args, "--output", str(report), "--max-new-tokens", "12"]) == 0
+    data = json.loads(report.read_text())
+    assert data["longform"]["files"] == 1
+    utterances = [json.loads(x) for x in tmp_path.joinpath("report.utterances.jsonl").open()]
+    long_only, _ = score_corpus([utterances[1]["ref"]], [utterances[1]["hyp"]], ["en"])
+    assert data["longform"]["wer"] == long_only.wer
+    errors = data["substitutions"] + data["deletions"] + data["insertions"]
+    assert errors == round(data["wer"] * data["reference_words"]) and errors > 0
+    assert data["loops"] == sum(u["loop"] for u in utterances)

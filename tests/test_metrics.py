@@ -9,6 +9,7 @@ from asrtune.metrics import (
     headline_metric,
     normalize_multilingual,
     normalizer_for,
+    repeats_in_a_loop,
     score_corpus,
     word_counts,
 )
@@ -107,3 +108,29 @@ def test_multilingual_normalizer_keeps_joiners_and_decimal_commas() -> None:
     )
     score, _ = score_corpus(["3,5 Euro"], ["3 5 Euro"], ["de"])
     assert score.wer > 0
+
+
+def test_substitutions_deletions_and_insertions_are_counted_apart() -> None:
+    counts = (
+        word_counts("a b c d", "a x c d")
+        + word_counts("a b c d", "a c d")
+        + word_counts("a b", "a b c c")
+    )
+    assert (counts.substitutions, counts.deletions, counts.insertions) == (1, 1, 2)
+    assert counts.errors == 4 and counts.reference_units == 10
+    score, _ = score_corpus(["the cat sat", "a b"], ["the bat sat", "a b c d"], ["en", "en"])
+    assert (score.substitutions, score.deletions, score.insertions) == (1, 0, 2)
+    assert score.wer == pytest.approx(3 / 5)
+
+
+def test_decoding_loops_are_told_from_speech() -> None:
+    assert repeats_in_a_loop("thank you thank you thank you thank you")
+    assert repeats_in_a_loop("so " * 8)
+    assert repeats_in_a_loop("the meeting is at ten " + "i think that " * 4 + "ok")
+    assert not repeats_in_a_loop("no no no no")  # 4 words: said, not looped
+    assert not repeats_in_a_loop("thank you thank you thank you")  # three times
+    assert not repeats_in_a_loop("the cat sat on the mat and the dog sat on the rug")
+    score, utterances = score_corpus(
+        ["hello there", "good morning"], ["hello " * 12, "good morning"], ["en", "en"]
+    )
+    assert [u.loop for u in utterances] == [True, False] and score.loops == 1

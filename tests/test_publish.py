@@ -262,6 +262,11 @@ def test_the_card_leads_with_cer_for_languages_written_without_spaces(tmp_path: 
     assert [m["type"] for m in metrics] == ["cer", "wer", "cer", "wer"]
     assert metrics[0]["value"] == 20.0
     assert _results_table(info, baseline).startswith("| model | CER | WER | WER on raw text |")
+    detailed = {**report, "substitutions": 3, "deletions": 1, "insertions": 2, "loops": 1}
+    detailed |= {"num_samples": 9, "longform": {"files": 2, "wer": 0.25, "cer": 0.1}}
+    table = _results_table(ModelInfo(tmp_path, "whisper", False, "base", {}, {}, detailed), None)
+    assert "- this model: 3 substituted, 1 deleted and 2 inserted words; 1 of 9" in table
+    assert "WER 25.00 % on 2 long file(s)." in table
     english = ModelInfo(tmp_path, "whisper", False, "base", {}, {}, {**report, "headline": "wer"})
     assert model_index("m", english, None, None)[0]["results"][0]["metrics"][0]["type"] == "wer"
 

@@ -517,6 +517,10 @@ def test_reports_render_as_markdown() -> None:
         {**zh, "wer": 0.9, "cer": 0.4}, {**zh, "wer": 0.9, "cer": 0.25}
     )
     assert "CER change: **-15.0 points**" in table
+    table = render.comparison_markdown(
+        None, {"wer": 0.2, "cer": 0.1, "num_samples": 5, "loops": 2, "longform": {"wer": 0.5}}
+    )
+    assert "| 5 | 2 | 50.0% |" in table  # utterances, in a loop, long files' WER
     line = render.progress_html({"state": "running", "headline": "cer", "last_eval_cer": 0.25})
     assert "eval CER 25.0%" in line
 

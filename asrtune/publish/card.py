@@ -209,6 +209,9 @@ def _results_table(info: ModelInfo, baseline: dict[str, Any] | None) -> str:
             value = _percent((report or {}).get(key))
             cells.append("–" if value is None else f"{value:.2f} %")
         lines.append(f"| {label} | {' | '.join(cells)} |")
+    details = [line for label, report in rows if (line := _error_details(label, report))]
+    if details:
+        lines += ["", *details]
     report = info.eval_results or {}
     lines += [
         "",
@@ -221,6 +224,22 @@ def _results_table(info: ModelInfo, baseline: dict[str, Any] | None) -> str:
         "`eval_results.json`.",
     ]
     return "\n".join(lines)
+
+
+def _error_details(label: str, report: dict[str, Any] | None) -> str | None:
+    """One line of a report's word-error kinds, decoding loops and long-file WER."""
+    if not report or "substitutions" not in report:
+        return None
+    parts = [
+        f"{report['substitutions']} substituted, {report['deletions']} deleted and "
+        f"{report['insertions']} inserted words",
+        f"{report.get('loops', 0)} of {report.get('num_samples', '?')} transcripts caught in "
+        "a repetition loop",
+    ]
+    longform = report.get("longform")
+    if longform:
+        parts.append(f"WER {_percent(longform['wer']):.2f} % on {longform['files']} long file(s)")
+    return f"- {label}: " + "; ".join(parts) + "."
 
 
 def _hyperparameters(info: ModelInfo) -> str:

@@ -180,17 +180,19 @@ def comparison_markdown(
     if not baseline and not finetuned:
         return "No evaluation yet: train with an eval split, or press Evaluate."
     lines = [
-        "| model | WER | CER | raw WER | utterances |",
-        "| --- | --- | --- | --- | --- |",
+        "| model | WER | CER | raw WER | utterances | in a loop | long files' WER |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, report in ((f"base model {base_name}".strip(), baseline), ("fine-tuned", finetuned)):
         if report:
+            longform = report.get("longform") or {}
             lines.append(
                 f"| {name} | {percent(report.get('wer'))} | {percent(report.get('cer'))} | "
-                f"{percent(report.get('wer_unnormalized'))} | {report.get('num_samples', '–')} |"
+                f"{percent(report.get('wer_unnormalized'))} | {report.get('num_samples', '–')} | "
+                f"{report.get('loops', '–')} | {percent(longform.get('wer'))} |"
             )
         else:
-            lines.append(f"| {name} | – | – | – | not evaluated |")
+            lines.append(f"| {name} | – | – | – | not evaluated | – | – |")
     if baseline and finetuned:
         key = finetuned.get("headline") or "wer"  # CER for languages written without spaces
         change = 100 * (finetuned[key] - baseline[key])
