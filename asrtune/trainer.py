@@ -116,12 +116,7 @@ class AsrTrainer(Trainer):
         ``num_items_in_batch``, and would keep a second (B, L, V) log-softmax alive until
         the step ends): the collated batch carries every input the model needs.
         """
-        shift = self.loaded.adapter.LOSS_SHIFTS_LABELS
-        labels = inputs["labels"]
-        outputs = model(**{k: v for k, v in inputs.items() if k != "labels"})
-        summed, count = summed_token_loss(
-            outputs["logits"], labels, shift, self.args.label_smoothing_factor
-        )
+        summed, count, outputs = self._summed_loss(model, inputs, self.args.label_smoothing_factor)
         if num_items_in_batch is None:  # no global count: this micro-batch's mean
             loss = summed / count.clamp(min=1)
             # inside training, scaled for accumulation (loss_is_scaled_for_ga says it is)
@@ -131,6 +126,20 @@ class AsrTrainer(Trainer):
             if self.args.average_tokens_across_devices:
                 loss = loss * self.accelerator.num_processes
         return (loss, outputs) if return_outputs else loss
+
+    def _summed_loss(
+        self, model: torch.nn.Module, batch: dict[str, Any], label_smoothing: float = 0.0
+    ) -> tuple[torch.Tensor, torch.Tensor, Any]:
+        """The model's outputs on a collated batch, given every input but the labels, and
+        :func:`summed_token_loss` of its logits against them (family's label shift)."""
+        outputs = model(**{k: v for k, v in batch.items() if k != "labels"})
+        summed, count = summed_token_loss(
+            outputs["logits"],
+            batch["labels"],
+            self.loaded.adapter.LOSS_SHIFTS_LABELS,
+            label_smoothing,
+        )
+        return summed, count, outputs
 
     def get_train_dataloader(self) -> Any:
         """This process's share of the training steps (see :mod:`asrtune.data.sharding`),
@@ -234,10 +243,7 @@ class AsrTrainer(Trainer):
                 batch = self._prepare_inputs(
                     self.data_collator([dataset[i] for i in mine[start : start + size]])
                 )
-                logits = self.model(**{k: v for k, v in batch.items() if k != "labels"})["logits"]
-                loss, tokens = summed_token_loss(
-                    logits, batch["labels"], self.loaded.adapter.LOSS_SHIFTS_LABELS
-                )
+                loss, tokens, _ = self._summed_loss(self.model, batch)
                 summed, count = summed + loss.item(), count + int(tokens)
         if was_training:
             self.model.train()
