@@ -10,16 +10,26 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asrtune.config import train_job_from_kwargs
 from asrtune.data.rows import load_rows
 from asrtune.errors import AsrtuneError
 from asrtune.evaluation import EvalResult, evaluate_rows, write_report
-from asrtune.inference import DEFAULT_DECODING, DecodingOptions, transcribe_files
+from asrtune.inference import (
+    DEFAULT_DECODING,
+    DecodingOptions,
+    file_transcripts,
+    gives_timestamps,
+    transcribe_files,
+)
 from asrtune.models import LoadedModel, load_model
 from asrtune.processes import is_main_process, join_launched_run
 from asrtune.training import TrainResult
+
+if TYPE_CHECKING:
+    from asrtune.publish.parity import ExportResult
+from asrtune.transcripts import FileTranscript
 
 
 def train(trainer_hook: Callable[[Any], None] | None = None, **options: Any) -> TrainResult:
@@ -50,7 +60,7 @@ def evaluate(
     process gets the whole result; only the main one writes the report.
     """
     join_launched_run()
-    rows = load_rows(manifest, options.language)
+    rows = load_rows(manifest, options.language, nonspeech_ok=True)
     if rows.invalid:
         first = rows.invalid[0]
         raise AsrtuneError(
@@ -64,6 +74,34 @@ def evaluate(
     return result
 
 
+def export(
+    model: str | Path,
+    fmt: str,
+    output: str | Path,
+    quantization: str | None = None,
+    **verify: Any,
+) -> ExportResult:
+    """Export ``model`` (a folder; LoRA merged first) to ``output`` as ``fmt`` ("ct2",
+    "onnx") and compare the export with the transformers model on a sample of rows.
+
+    ``verify`` takes the fields of :class:`~asrtune.publish.parity.VerifyOptions`
+    (``verify=True`` fails on a gap, ``manifest``, ``samples``, ``max_wer_gap``,
+    ``language``). ``result.parity`` holds both models' WER/CER/loops (None when no rows
+    were found: ``result.note`` says why).
+    """
+    from dataclasses import fields
+
+    from asrtune.publish.parity import VerifyOptions, export_with_parity
+
+    known = [f.name for f in fields(VerifyOptions)]
+    unknown = sorted(set(verify) - set(known))
+    if unknown:
+        raise AsrtuneError(
+            f"unknown export option(s) {', '.join(unknown)} (known: {', '.join(known)})"
+        )
+    return export_with_parity(model, fmt, output, quantization, VerifyOptions(**verify))
+
+
 def transcribe(
     model: str | LoadedModel,
     files: list[str],
@@ -72,3 +110,20 @@ def transcribe(
 ) -> list[str]:
     """The text of each audio file, in order."""
     return transcribe_files(_loaded(model, allow_pickle), files, options)
+
+
+def transcribe_segments(
+    model: str | LoadedModel,
+    files: list[str],
+    options: DecodingOptions = DEFAULT_DECODING,
+    allow_pickle: bool = False,
+    require_timestamps: bool = True,
+) -> list[FileTranscript]:
+    """Each file's text, duration (s) and timed segments (start/end in seconds), in order.
+
+    A family that gives no timestamps (Voxtral) raises an AsrtuneError, or, with
+    ``require_timestamps=False``, gets its text with ``segments=None``.
+    """
+    loaded = _loaded(model, allow_pickle)
+    timestamps = require_timestamps or gives_timestamps(loaded)
+    return file_transcripts(loaded, files, options, timestamps=timestamps)

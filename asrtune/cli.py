@@ -15,7 +15,7 @@ USAGE = """usage: asrtune <command> [options]
 commands:
   train       fine-tune (full or --lora) on manifests, Hub datasets or Granary; WER each epoch
   eval        WER/CER of a model on a manifest, with a per-utterance report
-  transcribe  print the text of audio files
+  transcribe  print the text of audio files, or srt/vtt/json with timestamps
   import-ct2  convert a CTranslate2 / faster-whisper model to transformers
   make-tiny   write a tiny random Whisper or Voxtral model (tests, smoke runs)
   data        check (every row, with reasons), synth, split or push a dataset

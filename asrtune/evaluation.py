@@ -15,7 +15,15 @@ from pathlib import Path
 from asrtune.data.audio import load_row_audio
 from asrtune.data.manifest import Row
 from asrtune.inference import DEFAULT_DECODING, DecodingOptions, transcribe_lazily
-from asrtune.metrics import CorpusScore, UtteranceScore, corpus_score, score_corpus
+from asrtune.metrics import (
+    CorpusScore,
+    NonspeechScore,
+    UtteranceScore,
+    corpus_score,
+    is_nonspeech,
+    nonspeech_score,
+    score_corpus,
+)
 from asrtune.models import LoadedModel, resolve_precision
 from asrtune.processes import all_processes, rank_and_world
 
@@ -29,6 +37,7 @@ class EvalResult:
     seconds: float
     precision: str = "fp32"  # what generation ran in, see models.resolve_precision
     longform: CorpusScore | None = None  # the rows longer than one model window
+    nonspeech: NonspeechScore | None = None  # the rows without text (non-speech probes)
 
     def report(self) -> dict:
         report = {
@@ -39,6 +48,8 @@ class EvalResult:
         if self.longform is not None:
             long = self.longform
             report["longform"] = {"files": long.num_samples, "wer": long.wer, "cer": long.cer}
+        if self.nonspeech is not None:
+            report["nonspeech"] = self.nonspeech.as_dict()
         return report
 
 
@@ -48,7 +59,8 @@ def evaluate_rows(
     options: DecodingOptions = DEFAULT_DECODING,
     progress: bool = True,
 ) -> EvalResult:
-    """Transcribe ``rows`` and score them against their texts."""
+    """Transcribe ``rows`` and score them against their texts; rows without text are
+    non-speech probes, scored apart (words said on them, :class:`NonspeechScore`)."""
     start = time.perf_counter()
     was_training = loaded.model.training
     loaded.model.eval()
@@ -76,9 +88,16 @@ def evaluate_rows(
     )
     precision = resolve_precision(loaded.model, options.precision)
     window = loaded.adapter.limits(loaded).max_seconds
-    long = [u for u, seconds in zip(utterances, durations, strict=True) if seconds > window]
+    long = [
+        u
+        for u, seconds in zip(utterances, durations, strict=True)
+        if seconds > window and not is_nonspeech(u.reference)
+    ]
     longform = corpus_score(long, score.headline) if long else None
-    return EvalResult(score, utterances, time.perf_counter() - start, precision, longform)
+    probes = [u for u in utterances if is_nonspeech(u.reference)]
+    nonspeech = nonspeech_score(probes) if probes else None
+    seconds = time.perf_counter() - start
+    return EvalResult(score, utterances, seconds, precision, longform, nonspeech)
 
 
 def rows_to_decode_here(durations: list[float]) -> list[int]:

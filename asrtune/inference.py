@@ -7,14 +7,26 @@ with one prompt; results come back in the caller's order.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
+from typing import Any, TypeVar
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from asrtune.data.audio import audio_duration, load_audio
-from asrtune.models import PRECISIONS, LoadedModel
+from asrtune.data.audio import SAMPLE_RATE, audio_duration, load_audio
+from asrtune.errors import AsrtuneError
+from asrtune.models import PRECISIONS, LoadedModel, Transcript
+from asrtune.transcripts import (
+    FileTranscript,
+    Segment,
+    join_texts,
+    shift_segments,
+    tidy_segments,
+)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -27,6 +39,7 @@ class DecodingOptions:
     num_beams: int = 1
     max_new_tokens: int | None = None  # None: the model's generation config decides
     precision: str = "auto"  # see models.inference_precision
+    vad: bool = False  # decode only speech found by silero-vad, see asrtune.vad
 
     @classmethod
     def field_help(cls) -> dict[str, str]:
@@ -39,6 +52,9 @@ class DecodingOptions:
             "precision": "auto: bf16 autocast on a float32 model where the device computes "
             "bf16 natively (CUDA, CPUs with AVX512-BF16/AMX), else fp32; or fp32 / bf16 "
             "(default: auto)",
+            "vad": "voice activity detection (silero-vad, pip install 'asrtune[vad]'): audio "
+            "without speech gives an empty text without running the model, speech is "
+            "decoded in chunks of at most 30 s cut at pauses (default: off)",
         }
 
     @classmethod
@@ -76,6 +92,97 @@ def _batches(
     return batches
 
 
+def _decode_batches(
+    loaded: LoadedModel,
+    seconds: Sequence[float],
+    load: Callable[[int], np.ndarray],
+    options: DecodingOptions,
+    languages: Sequence[str | None] | None,
+    progress: bool,
+    decode: Callable[[list[np.ndarray], str | None], Sequence[T]],
+) -> list[T]:
+    """``decode(audios, language)`` over the batches of :func:`_batches`; one result per
+    input, in input order. Audio is loaded (``load(i)``) only when its batch runs."""
+    languages = [lang or options.language for lang in (languages or [None] * len(seconds))]
+    results: list[Any] = [None] * len(seconds)
+    bar = tqdm(total=len(seconds), desc="transcribing", unit="utt", disable=not progress)
+    window = loaded.adapter.limits(loaded).max_seconds
+    for batch in _batches(seconds, languages, options.batch_size, window):
+        outputs = decode([load(i) for i in batch], languages[batch[0]])
+        for i, output in zip(batch, outputs, strict=True):
+            results[i] = output
+        bar.update(len(batch))
+    bar.close()
+    return results
+
+
+def _generator(
+    loaded: LoadedModel, language: str | None, options: DecodingOptions, timed: bool
+) -> Callable[[list[np.ndarray]], Sequence[Any]]:
+    """``audios → outputs`` with the adapter's ``generate`` (texts) or, when ``timed``,
+    its ``generate_segments`` (segment lists)."""
+    generate = loaded.adapter.generate_segments if timed else loaded.adapter.generate
+    return functools.partial(
+        generate,
+        loaded,
+        language=language,
+        task=options.task,
+        num_beams=options.num_beams,
+        max_new_tokens=options.max_new_tokens,
+        precision=options.precision,
+    )
+
+
+def _vad_window(loaded: LoadedModel) -> float:
+    """Longest VAD chunk in seconds: one model window (Whisper's 30 s, Voxtral's chunk)."""
+    from asrtune.vad import MAX_CHUNK_SECONDS
+
+    return min(loaded.adapter.limits(loaded).max_seconds, MAX_CHUNK_SECONDS)
+
+
+def _texts(
+    loaded: LoadedModel, audios: list[np.ndarray], language: str | None, options: DecodingOptions
+) -> Sequence[str]:
+    """One batch's texts; with ``options.vad`` only speech is decoded, chunk by chunk."""
+    generate = _generator(loaded, language, options, timed=False)
+    if not options.vad:
+        return generate(audios)
+    from asrtune.vad import decode_speech
+
+    per_input = decode_speech(audios, _vad_window(loaded), options.batch_size, generate)
+    return [
+        Transcript(
+            join_texts([text for _, text in chunks]),
+            any(getattr(text, "capped", False) for _, text in chunks),
+        )
+        for chunks in per_input
+    ]
+
+
+def _segments(
+    loaded: LoadedModel, audios: list[np.ndarray], language: str | None, options: DecodingOptions
+) -> list[list[Segment]]:
+    """One batch's segments (seconds from each input's start); with ``options.vad`` each
+    speech chunk is decoded alone and its segments moved by the chunk's offset."""
+    generate = _generator(loaded, language, options, timed=True)
+    if not options.vad:
+        return generate(audios)
+    from asrtune.vad import decode_speech
+
+    per_input = decode_speech(audios, _vad_window(loaded), options.batch_size, generate)
+    return [
+        tidy_segments(
+            [
+                (s.start, s.end, s.text)
+                for offset, found in chunks
+                for s in shift_segments(found, offset)
+            ],
+            len(audio) / SAMPLE_RATE,
+        )
+        for chunks, audio in zip(per_input, audios, strict=True)
+    ]
+
+
 def transcribe_lazily(
     loaded: LoadedModel,
     seconds: Sequence[float],
@@ -86,25 +193,35 @@ def transcribe_lazily(
 ) -> list[str]:
     """Transcribe inputs known by their durations (``seconds``) and decoded by ``load(i)``
     only when their batch runs, so memory holds one batch of audio at a time."""
-    languages = [lang or options.language for lang in (languages or [None] * len(seconds))]
-    texts: list[str] = [""] * len(seconds)
-    bar = tqdm(total=len(seconds), desc="transcribing", unit="utt", disable=not progress)
-    window = loaded.adapter.limits(loaded).max_seconds
-    for batch in _batches(seconds, languages, options.batch_size, window):
-        outputs = loaded.adapter.generate(
-            loaded,
-            [load(i) for i in batch],
-            language=languages[batch[0]],
-            task=options.task,
-            num_beams=options.num_beams,
-            max_new_tokens=options.max_new_tokens,
-            precision=options.precision,
-        )
-        for i, text in zip(batch, outputs, strict=True):
-            texts[i] = text
-        bar.update(len(batch))
-    bar.close()
-    return texts
+
+    def decode(audios: list[np.ndarray], language: str | None) -> Sequence[str]:
+        return _texts(loaded, audios, language, options)
+
+    return _decode_batches(loaded, seconds, load, options, languages, progress, decode)
+
+
+def gives_timestamps(loaded: LoadedModel) -> bool:
+    """Whether the model's family decodes segment times (``SUPPORTS_TIMESTAMPS``)."""
+    return bool(getattr(loaded.adapter, "SUPPORTS_TIMESTAMPS", False))
+
+
+def segment_lazily(
+    loaded: LoadedModel,
+    seconds: Sequence[float],
+    load: Callable[[int], np.ndarray],
+    options: DecodingOptions = DEFAULT_DECODING,
+    languages: Sequence[str | None] | None = None,
+    progress: bool = True,
+) -> list[list[Segment]]:
+    """Like :func:`transcribe_lazily`, but each input's timed segments (seconds from its
+    start, in order, within its duration). Raises for a family without timestamps."""
+    if not gives_timestamps(loaded):
+        raise AsrtuneError(f"{loaded.family} models give no timestamps (srt/vtt need them)")
+
+    def decode(audios: list[np.ndarray], language: str | None) -> list[list[Segment]]:
+        return _segments(loaded, audios, language, options)
+
+    return _decode_batches(loaded, seconds, load, options, languages, progress, decode)
 
 
 def transcribe_files(
@@ -118,3 +235,22 @@ def transcribe_files(
     return transcribe_lazily(
         loaded, seconds, lambda i: load_audio(paths[i]), options, progress=progress
     )
+
+
+def file_transcripts(
+    loaded: LoadedModel,
+    paths: Sequence[str],
+    options: DecodingOptions = DEFAULT_DECODING,
+    timestamps: bool = True,
+    progress: bool = True,
+) -> list[FileTranscript]:
+    """Each file's text and duration and, with ``timestamps``, its segments (the text is
+    then the segments' texts joined). Raises for ``timestamps`` on a family without them."""
+    seconds = [audio_duration(p) for p in paths]
+    lazy = segment_lazily if timestamps else transcribe_lazily
+    outputs = lazy(loaded, seconds, lambda i: load_audio(paths[i]), options, progress=progress)
+    if not timestamps:
+        rows = zip(paths, outputs, seconds, strict=True)
+        return [FileTranscript(str(p), text, s) for p, text, s in rows]
+    rows = zip(paths, outputs, seconds, strict=True)
+    return [FileTranscript(str(p), join_texts([g.text for g in f]), s, f) for p, f, s in rows]

@@ -195,10 +195,12 @@ def score_utterance(
     hypothesis: str,
     language: str | None = None,
     task: str = "transcribe",
+    capped: bool = False,
 ) -> UtteranceScore:
     """Normalize both texts for ``language`` (English for translations) and count errors;
     in languages written without spaces each character counts as a word, and spaces
-    (which punctuation becomes) are not characters."""
+    (which punctuation becomes) are not characters. A hypothesis that repeats itself or
+    that decoding cut at the token cap (``capped``) is a loop."""
     normalize = normalizer_for(language, task)
     ref_n, hyp_n = normalize(reference), normalize(hypothesis)
     ref_raw, hyp_raw = reference.strip(), hypothesis.strip()
@@ -216,7 +218,7 @@ def score_utterance(
         words=word_counts(ref_n, hyp_n),
         chars=char_counts(ref_chars, hyp_chars),
         words_unnormalized=word_counts(ref_raw, hyp_raw),
-        loop=repeats_in_a_loop(hyp_n),
+        loop=capped or repeats_in_a_loop(hyp_n),
     )
 
 
@@ -262,6 +264,30 @@ def corpus_score(utterances: Sequence[UtteranceScore], headline: str = "wer") ->
     )
 
 
+@dataclass(frozen=True)
+class NonspeechScore:
+    """What a model said on clips without speech (rows whose text is empty): ideally nothing.
+    ``words`` counts normalized words (characters in languages written without spaces)."""
+
+    clips: int
+    words: int
+    clips_with_words: int
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def nonspeech_score(utterances: Sequence[UtteranceScore]) -> NonspeechScore:
+    """Words said on non-speech clips: every word of their hypotheses is an insertion."""
+    words = [u.words.insertions for u in utterances]
+    return NonspeechScore(len(words), sum(words), sum(count > 0 for count in words))
+
+
+def is_nonspeech(reference: str) -> bool:
+    """A row without text is a non-speech probe (silence, noise): scored apart from WER."""
+    return not reference.strip()
+
+
 def score_corpus(
     references: Sequence[str],
     hypotheses: Sequence[str],
@@ -269,17 +295,21 @@ def score_corpus(
     ids: Sequence[str] | None = None,
     task: str = "transcribe",
 ) -> tuple[CorpusScore, list[UtteranceScore]]:
-    """Score parallel lists of texts; returns the corpus score and one score per utterance.
+    """Score parallel lists of texts; returns the corpus score of the rows with text and
+    one score per utterance (non-speech rows too: see :func:`nonspeech_score`).
 
     ``languages`` are the rows' languages (None: unknown); with ``task="translate"`` the
-    hypotheses and references are English whatever the audio's language.
+    hypotheses and references are English whatever the audio's language. A hypothesis that
+    is a :class:`~asrtune.models.Transcript` cut at the token cap counts as a loop.
     """
     if len(references) != len(hypotheses):
         raise ValueError(f"{len(references)} references but {len(hypotheses)} hypotheses")
     languages = languages or [None] * len(references)
     ids = ids or [str(i) for i in range(len(references))]
     scores = [
-        score_utterance(i, r, h, lang, task)
+        score_utterance(i, r, h, lang, task, capped=getattr(h, "capped", False))
         for i, r, h, lang in zip(ids, references, hypotheses, languages, strict=True)
     ]
-    return corpus_score(scores, headline_metric(languages, task)), scores
+    speech = [i for i, reference in enumerate(references) if not is_nonspeech(reference)]
+    headline = headline_metric([languages[i] for i in speech], task)
+    return corpus_score([scores[i] for i in speech], headline), scores

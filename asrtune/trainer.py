@@ -30,6 +30,7 @@ from asrtune.data.sharding import (
 )
 from asrtune.data.windows import Example, WindowDataset
 from asrtune.evaluation import EvalResult, evaluate_rows
+from asrtune.guards import GUARDED, guard_metrics, guarded_value, within_limit
 from asrtune.inference import DecodingOptions
 from asrtune.models import LoadedModel
 from asrtune.processes import all_processes
@@ -86,11 +87,17 @@ class AsrTrainer(Trainer):
         decoding: DecodingOptions,
         max_batch_seconds: float | None = None,
         eval_examples: list[Example] | None = None,
+        guard_rows: dict[str, list[Row]] | None = None,
+        max_guard_regression: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, eval_dataset=eval_rows or None, **kwargs)
         self.loaded, self.eval_rows, self.decoding = loaded, eval_rows, decoding
         self.eval_examples = eval_examples or []
+        self.guard_rows = guard_rows or {}
+        self.max_guard_regression = max_guard_regression
+        self.guard_baseline: dict[str, EvalResult] = {}  # the base model's, before training
+        self.last_guards: dict[str, EvalResult] = {}
         self.max_batch_seconds = max_batch_seconds
         self.last_eval: EvalResult | None = None
         self.clock_start: float | None = None
@@ -254,7 +261,17 @@ class AsrTrainer(Trainer):
         """The model being trained, as the LoadedModel that evaluation functions take."""
         return LoadedModel(self.model, self.loaded.processor, self.loaded.family, "training")
 
+    def evaluate_guards(self) -> dict[str, EvalResult]:
+        """The model as it is now on every guard set (see :mod:`asrtune.guards`)."""
+        progress = self.is_world_process_zero()
+        return {
+            name: evaluate_rows(self.loaded_now(), rows, self.decoding, progress=progress)
+            for name, rows in self.guard_rows.items()
+        }
+
     def train(self, *args: Any, **kwargs: Any) -> Any:
+        if self.guard_rows and not self.guard_baseline:  # before any weight changes
+            self.guard_baseline = self.evaluate_guards()
         self.clock_start, self.eval_seconds = time.perf_counter(), 0.0
         return super().train(*args, **kwargs)
 
@@ -273,8 +290,20 @@ class AsrTrainer(Trainer):
         }
         if result.longform is not None:
             metrics[f"{metric_key_prefix}_longform_wer"] = result.longform.wer
+        if result.nonspeech is not None:
+            metrics[f"{metric_key_prefix}_nonspeech_words"] = result.nonspeech.words
         if self.eval_examples:
             metrics[f"{metric_key_prefix}_loss"] = self.eval_loss()
+        if self.guard_rows:
+            self.last_guards = self.evaluate_guards()
+            metrics |= guard_metrics(metric_key_prefix, self.last_guards, self.guard_baseline)
+            if self.max_guard_regression is not None:
+                metric = str(self.args.metric_for_best_model).removeprefix(GUARDED)
+                within = within_limit(
+                    self.last_guards, self.guard_baseline, self.max_guard_regression
+                )
+                value = metrics[f"{metric_key_prefix}_{metric}"]
+                metrics[f"{metric_key_prefix}_{GUARDED}{metric}"] = guarded_value(value, within)
         metrics[f"{metric_key_prefix}_runtime"] = round(result.seconds, 2)
         if self.clock_start is not None:
             trained = started - self.clock_start - self.eval_seconds

@@ -28,6 +28,7 @@ from asrtune.data.manifest import Row
 from asrtune.data.windows import Example
 from asrtune.errors import AsrtuneError
 from asrtune.evaluation import EvalResult, write_report
+from asrtune.guards import GUARDED, change, guard_report
 from asrtune.inference import DecodingOptions
 from asrtune.metrics import headline_metric
 from asrtune.models import LoadedModel, load_model
@@ -39,6 +40,7 @@ from asrtune.training_data import (
     build_finite_dataset,
     build_stream_dataset,
     load_eval_rows,
+    load_guard_rows,
     load_training_rows,
 )
 
@@ -50,6 +52,7 @@ class TrainResult:
     output_dir: Path
     train_metrics: dict[str, Any]
     eval_result: EvalResult | None
+    guards: dict[str, Any] | None = None  # guard_report: each guard set before and after
 
 
 def build_model(job: TrainJob) -> LoadedModel:
@@ -97,7 +100,11 @@ def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
 
 
 def build_trainer(
-    job: TrainJob, loaded: LoadedModel, train_dataset: Any, eval_rows: list[Row]
+    job: TrainJob,
+    loaded: LoadedModel,
+    train_dataset: Any,
+    eval_rows: list[Row],
+    guard_rows: dict[str, list[Row]] | None = None,
 ) -> AsrTrainer:
     decoding = DecodingOptions(
         language=job.model.language,
@@ -124,6 +131,8 @@ def build_trainer(
         decoding=decoding,
         max_batch_seconds=job.data.max_batch_seconds,
         eval_examples=eval_examples,
+        guard_rows=guard_rows,
+        max_guard_regression=job.data.max_guard_regression,
     )
 
 
@@ -199,9 +208,12 @@ def train(job: TrainJob, trainer_hook: Callable[[AsrTrainer], None] | None = Non
     with job.training.main_process_first(desc="reading and checking the rows"):
         rows, dropped = ([], 0) if job.data.streaming else load_training_rows(job, out)
         eval_rows = load_eval_rows(job, out)
+        guard_rows = load_guard_rows(job, out)
     if job.best_metric_by_language and eval_rows:
         languages = [row.language or job.model.language for row in eval_rows]
         job.training.metric_for_best_model = headline_metric(languages, job.model.task)
+    if job.data.max_guard_regression is not None:
+        job.training.metric_for_best_model = GUARDED + job.training.metric_for_best_model
     resume_from = resume_checkpoint(job)
 
     loaded = build_model(job)
@@ -211,7 +223,7 @@ def train(job: TrainJob, trainer_hook: Callable[[AsrTrainer], None] | None = Non
     else:
         dataset, skipped = build_finite_dataset(job, loaded, rows, out)
 
-    trainer = build_trainer(job, loaded, dataset, eval_rows)
+    trainer = build_trainer(job, loaded, dataset, eval_rows, guard_rows)
     if trainer_hook is not None:
         trainer_hook(trainer)
     start = time.perf_counter()
@@ -233,9 +245,35 @@ def train(job: TrainJob, trainer_hook: Callable[[AsrTrainer], None] | None = Non
     write_json(out / "training_config.json", job.to_dict())
 
     eval_result = final_evaluation(trainer) if eval_rows else None
+    extra: dict[str, Any] = {"model": str(out)}
+    if trainer.guard_rows:
+        limit = job.data.max_guard_regression
+        extra["guards"] = guard_report(trainer.last_guards, trainer.guard_baseline, limit)
+        if limit is not None and not extra["guards"]["within_limit"] and is_main_process():
+            warn_guards_regressed(trainer, limit)
     if eval_result is not None and is_main_process():
-        write_report(eval_result, out / "eval_results.json", {"model": str(out)})
-    return TrainResult(out, metrics, eval_result)
+        write_report(eval_result, out / "eval_results.json", extra)
+    return TrainResult(out, metrics, eval_result, extra.get("guards"))
+
+
+def warn_guards_regressed(trainer: AsrTrainer, limit: float) -> None:
+    """Say loudly that no checkpoint kept every guard set within ``limit``."""
+    worst = max(
+        trainer.last_guards,
+        key=lambda name: change(trainer.last_guards[name], trainer.guard_baseline[name]),
+    )
+    by = change(trainer.last_guards[worst], trainer.guard_baseline[worst])
+    line = "!" * 78
+    log.warning(
+        "\n%s\nNO CHECKPOINT KEPT THE GUARD SETS WITHIN --max_guard_regression %.3f: the saved "
+        "model regressed guard %r by %+.1f points.\nTrain less (fewer epochs, a lower learning "
+        "rate, LoRA) or mix general speech into the training data (--mix).\n%s",
+        line,
+        limit,
+        worst,
+        100 * by,
+        line,
+    )
 
 
 def dataset_metrics(job: TrainJob, dataset: Any, seconds: float, trainer: Trainer) -> dict:
@@ -245,7 +283,7 @@ def dataset_metrics(job: TrainJob, dataset: Any, seconds: float, trainer: Traine
     epochs = trainer.state.epoch or 0
     audio = dataset.audio_seconds()
     return {
-        "utterances": sum(len(w) for w in dataset.windows),
+        "utterances": sum(ex.clip is None for w in dataset.windows for ex in w),
         "training_items": len(dataset),
         "packed": job.data.pack,
         "audio_seconds_per_epoch": round(audio, 1),

@@ -14,6 +14,7 @@ from typing import Any
 
 from asrtune.config import TrainJob
 from asrtune.data.manifest import BadRow, Row, skip_record, with_language
+from asrtune.data.nonspeech import noise_files
 from asrtune.data.rows import (
     LoadedRows,
     combine,
@@ -24,9 +25,11 @@ from asrtune.data.rows import (
 )
 from asrtune.data.sources import stream_source
 from asrtune.data.streaming import Stream, StreamingWindows
-from asrtune.data.windows import Example, WindowDataset
+from asrtune.data.windows import Example, TrainingMix, WindowDataset
 from asrtune.errors import AsrtuneError
-from asrtune.models import LoadedModel, over_limit_reason
+from asrtune.guards import parse_guards
+from asrtune.metrics import is_nonspeech
+from asrtune.models import LoadedModel, over_limit_reason, row_labels
 from asrtune.processes import all_processes, is_main_process
 
 log = logging.getLogger("asrtune")
@@ -65,14 +68,12 @@ def _write_jsonl(path: Path, records: list[dict]) -> None:
 def admit_row(loaded: LoadedModel, row: Row, task: str, timestamps: bool = False) -> Example | str:
     """The family's Example for a row, or the reason it is over the model's limits.
 
-    Its labels are those of a window holding the row alone, in the layout ``window_item``
-    gets from the same item options: with ``timestamps`` (``--pack_timestamps``, families
-    with ``SUPPORTS_TIMESTAMPS``) they include the timestamp tokens around the text.
+    Its labels are those of a window holding the row alone: with ``timestamps`` (some
+    windows are trained with timestamps, see :func:`item_options`) they include the
+    timestamp tokens around the text.
     """
-    adapter = loaded.adapter
-    spans = {"spans": [(0.0, row.duration or 0.0)]} if timestamps else {}
-    labels = adapter.encode_labels(loaded, [row.text], row.language, task, **spans)
-    reason = over_limit_reason(adapter.limits(loaded), row.duration, len(labels))
+    labels = row_labels(loaded, row.text, row.language, task, row.duration, timestamps)
+    reason = over_limit_reason(loaded.adapter.limits(loaded), row.duration, len(labels))
     return reason or Example(row, row.language, len(labels))
 
 
@@ -104,10 +105,26 @@ def load_eval_rows(job: TrainJob, out: Path) -> list[Row]:
     if spec is None:
         return []
     loaded = load_rows(
-        spec, job.model.language, hub_options(job.data), limit=job.data.max_eval_samples
+        spec,
+        job.model.language,
+        hub_options(job.data),
+        limit=job.data.max_eval_samples,
+        nonspeech_ok=True,
     )
     check_rows([loaded], job.data.drop_invalid, out / "eval")
     return loaded.rows[: job.data.max_eval_samples]
+
+
+def load_guard_rows(job: TrainJob, out: Path) -> dict[str, list[Row]]:
+    """Each ``--guard NAME=SOURCE``'s rows (checked like the eval rows), by name."""
+    guards = {}
+    for name, source in parse_guards(job.data.guard).items():
+        loaded = load_rows(source, job.model.language, hub_options(job.data), nonspeech_ok=True)
+        check_rows([loaded], job.data.drop_invalid, out / "guards" / name)
+        if not loaded.rows:
+            raise AsrtuneError(f"--guard {name}: {source} has no usable rows")
+        guards[name] = loaded.rows
+    return guards
 
 
 class SkipLog:
@@ -144,7 +161,8 @@ class SkipLog:
 def build_stream_dataset(job: TrainJob, loaded: LoadedModel, skips: SkipLog) -> Any:
     """--streaming: rows are read, checked, packed and featurized as training goes."""
     adapter, task, language = loaded.adapter, job.model.task, job.model.language
-    options = item_options(job, loaded)
+    mix = training_mix(job, loaded)
+    options = item_options(mix)
     if not hasattr(adapter, "window_item"):
         raise AsrtuneError(f"--streaming is not supported for {loaded.family} models yet")
     streams = []
@@ -154,6 +172,8 @@ def build_stream_dataset(job: TrainJob, loaded: LoadedModel, skips: SkipLog) -> 
         streams.append(Stream(records, _with_language(to_row, language), spec.weight))
 
     def admit(row: Row) -> tuple[Example, Any] | str:
+        if is_nonspeech(row.text):
+            return "empty text (allowed in evaluation sets only)"
         example = admit_row(loaded, row, task, **options)
         if isinstance(example, str):
             return example
@@ -162,12 +182,14 @@ def build_stream_dataset(job: TrainJob, loaded: LoadedModel, skips: SkipLog) -> 
     return StreamingWindows(
         streams,
         admit=admit,
-        make_item=lambda window: adapter.window_item(loaded, window, task, **options),
+        make_item=lambda window, plan: adapter.window_item(loaded, window, task, plan=plan),
         packer=adapter.packer(loaded, task, language) if job.data.pack else None,
         on_skip=skips.add,
         seed=job.training.seed,
         rank=job.training.process_index,
         world_size=job.training.world_size,
+        mix=mix,
+        max_seconds=adapter.limits(loaded).max_seconds,
     )
 
 
@@ -178,21 +200,42 @@ def _with_language(to_row: Any, language: str | None) -> Any:
     return wrapped
 
 
-def item_options(job: TrainJob, loaded: LoadedModel) -> dict[str, Any]:
-    """Family options for training items; asking for one the family lacks is an error."""
-    if not job.data.pack_timestamps:
-        return {}
-    if not getattr(loaded.adapter, "SUPPORTS_TIMESTAMPS", False):
-        raise AsrtuneError(f"--pack_timestamps is not supported for {loaded.family} models")
-    if not job.data.pack:
-        raise AsrtuneError("--pack_timestamps marks packed utterances: drop --no_pack")
-    return {"timestamps": True}
+def training_mix(job: TrainJob, loaded: LoadedModel) -> TrainingMix:
+    """The job's :class:`TrainingMix`: each option as given, else the family's default
+    (``TRAINING_MIX``; nothing for a family without one). Timestamps for a family without
+    them are an error."""
+    defaults = getattr(loaded.adapter, "TRAINING_MIX", {})
+    data = job.data
+
+    def value(name: str, off: Any) -> Any:
+        given = getattr(data, name)
+        return defaults.get(name, off) if given is None else given
+
+    mix = TrainingMix(
+        timestamp_share=value("timestamp_share", 0.0),
+        nonspeech_share=value("nonspeech_share", 0.0),
+        single_share=value("single_share", 0.0) if data.pack else 0.0,
+        natural_gaps=value("natural_gaps", False),
+        noise_files=tuple(noise_files(data.noise_dir)),
+    )
+    if mix.timestamp_share and not getattr(loaded.adapter, "SUPPORTS_TIMESTAMPS", False):
+        raise AsrtuneError(f"--timestamp_share: {loaded.family} models have no timestamps")
+    if data.noise_dir and not mix.noise_files:
+        raise AsrtuneError(f"--noise_dir {data.noise_dir} holds no audio files")
+    return mix
+
+
+def item_options(mix: TrainingMix) -> dict[str, Any]:
+    """Family options for sizing training items: with any window trained with timestamps,
+    every utterance's label budget counts its two timestamp tokens."""
+    return {"timestamps": True} if mix.timestamp_share > 0 else {}
 
 
 def build_finite_dataset(
     job: TrainJob, loaded: LoadedModel, rows: list[Row], out: Path
 ) -> tuple[Any, list[dict[str, Any]]]:
-    options = item_options(job, loaded)
+    mix = training_mix(job, loaded)
+    options = item_options(mix)
     examples, skipped = admit_rows(loaded, rows, job.model.task, **options)
     if skipped:
         _write_jsonl(out / "skipped.jsonl", skipped)
@@ -211,11 +254,13 @@ def build_finite_dataset(
         job.data.pack,
         job.training.seed,
         options,
+        mix,
     )
     log.info(
-        "%d utterances (%.0f s of audio) in %d training items",
+        "%d utterances (%.0f s of audio) in %d training items (%s)",
         len(examples),
         dataset.audio_seconds(),
         len(dataset),
+        mix.summary(),
     )
     return dataset, skipped

@@ -16,6 +16,7 @@ def test_api_names_are_the_functions_even_after_every_module_is_imported() -> No
         "train",
         "evaluate",
         "transcribe",
+        "transcribe_segments",
         "load_model",
         "import_ct2",
         "run_demo",

@@ -194,3 +194,44 @@ def test_the_report_counts_error_kinds_loops_and_long_files_apart(
     errors = data["substitutions"] + data["deletions"] + data["insertions"]
     assert errors == round(data["wer"] * data["reference_words"]) and errors > 0
     assert data["loops"] == sum(u["loop"] for u in utterances)
+
+
+def test_eval_scores_non_speech_probes_apart(
+    talkative_whisper: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Rows with empty text are non-speech probes: the words said on them are counted in
+    ``nonspeech`` and kept out of WER; a hypothesis cut at the token cap is a loop."""
+    import numpy as np
+    import soundfile as sf
+
+    from tests.conftest import tone
+
+    rng = np.random.default_rng(0)
+    clips = {
+        "speech": (tone(2.0, 300), "hello there"),
+        "silence": (np.zeros(32000, dtype=np.float32), ""),
+        "noise": ((0.01 * rng.standard_normal(32000)).astype(np.float32), ""),
+    }
+    rows = []
+    for name, (audio, text) in clips.items():
+        sf.write(tmp_path / f"{name}.wav", audio, 16000)
+        rows.append({"id": name, "audio_path": f"{name}.wav", "text": text, "language": "en"})
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    report = tmp_path / "report.json"
+    args = ["eval", "--model", str(talkative_whisper), "--manifest", str(manifest)]
+    assert main([*args, "--output", str(report), "--max-new-tokens", "6"]) == 0
+    data = json.loads(report.read_text())
+    utterances = [json.loads(x) for x in tmp_path.joinpath("report.utterances.jsonl").open()]
+    assert [u["id"] for u in utterances] == ["speech", "silence", "noise"]
+    said = [len(u["hyp_normalized"].split()) for u in utterances[1:]]
+    assert data["nonspeech"] == {
+        "clips": 2,
+        "words": sum(said),
+        "clips_with_words": sum(n > 0 for n in said),
+    }
+    assert data["nonspeech"]["words"] > 0  # the talkative model talks on silence too
+    speech_only, _ = score_corpus(["hello there"], [utterances[0]["hyp"]], ["en"])
+    assert data["num_samples"] == 1 and data["wer"] == speech_only.wer
+    # 6 new tokens: the talkative model never stops on its own, so every row hit the cap
+    assert data["loops"] == 1 and all(u["loop"] for u in utterances)

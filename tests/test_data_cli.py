@@ -213,3 +213,28 @@ def test_split_reports_lines_that_are_not_rows(
     assert main(["data", "split", str(manifest), "--output", str(tmp_path / "o")]) == 0
     out = capsys.readouterr().out
     assert "lines left out" in out and "line 5: malformed JSON" in out
+
+
+def test_empty_text_is_a_probe_in_an_eval_set_and_an_error_elsewhere(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    import numpy as np
+
+    sf.write(tmp_path / "speech.wav", tone(2.0, 220), 16000)
+    sf.write(tmp_path / "silence.wav", np.zeros(16000, dtype=np.float32), 16000)
+    manifest = write_manifest_lines(
+        tmp_path / "m.jsonl",
+        [row_line("speech.wav"), row_line("silence.wav", text=""), '{"audio_path": "speech.wav"}'],
+    )
+    assert main(["data", "check", str(manifest)]) == 1
+    out = capsys.readouterr().out
+    assert "line 2: empty text (allowed in evaluation sets only)" in out
+    assert "line 3: no text column" in out
+    report = tmp_path / "r.json"
+    assert main(["data", "check", str(manifest), "--eval-set", "--output", str(report)]) == 1
+    data = json.loads(report.read_text())  # a missing column is still an error
+    assert [p["line"] for p in data["problems"]] == [3]
+    assert [(w["line"], w["reason"]) for w in data["warnings"]] == [
+        (2, "no text: a non-speech probe, scored apart from WER")
+    ]
+    assert data["num_valid"] == 2  # digital silence is a fine probe

@@ -24,6 +24,10 @@ def test_demo_runs_the_whole_journey(tmp_path: Path, capsys: pytest.CaptureFixtu
                 "4",
                 "--epochs",
                 "1",
+                "--probes",
+                "3",
+                "--guard-size",
+                "4",
             ]
         )
         == 0
@@ -32,6 +36,12 @@ def test_demo_runs_the_whole_journey(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "baseline" in printed and "fine-tuned" in printed
     results = json.loads((out / "demo_results.json").read_text())
     assert results["baseline"]["num_samples"] == 4 and results["finetuned"]["num_samples"] == 4
+    # the test split's non-speech probes and the guard set are measured before and after
+    assert results["baseline"]["nonspeech"]["clips"] == results["finetuned"]["nonspeech"]["clips"]
+    assert results["finetuned"]["nonspeech"]["clips"] == 3
+    general = results["guards"]["sets"]["general"]
+    assert general["num_samples"] == 4 and 0 <= general["base_wer"] < 0.9
+    assert "words on non-speech" in printed and "guard set WER" in printed
     # the imported base model really transcribes English speech: far below 100% WER
     assert results["baseline"]["wer"] < 0.9
     model = out / "model"

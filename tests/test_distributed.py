@@ -270,12 +270,14 @@ def _eval_logs(out: Path) -> dict:
 def test_evaluation_during_training_gives_the_single_process_figures(
     tiny_whisper: Path, nine_clips: Path, tmp_path: Path
 ) -> None:
-    """Eval WER/CER and eval loss of 2 processes (each its share of 7 rows, gathered) are a
-    single process's, so the best checkpoint is the same however the run is launched."""
+    """Eval WER/CER, eval loss and guard sets of 2 processes (each its share of the rows,
+    gathered) are a single process's, so the best checkpoint is the same however the run
+    is launched."""
     eval_rows = write_dataset(tmp_path / "eval", 7)
     common = ["train", "--model", str(tiny_whisper), "--train-manifest", str(nine_clips)]
     common += ["--eval-manifest", str(eval_rows), *EXACT, "--save_strategy", "epoch"]
     common += ["--num_train_epochs", "1", "--generation_max_length", "8"]
+    common += ["--guard", f"general={write_dataset(tmp_path / 'guard', 5, seconds=2.0)}"]
     assert main([*common, "--output_dir", str(tmp_path / "1x4")]) == 0
     _torchrun(
         [*common, "--output_dir", str(tmp_path / "2x2"), "--per_device_train_batch_size", "2"]
@@ -284,3 +286,11 @@ def test_evaluation_during_training_gives_the_single_process_figures(
     assert one["eval_num_samples"] == two["eval_num_samples"] == 7
     assert (one["eval_wer"], one["eval_cer"]) == (two["eval_wer"], two["eval_cer"])
     assert one["eval_loss"] == pytest.approx(two["eval_loss"], rel=1e-4)
+    # guard sets too: the base model's before training, the trained model's at evaluation
+    for key in ("eval_guard_general_wer", "eval_guard_general_change"):
+        assert one[key] == two[key]
+    guards = [
+        json.loads((tmp_path / o / "eval_results.json").read_text())["guards"]
+        for o in ("1x4", "2x2")
+    ]
+    assert guards[0] == guards[1]

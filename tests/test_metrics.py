@@ -134,3 +134,29 @@ def test_decoding_loops_are_told_from_speech() -> None:
         ["hello there", "good morning"], ["hello " * 12, "good morning"], ["en", "en"]
     )
     assert [u.loop for u in utterances] == [True, False] and score.loops == 1
+
+
+def test_a_hypothesis_cut_at_the_token_cap_is_a_loop() -> None:
+    from asrtune.models import Transcript
+
+    hypotheses = [Transcript("the report is due on", capped=True), Transcript("good morning")]
+    score, utterances = score_corpus(
+        ["the report is due on friday", "good morning"], hypotheses, ["en", "en"]
+    )
+    assert [u.loop for u in utterances] == [True, False] and score.loops == 1
+
+
+def test_rows_without_text_are_scored_apart_as_non_speech() -> None:
+    from asrtune.metrics import nonspeech_score
+
+    score, utterances = score_corpus(
+        ["hello there", "", "good morning", "  "],
+        ["hello there", "you", "good morning", "Thank you. Thank you."],
+        ["en"] * 4,
+    )
+    assert score.num_samples == 2 and score.wer == 0.0  # the probes are no reference words
+    probes = [u for u in utterances if not u.reference.strip()]
+    assert nonspeech_score(probes).as_dict() == {"clips": 2, "words": 5, "clips_with_words": 2}
+    # a probe in a language written without spaces counts characters
+    _, zh = score_corpus([""], ["谢谢观看"], ["zh"])
+    assert nonspeech_score(zh).words == 4

@@ -267,6 +267,9 @@ def test_the_card_leads_with_cer_for_languages_written_without_spaces(tmp_path: 
     table = _results_table(ModelInfo(tmp_path, "whisper", False, "base", {}, {}, detailed), None)
     assert "- this model: 3 substituted, 1 deleted and 2 inserted words; 1 of 9" in table
     assert "WER 25.00 % on 2 long file(s)." in table
+    probes = {"clips": 12, "words": 0, "clips_with_words": 0}
+    quiet = ModelInfo(tmp_path, "whisper", False, "base", {}, {}, {**detailed, "nonspeech": probes})
+    assert "0 word(s) said on 0 of 12 clips without speech" in _results_table(quiet, None)
     english = ModelInfo(tmp_path, "whisper", False, "base", {}, {}, {**report, "headline": "wer"})
     assert model_index("m", english, None, None)[0]["results"][0]["metrics"][0]["type"] == "wer"
 
@@ -402,6 +405,7 @@ def test_demo_app_transcribes_with_the_fine_tuned_model(
     assert "asrtune" not in (app_dir / "requirements.txt").read_text()
 
     audio = (16000, (tone(1.5, 250.0) * 32767).astype(np.int16))  # what gr.Audio gives
+    monkeypatch.setenv("ASR_VAD", "0")  # a tone is no speech: decode it whole
     bundled = _import_app(app_dir / "app.py", monkeypatch, None)
     assert bundled.MODEL_ID == "model" and bundled.LANGUAGE == "en"
     text = bundled.transcribe(audio)
@@ -413,6 +417,32 @@ def test_demo_app_transcribes_with_the_fine_tuned_model(
     assert adapter.transcribe(audio) == text
     if importlib.util.find_spec("gradio") is not None:
         assert type(bundled.build_demo()).__name__ == "Interface"  # built, never launched
+
+
+def test_demo_app_skips_non_speech_and_cuts_long_speech_with_vad(
+    lora_out: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("silero_vad")
+    pytest.importorskip("espeakng_loader")
+    from asrtune.data.synth import synthesize
+
+    app_dir = tmp_path / "space"
+    assert main(["demo-app", str(lora_out), str(app_dir)]) == 0
+    assert "silero-vad" in (app_dir / "requirements.txt").read_text().split()
+    monkeypatch.delenv("ASR_VAD", raising=False)  # on by default
+    app = _import_app(app_dir / "app.py", monkeypatch, None)
+    assert app.VAD
+    hum = 0.1 * np.sin(2 * np.pi * 50 * np.arange(3 * 16000) / 16000)
+    assert app.transcribe((16000, hum.astype(np.float32))) == ""
+    assert app.load.cache_info().currsize == 0  # no speech: the model never loaded
+    speech = synthesize("please restart the gateway on the main cluster before nine thirty")
+    pause = np.zeros(16000, np.float32)
+    long = np.concatenate([pause, speech] * 9)  # about 45 s: more than one window
+    chunks = app.speech_chunks(long)
+    assert len(chunks) >= 2
+    assert all(0 < end - start <= 30 * 16000 for start, end in chunks)
+    assert isinstance(app.transcribe((16000, long)), str)
+    assert app.load.cache_info().currsize == 1
 
 
 def test_demo_app_for_a_hub_model_and_space_push_up_to_the_network(
@@ -491,3 +521,25 @@ def test_voxtral_card_app_and_export(
     argv = ["export", str(voxtral_lora_out), "--format", "ct2", "--output", str(tmp_path / "c")]
     assert main(argv) == 2
     assert "not supported for voxtral" in capsys.readouterr().err
+
+
+def test_the_card_shows_guard_sets_before_and_after(tmp_path: Path) -> None:
+    from asrtune.publish.card import guard_table
+
+    guards = {
+        "sets": {
+            "general": {
+                "headline": "wer",
+                "wer": 0.12,
+                "base_wer": 0.1,
+                "change": 0.02,
+                "num_samples": 40,
+            },
+        },
+        "max_regression": 0.01,
+        "within_limit": False,
+    }
+    table = guard_table({"wer": 0.05, "guards": guards})
+    assert "| general | 40 | 10.00 % | 12.00 % WER | +2.00 points |" in table
+    assert "at most 1.0 points worse" in table and "**beyond**" in table
+    assert guard_table({"wer": 0.05}) is None

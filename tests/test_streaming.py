@@ -23,7 +23,7 @@ from tests.conftest import tone
 
 def _aliased_manifest(folder: Path, home: Path, suffix: str) -> Path:
     """A manifest using column aliases, a ``~`` path, a speaker column, a repeated id and
-    a row without text (plus, for JSONL, a malformed line)."""
+    a row with empty text (plus, for JSONL, a malformed line)."""
     (folder / "clips").mkdir(parents=True)
     (home / "clips").mkdir(parents=True)
     sf.write(folder / "clips" / "a.wav", tone(1.0, 220), 16000)
@@ -56,7 +56,8 @@ def test_a_streamed_manifest_gives_the_rows_a_read_gives(
     monkeypatch.setenv("HOME", str(home))
     manifest = _aliased_manifest(tmp_path / "data", home, suffix)
     read = read_source(str(manifest))
-    assert [r.id for r in read.rows] == ["a", "a#1", "d"]  # the case is what it claims
+    assert [r.id for r in read.rows] == ["a", "a#1", "c", "d"]  # the case is what it claims
+    assert read.rows[2].text == ""  # a non-speech probe (training's checks refuse it)
     assert read.rows[1].audio_path == str(home / "clips" / "h.wav")
     assert read.rows[1].speaker == "spk2"
 
@@ -99,7 +100,9 @@ def test_streamed_windows_with_timestamps_stay_within_the_label_limit(
         language="en",
         streaming=True,
         max_steps=1,
-        pack_timestamps=True,
+        timestamp_share=1.0,
+        nonspeech_share=0.0,
+        single_share=0.0,
         output_dir=str(out),
         report_to="none",
     )

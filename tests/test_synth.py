@@ -13,7 +13,12 @@ import soundfile as sf
 
 from asrtune.data import synth
 from asrtune.data.audio import SAMPLE_RATE
-from asrtune.data.demo_corpus import demo_sentences, make_demo_dataset
+from asrtune.data.demo_corpus import (
+    DEMO_PROBES,
+    GUARD_SENTENCES,
+    demo_sentences,
+    make_demo_dataset,
+)
 from asrtune.data.synth import (
     VoiceStyle,
     list_languages,
@@ -109,9 +114,14 @@ def test_demo_sentences_deterministic_and_distinct() -> None:
 def test_make_demo_dataset_disjoint_and_reused(tmp_path: Path) -> None:
     train, test = make_demo_dataset(tmp_path, n_train=6, n_test=3, voices=2)
     train_rows, test_rows = _rows(train), _rows(test)
-    assert len(train_rows) == 6 and len(test_rows) == 3
+    assert len(train_rows) == 6 and len(test_rows) == 3 + DEMO_PROBES
+    assert [r["text"] for r in test_rows[3:]] == [""] * DEMO_PROBES  # non-speech probes
     assert not {r["text"] for r in train_rows} & {r["text"] for r in test_rows}
     assert all((train.parent / r["audio_path"]).is_file() for r in train_rows)
+    assert all((test.parent / r["audio_path"]).is_file() for r in test_rows)
+    guard = _rows(tmp_path / "guard" / "manifest.jsonl")  # other voices, other topics
+    assert [r["text"] for r in guard] == list(GUARD_SENTENCES)
+    assert all((tmp_path / "guard" / r["audio_path"]).is_file() for r in guard)
     mtime = train.stat().st_mtime_ns
     assert make_demo_dataset(tmp_path, n_train=6, n_test=3, voices=2) == (train, test)
     assert train.stat().st_mtime_ns == mtime  # reused, not rebuilt

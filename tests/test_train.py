@@ -6,6 +6,7 @@ import json
 import logging
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -14,6 +15,7 @@ from safetensors.torch import load_file
 from asrtune.cli import main
 from asrtune.data.rows import load_rows
 from asrtune.data.windows import WindowDataset
+from asrtune.errors import AsrtuneError
 from asrtune.models import load_model
 from asrtune.models import whisper as W
 from asrtune.training_data import admit_rows
@@ -184,7 +186,7 @@ def test_eval_each_epoch_best_by_wer_and_resume(
         "--learning_rate",
         "1e-3",
         "--generation_max_length",
-        "16",
+        "24",
     ]
     records = _Records()
     trainer_log = logging.getLogger("transformers.trainer")
@@ -316,7 +318,8 @@ def test_unpacked_duration_buckets(tiny_whisper: Path, tmp_path: Path) -> None:
         == 0
     )
     results = json.loads((out / "train_results.json").read_text())
-    assert results["training_items"] == 12
+    share = W.TRAINING_MIX["nonspeech_share"]  # non-speech windows come on top
+    assert (results["utterances"], results["training_items"]) == (12, 12 + round(share * 12))
     # batches of <= 6 padded seconds and <= 4 items: more than the 3 fixed-size batches
     assert results["global_step"] > 3
 
@@ -397,3 +400,95 @@ def test_dataloader_workers_see_each_epochs_repacking_and_no_pin_memory_warning(
     # the dataset is at epoch 1 now: what the workers must have built last
     expected = sorted(tuple(dataset[i]["labels"]) for i in range(len(dataset)))
     assert seen[1] == expected and seen[0] != seen[1]
+
+
+def _end_at_once(model_dir: Path, audio: Any) -> tuple[float, str]:
+    """The probability that the model in ``model_dir`` ends its transcript of ``audio`` (a
+    (n,) 16-kHz array) at once, and what greedy decoding says."""
+    loaded = load_model(str(model_dir))
+    features, _ = W.window_features(loaded.processor.feature_extractor, [audio])
+    prompt = [loaded.model.config.decoder_start_token_id]
+    prompt += W.label_prefix(loaded, "en", "transcribe")
+    with torch.no_grad():
+        logits = loaded.model(input_features=features, decoder_input_ids=torch.tensor([prompt]))
+    end = logits.logits[0, -1].softmax(-1)[loaded.processor.tokenizer.eos_token_id].item()
+    return end, W.generate(loaded, [audio], "en", "transcribe", max_new_tokens=8)[0]
+
+
+def test_training_with_non_speech_windows_ends_at_once_on_silence(
+    tiny_whisper: Path, tmp_path: Path
+) -> None:
+    """Windows of generated silence, noise and hum with an empty transcript teach the
+    model to end its transcript at once on silence."""
+    import numpy as np
+
+    silence = np.zeros(3 * 16000, np.float32)
+    before, _ = _end_at_once(tiny_whisper, silence)
+    out = tmp_path / "out"
+    args = ["train", "--model", str(tiny_whisper), "--output_dir", str(out)]
+    args += ["--train-manifest", str(write_dataset(tmp_path / "d", 4)), *FAST]
+    args += ["--num_train_epochs", "40", "--learning_rate", "1e-2", "--nonspeech_share", "1"]
+    assert main(args) == 0
+    after, said = _end_at_once(out, silence)
+    assert before < 0.05 and after > 0.2 and said == "", (before, after, said)
+
+
+@pytest.mark.parametrize("limit", [None, "-1"])
+def test_guard_sets_are_measured_against_the_base_model(
+    talkative_whisper: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, limit: str | None
+) -> None:
+    """--guard: evaluated before training and at each evaluation, logged as a change from
+    the base model and reported in eval_results.json; --max_guard_regression chooses among
+    checkpoints that keep the guards within it and says loudly when none does."""
+    from asrtune.api import evaluate
+
+    train = write_dataset(tmp_path / "train", 6)
+    guard = write_dataset(tmp_path / "guard", 3, seconds=2.5)
+    out = tmp_path / "out"
+    args = ["train", "--model", str(talkative_whisper), "--train-manifest", str(train)]
+    args += ["--eval-manifest", str(train), "--output_dir", str(out), "--report_to", "none"]
+    args += ["--learning_rate", "1e-3", "--generation_max_length", "8", "--num_train_epochs", "2"]
+    args += ["--guard", f"general={guard}"]
+    if limit is not None:
+        args += ["--max_guard_regression", limit]
+    with caplog.at_level(logging.WARNING, logger="asrtune"):
+        assert main(args) == 0
+    report = json.loads((out / "eval_results.json").read_text())["guards"]
+    general = report["sets"]["general"]
+    base = evaluate(str(talkative_whisper), guard, options=_decoding(8)).score.wer
+    assert general["base_wer"] == pytest.approx(base)
+    assert general["wer"] == pytest.approx(
+        evaluate(str(out), guard, options=_decoding(8)).score.wer
+    )
+    assert general["change"] == pytest.approx(general["wer"] - base)
+    state = json.loads(
+        sorted(out.glob("checkpoint-*"))[-1].joinpath("trainer_state.json").read_text()
+    )
+    logged = [e for e in state["log_history"] if "eval_guard_general_wer" in e]
+    assert len(logged) == 2 and all("eval_guard_general_change" in e for e in logged)
+    if limit is None:
+        assert "within_limit" not in report
+    else:  # no checkpoint can improve a guard by 100 points
+        assert report["within_limit"] is False and report["max_regression"] == -1
+        assert all(e["eval_guarded_wer"] == float("inf") for e in logged)
+        assert "NO CHECKPOINT KEPT THE GUARD SETS WITHIN" in caplog.text
+
+
+def _decoding(max_new_tokens: int) -> Any:
+    from asrtune.inference import DecodingOptions
+
+    return DecodingOptions(language="en", max_new_tokens=max_new_tokens)
+
+
+def test_guard_flags_are_checked(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from asrtune.guards import parse_guards
+
+    assert parse_guards(["a=x.jsonl", "b-2=hf:set"]) == {"a": "x.jsonl", "b-2": "hf:set"}
+    for bad in (["x.jsonl"], ["a b=x"], ["a=x", "a=y"], ["=x"]):
+        with pytest.raises(AsrtuneError):
+            parse_guards(bad)
+    base = ["train", "--model", "m", "--train-manifest", "t.jsonl", "--output_dir", "o"]
+    assert main([*base, "--guard", "g=x.jsonl"]) == 2
+    assert "--guard is evaluated with the eval set" in capsys.readouterr().err
+    assert main([*base, "--max_guard_regression", "0.02"]) == 2
+    assert "--max_guard_regression needs guard sets" in capsys.readouterr().err

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import soundfile as sf
 
 from asrtune.config import train_job_from_kwargs
@@ -73,7 +74,8 @@ def test_check_and_training_leave_out_the_same_rows_with_the_same_records(
     read = [json.loads(x) for x in (read_out / "skipped.jsonl").read_text().splitlines()]
 
     stream_out = tmp_path / "stream"
-    job = _job(tiny_whisper, manifest, stream_out, streaming=True, max_steps=1)
+    no_extras = {"nonspeech_share": 0.0, "single_share": 0.0}
+    job = _job(tiny_whisper, manifest, stream_out, streaming=True, max_steps=1, **no_extras)
     skips = SkipLog(stream_out)
     assert len(list(build_stream_dataset(job, loaded, skips))) == 1  # ok + ok2, packed
     streamed = skips.finish()
@@ -103,8 +105,72 @@ def test_rows_over_the_limit_with_timestamps_are_left_out_when_read(
     manifest = tmp_path / "m.jsonl"
     manifest.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     out = tmp_path / "out"
-    job = _job(tiny_whisper, manifest, out, pack_timestamps=True)
+    job = _job(tiny_whisper, manifest, out, timestamp_share=1.0)
     rows, _ = load_training_rows(job, out)
     dataset, skipped = build_finite_dataset(job, loaded, rows, out)
     assert [(s["id"], s["reason"]) for s in skipped] == [("big", f"65 label tokens > {limit}")]
     assert all(len(dataset[i]["labels"]) <= limit for i in range(len(dataset)))
+
+
+# ----- the training mix ---------------------------------------------------------------
+
+
+def test_the_mix_adds_non_speech_and_single_windows_the_same_count_each_epoch(
+    tiny_whisper: Path, tmp_path: Path
+) -> None:
+    from asrtune.data.windows import TrainingMix, WindowDataset
+    from asrtune.training_data import admit_rows
+    from tests.conftest import write_dataset
+
+    loaded = load_model(str(tiny_whisper))
+    job = _job(tiny_whisper, write_dataset(tmp_path / "d", 30), tmp_path)
+    rows = load_training_rows(job, tmp_path)[0]
+    examples, _ = admit_rows(loaded, rows, "transcribe")
+    plain = WindowDataset(loaded, examples, "transcribe", True, seed=0)
+    mix = TrainingMix(nonspeech_share=0.5, single_share=0.25, natural_gaps=True)
+    mixed = WindowDataset(loaded, examples, "transcribe", True, seed=0, mix=mix)
+    speech = len(plain)
+    assert len(mixed) == speech + round(0.5 * speech) + round(0.25 * speech)
+    end = loaded.processor.tokenizer.eos_token_id
+    prefix_and_end = [*W.label_prefix(loaded, "en", "transcribe"), end]
+    for epoch in (0, 1):
+        mixed.set_epoch(epoch)
+        assert len(mixed) == speech + round(0.5 * speech) + round(0.25 * speech)
+        probes = [i for i, w in enumerate(mixed.windows) if w[0].clip is not None]
+        assert len(probes) == round(0.5 * speech)
+        for i in probes:
+            item = mixed[i]
+            assert item["labels"] == prefix_and_end  # an empty transcript, no timestamps
+        utterances = sorted(ex.row.id for w in mixed.windows for ex in w if ex.clip is None)
+        assert utterances == sorted(ex.row.id for ex in examples)  # each once, none lost
+        singles = [w for w in mixed.windows if len(w) == 1 and w[0].clip is None]
+        assert len(singles) >= round(0.25 * speech)
+    assert mixed.audio_seconds() == pytest.approx(plain.audio_seconds())  # probes: no speech
+
+
+def test_natural_gaps_fit_the_window_and_carry_low_noise(tiny_whisper: Path) -> None:
+    import numpy as np
+
+    from asrtune.data.audio import SAMPLE_RATE
+    from asrtune.data.manifest import Row
+    from asrtune.data.nonspeech import NonspeechClip
+    from asrtune.data.windows import Example, TrainingMix, plan_window, window_audio
+
+    mix = TrainingMix(natural_gaps=True)
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        durations = list(rng.uniform(0.5, 8.0, size=int(rng.integers(1, 6))))
+        plan = plan_window(durations, 30.0, mix, rng)
+        assert plan.lead_in >= 0 and all(g >= 0 for g in plan.gaps)
+        assert sum(durations) + plan.lead_in + sum(plan.gaps) <= 30.0 + 1e-9
+    tight = plan_window([14.9, 14.9], 30.0, mix, np.random.default_rng(0))
+    assert tight.lead_in + sum(tight.gaps) <= 0.2 + 1e-9  # shrunk to the room left
+    quiet = [
+        Example(Row(f"s{i}", "-", "", None, 1.0), None, 0, NonspeechClip("silence", 1.0, i))
+        for i in range(2)
+    ]
+    audio, spans = window_audio(quiet, plan_window([1.0, 1.0], 30.0, mix, np.random.default_rng(3)))
+    start, end = spans[0][1], spans[1][0]
+    gap = audio[round(start * SAMPLE_RATE) : round(end * SAMPLE_RATE)]
+    rms = float(np.sqrt(np.mean(gap**2)))
+    assert len(gap) > 0.05 * SAMPLE_RATE and 1e-5 < rms < 1e-2  # low noise, not zeros

@@ -241,6 +241,11 @@ def test_train_options_follow_the_form(tmp_path: Path) -> None:
     )
     assert (lora["lora_r"], lora["lora_alpha"], lora["max_steps"]) == (8, 64, 5)
     assert lora["eval_manifest"] == "e" and lora["seed"] == 7
+    guarded = form("m", guard="general=g.jsonl\n\n accents=hf:x \n", max_guard_regression=0.02)
+    options = jobs.train_options(guarded, "t", "e", tmp_path)
+    assert options["guard"] == ["general=g.jsonl", "accents=hf:x"]
+    assert options["max_guard_regression"] == 0.02
+    assert "guard" not in full and "max_guard_regression" not in full
 
 
 def test_form_defaults_are_asrtunes_defaults() -> None:
@@ -476,6 +481,17 @@ def test_metric_frames() -> None:
     ]
     final = render.eval_frame(metrics).to_dict("records")[-1]
     assert (final["step"], final["epoch"]) == ("final model (best: step 2)", "1.00")
+    # loops, words said on non-speech probes and each guard set with its change
+    metrics = [
+        {"event": "baseline", "wer": 0.5, "cer": 0.25, "loops": 1, "nonspeech": {"words": 9}},
+        {"step": 2, "epoch": 1.0, "eval_wer": 0.3, "eval_cer": 0.1, "eval_loops": 0,
+         "eval_nonspeech_words": 0, "eval_guard_general_wer": 0.12,
+         "eval_guard_general_change": 0.02},
+    ]  # fmt: skip
+    rows = render.eval_frame(metrics).to_dict("records")
+    assert rows[0]["words on non-speech"] == 9 and rows[0]["guard general"] == "–"
+    assert (rows[1]["in a loop"], rows[1]["words on non-speech"]) == (0, 0)
+    assert rows[1]["guard general"] == "12.0% (+2.0)"
 
 
 def test_word_diff_marks_substitutions_insertions_and_deletions() -> None:
@@ -520,7 +536,16 @@ def test_reports_render_as_markdown() -> None:
     table = render.comparison_markdown(
         None, {"wer": 0.2, "cer": 0.1, "num_samples": 5, "loops": 2, "longform": {"wer": 0.5}}
     )
-    assert "| 5 | 2 | 50.0% |" in table  # utterances, in a loop, long files' WER
+    assert "| 5 | 2 | 50.0% | – |" in table  # utterances, in a loop, long files' WER
+    probes = {"clips": 12, "words": 3, "clips_with_words": 2}
+    table = render.comparison_markdown(None, {"wer": 0.2, "cer": 0.1, "nonspeech": probes})
+    assert "| 3 (2 of 12 clips) |" in table  # words said on non-speech probes
+    general = {"headline": "wer", "wer": 0.11, "base_wer": 0.1, "change": 0.01, "num_samples": 4}
+    table = render.comparison_markdown(None, {"wer": 0.2, "guards": {"sets": {"general": general}}})
+    assert (
+        "**Guard sets**" in table
+        and "| general | 4 | 10.00 % | 11.00 % WER | +1.00 points |" in table
+    )
     line = render.progress_html({"state": "running", "headline": "cer", "last_eval_cer": 0.25})
     assert "eval CER 25.0%" in line
 

@@ -30,6 +30,11 @@ def add_decoding_flags(parser: argparse.ArgumentParser) -> None:
     choices = DecodingOptions.field_choices()
     for field in fields(DecodingOptions):
         spellings = dict.fromkeys((f"--{field.name.replace('_', '-')}", f"--{field.name}"))
+        if field.default is False:  # a switch, off unless given: --vad
+            parser.add_argument(
+                *spellings, dest=field.name, action="store_true", help=helps[field.name]
+            )
+            continue
         parser.add_argument(
             *spellings,
             dest=field.name,

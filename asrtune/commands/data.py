@@ -75,6 +75,14 @@ def _check_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--language", default=None, help="language for rows without one")
     parser.add_argument(
+        "--eval-set",
+        "--eval_set",
+        action="store_true",
+        help="the source is an evaluation set: rows with empty text are non-speech probes "
+        "(silence, noise; scored apart from WER), a warning rather than an error "
+        "(default: off)",
+    )
+    parser.add_argument(
         "--allow-pickle",
         "--allow_pickle",
         action="store_true",
@@ -101,6 +109,7 @@ def _check(args: argparse.Namespace) -> int:
         language=args.language,
         allow_pickle=args.allow_pickle,
         options=_hub_options(args),
+        nonspeech_ok=args.eval_set,
     )
     _print_entries("invalid rows", report.problems)
     _print_entries("over the model's limits (valid, left out of training)", report.over_limits)

@@ -36,6 +36,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.test_size,
         help="synthetic test sentences",
     )
+    parser.add_argument(
+        "--probes",
+        type=int,
+        default=defaults.probes,
+        help="non-speech probes (silence, noise, hum) in the test split",
+    )
+    parser.add_argument(
+        "--guard-size",
+        "--guard_size",
+        type=int,
+        default=defaults.guard_size,
+        help="everyday sentences in other voices, the guard set",
+    )
     parser.add_argument("--epochs", type=float, default=defaults.epochs, help="training epochs")
     parser.add_argument("--lora", action="store_true", help="train LoRA adapters instead")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="random seed")
@@ -51,6 +64,8 @@ def run(argv: list[str]) -> int:
             output_dir=args.output_dir,
             train_size=args.train_size,
             test_size=args.test_size,
+            probes=args.probes,
+            guard_size=args.guard_size,
             epochs=args.epochs,
             lora=args.lora,
             seed=args.seed,

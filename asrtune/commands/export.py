@@ -24,12 +24,51 @@ def build_parser() -> argparse.ArgumentParser:
         help="ct2 weight type; none: the model's own",
     )
     parser.add_argument("--output", required=True, help="folder to write (new or empty)")
+    add_verify_flags(parser)
     return parser
+
+
+def add_verify_flags(parser: argparse.ArgumentParser) -> None:
+    """The parity-check flags; defaults and help from VerifyOptions."""
+    from asrtune.publish.parity import VerifyOptions
+
+    defaults, helps = VerifyOptions(), VerifyOptions.field_help()
+    group = parser.add_argument_group(
+        "parity check",
+        "The exported model and the transformers model transcribe the same rows; both "
+        "WERs and loop counts are printed and written to export_parity.json.",
+    )
+    group.add_argument("--verify", action="store_true", help=helps["verify"])
+    for flag, name, kind, metavar in (
+        ("verify_manifest", "manifest", str, "PATH"),
+        ("verify_samples", "samples", int, "N"),
+        ("max_wer_gap", "max_wer_gap", float, "GAP"),
+        ("language", "language", str, "CODE"),
+    ):
+        group.add_argument(
+            *dict.fromkeys((f"--{flag}", f"--{flag.replace('_', '-')}")),
+            dest=name,
+            type=kind,
+            metavar=metavar,
+            default=getattr(defaults, name),
+            help=helps[name],
+        )
 
 
 def run(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    from asrtune.publish.export import export_model
+    from asrtune.publish.parity import VerifyOptions, export_with_parity
 
-    print(export_model(args.out, args.format, args.output, quantization=args.quantization))
+    options = VerifyOptions(
+        verify=args.verify,
+        manifest=args.manifest,
+        samples=args.samples,
+        max_wer_gap=args.max_wer_gap,
+        language=args.language,
+    )
+    result = export_with_parity(
+        args.out, args.format, args.output, quantization=args.quantization, options=options
+    )
+    print(result.output)
+    print(result.summary())
     return 0

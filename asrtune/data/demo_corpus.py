@@ -19,9 +19,46 @@ from pathlib import Path
 from asrtune.data.synth import synthesize_manifest
 from asrtune.errors import AsrtuneError
 
-CORPUS_VERSION = 1  # bump when templates, slots or synthesis change: invalidates cached data
+CORPUS_VERSION = 2  # bump when templates, slots or synthesis change: invalidates cached data
 DEMO_VOICE_LANGUAGE = "en-us"  # espeak voice; manifests record the language as "en"
+GUARD_VOICE_LANGUAGE = "en-gb-x-rp"  # the guard set: British voices, other speakers
 MAX_WORDS = 20
+#: Non-speech probes (rows without text) added to the test split: silence, noise, hum.
+DEMO_PROBES = 12
+
+#: The demo's guard set: everyday English far from the help desk, for ``--guard``.
+GUARD_SENTENCES: tuple[str, ...] = (
+    "the rain kept falling on the old tin roof all night",
+    "she bought fresh bread and a jar of honey at the market",
+    "our train was twenty minutes late because of the snow",
+    "he planted tomatoes and beans along the garden fence",
+    "the children laughed as the puppy chased its own tail",
+    "please pass the salt and the pepper to your grandmother",
+    "the museum opens at ten and closes early on sundays",
+    "we watched the sun go down behind the quiet hills",
+    "my brother learned to swim in the lake near our house",
+    "a cup of hot tea is the best thing on a cold morning",
+    "the library has a new collection of books about birds",
+    "they painted the kitchen a pale shade of yellow",
+    "the river was too deep to cross without a boat",
+    "she wrote a long letter to her friend in the country",
+    "the baker wakes up before dawn to light the oven",
+    "he forgot his umbrella and came home soaking wet",
+    "the orchestra played a gentle song for the crowd",
+    "we need eggs milk and butter for the pancakes",
+    "the cat sleeps on the warm windowsill every afternoon",
+    "a strong wind blew the leaves across the empty street",
+    "the teacher read a story about a brave little fox",
+    "our neighbors invited us to dinner on friday evening",
+    "the mountain path was steep and covered with stones",
+    "he fixed the bicycle chain with an old pair of pliers",
+    "the market square fills with music every summer night",
+    "she carried the heavy basket of apples up the hill",
+    "the clock in the hall strikes twelve at midnight",
+    "we found a small shell on the beach near the pier",
+    "the farmer counted his sheep before the storm arrived",
+    "a bright moon rose over the calm water of the bay",
+)
 
 SLOTS: dict[str, tuple[str, ...]] = {
     "person": (
@@ -180,12 +217,14 @@ def demo_sentences(n: int, seed: int) -> list[str]:
     return list(seen)
 
 
-def _params(n_train: int, n_test: int, seed: int, voices: int) -> dict:
+def _params(n_train: int, n_test: int, seed: int, voices: int, probes: int, guard: int) -> dict:
     return {
         "version": CORPUS_VERSION,
         "language": DEMO_VOICE_LANGUAGE,
         "n_train": n_train,
         "n_test": n_test,
+        "probes": probes,
+        "guard": guard,
         "seed": seed,
         "voices": voices,
     }
@@ -209,29 +248,41 @@ def _cached(out_dir: Path, params: dict) -> bool:
             return False
     except json.JSONDecodeError:
         return False
-    return _complete(out_dir / "train" / "manifest.jsonl", params["n_train"]) and _complete(
-        out_dir / "test" / "manifest.jsonl", params["n_test"]
+    return (
+        _complete(out_dir / "train" / "manifest.jsonl", params["n_train"])
+        and _complete(out_dir / "test" / "manifest.jsonl", params["n_test"] + params["probes"])
+        and (
+            not params["guard"] or _complete(out_dir / "guard" / "manifest.jsonl", params["guard"])
+        )
     )
 
 
 def make_demo_dataset(
-    out_dir: Path, n_train: int = 240, n_test: int = 100, seed: int = 0, voices: int = 4
+    out_dir: Path,
+    n_train: int = 240,
+    n_test: int = 100,
+    seed: int = 0,
+    voices: int = 4,
+    probes: int = DEMO_PROBES,
+    guard_size: int = len(GUARD_SENTENCES),
 ) -> tuple[Path, Path]:
     """Write the demo's train/test speech under ``out_dir``; return both manifest paths.
 
     ``out_dir/train/manifest.jsonl`` gets ``n_train`` clips and ``out_dir/test/...``
     ``n_test`` clips (16 kHz wav, one voice per sentence, cycling over ``voices`` espeak
-    styles; the test pool is drawn with ``seed + 1``, so voices may overlap). Sentences are
-    distinct, so the splits are disjoint. A complete dataset already in ``out_dir`` with the
-    same parameters (``params.json``) is reused as is.
+    styles; the test pool is drawn with ``seed + 1``, so voices may overlap) plus
+    ``probes`` non-speech probes (rows with empty text). Sentences are distinct, so the
+    splits are disjoint. ``out_dir/guard/manifest.jsonl`` is the guard set of
+    ``guard_size`` sentences (see :func:`make_guard_set`). A complete dataset already in
+    ``out_dir`` with the same parameters (``params.json``) is reused as is.
     """
     out_dir = Path(out_dir)
-    params = _params(n_train, n_test, seed, voices)
+    params = _params(n_train, n_test, seed, voices, probes, guard_size)
     train_dir, test_dir = out_dir / "train", out_dir / "test"
     if _cached(out_dir, params):
         return train_dir / "manifest.jsonl", test_dir / "manifest.jsonl"
     (out_dir / "params.json").unlink(missing_ok=True)
-    for split_dir in (train_dir, test_dir):
+    for split_dir in (train_dir, test_dir, out_dir / "guard"):
         shutil.rmtree(split_dir / "audio", ignore_errors=True)
     sentences = demo_sentences(n_train + n_test, seed)
     common = {"language": DEMO_VOICE_LANGUAGE, "voices": voices, "voices_per_text": 1}
@@ -239,5 +290,46 @@ def make_demo_dataset(
     test = synthesize_manifest(
         sentences[n_train:], test_dir, seed=seed + 1, prefix="test", **common
     )
+    add_probes(test, probes, seed)
+    if guard_size:
+        make_guard_set(out_dir / "guard", seed, voices, guard_size)
     (out_dir / "params.json").write_text(json.dumps(params, indent=2) + "\n")
     return train, test
+
+
+def make_guard_set(
+    out_dir: Path, seed: int = 0, voices: int = 4, size: int = len(GUARD_SENTENCES)
+) -> Path:
+    """The first ``size`` of :data:`GUARD_SENTENCES` spoken with
+    :data:`GUARD_VOICE_LANGUAGE` voices (other speakers than the train and test splits'),
+    one voice per sentence; its manifest."""
+    return synthesize_manifest(
+        list(GUARD_SENTENCES[:size]),
+        out_dir,
+        language=GUARD_VOICE_LANGUAGE,
+        voices=voices,
+        seed=seed + 1000,
+        prefix="guard",
+        voices_per_text=1,
+    )
+
+
+def add_probes(manifest: Path, count: int, seed: int) -> None:
+    """Append ``count`` non-speech probes to ``manifest``: rows with empty text whose
+    audio (2-10 s, in the manifest's ``audio/``) is each kind of generated non-speech in
+    turn (silence, noise, hum) at a random level."""
+    import numpy as np
+
+    from asrtune.data.audio import write_audio
+    from asrtune.data.nonspeech import nonspeech_clips
+
+    rows = []
+    for i, clip in enumerate(nonspeech_clips(count, seed, max_seconds=10.0)):
+        name = f"audio/probe{i:02d}_{clip.kind}.wav"
+        audio = clip.audio()
+        pad = np.zeros(max(0, 32000 - len(audio)), np.float32)  # at least 2 s
+        write_audio(manifest.parent / name, np.concatenate([audio, pad]))
+        rows.append({"id": f"probe{i:02d}", "audio_path": name, "text": "", "language": "en"})
+    with open(manifest, "a", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row) + "\n")

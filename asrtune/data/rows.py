@@ -20,7 +20,7 @@ from asrtune.data.sources import (
     read_source,
     stream_source,
 )
-from asrtune.data.validate import validate_rows
+from asrtune.data.validate import NONSPEECH_NOTE, validate_rows
 
 if TYPE_CHECKING:
     from asrtune.config import DataConfig
@@ -45,11 +45,13 @@ def load_rows(
     language: str | None = None,
     options: HubOptions | None = None,
     limit: int | None = None,
+    nonspeech_ok: bool = False,
 ) -> LoadedRows:
     """Read a source, fill missing languages with ``language``, and decode every file once
     (:func:`~asrtune.data.validate.validate_rows`: the same check as ``asrtune data check``).
 
     With ``options.streaming`` only the first ``limit`` rows (default 500) are read.
+    ``nonspeech_ok``: an evaluation set, where rows without text are non-speech probes.
     """
     spec = source if isinstance(source, SourceSpec) else parse_source(str(source))
     options = options or HubOptions()
@@ -59,14 +61,20 @@ def load_rows(
         else read_source(spec, options)
     )
     rows = [with_language(r, language) for r in parsed.rows]
-    report = validate_rows(rows, parsed.bad_rows, source=Path(spec.name).name)
-    if report.warnings:
+    report = validate_rows(
+        rows, parsed.bad_rows, source=Path(spec.name).name, nonspeech_ok=nonspeech_ok
+    )
+    probes = sum(w.reason == NONSPEECH_NOTE for w in report.warnings)
+    if probes:
+        log.info("%s: %d non-speech probe(s) (rows without text)", spec.label(), probes)
+    others = [w for w in report.warnings if w.reason != NONSPEECH_NOTE]
+    if others:
         log.warning(
             "%s: %d warning(s), e.g. line %s: %s (asrtune data check lists all)",
             spec.label(),
-            len(report.warnings),
-            report.warnings[0].line,
-            report.warnings[0].reason,
+            len(others),
+            others[0].line,
+            others[0].reason,
         )
     return LoadedRows(spec.label(), report.rows, report.problems)
 

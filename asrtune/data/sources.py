@@ -134,9 +134,6 @@ def read_audio_folder(folder: str | Path) -> Manifest:
             bad.append(BadRow(number, str(path), "no transcript: missing " + transcript.name))
             continue
         text = transcript.read_text(encoding="utf-8", errors="replace").strip()
-        if not text:
-            bad.append(BadRow(number, str(path), "empty or missing text"))
-            continue
         rel = path.relative_to(folder).with_suffix("")
         rows.append(Row(id=str(rel), audio_path=str(path), text=text, line=number))
     return Manifest(folder, rows, bad)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
 import torch
 from datasets import IterableDataset as HubIterable
 from datasets.distributed import split_dataset_by_node
@@ -22,6 +23,13 @@ from datasets.distributed import split_dataset_by_node
 from asrtune.data.audio import audio_duration
 from asrtune.data.batching import PackItem, WindowPacker
 from asrtune.data.manifest import BadRow, Row, skip_record
+from asrtune.data.windows import (
+    Example,
+    TrainingMix,
+    WindowPlan,
+    nonspeech_examples,
+    plan_window,
+)
 from asrtune.errors import AsrtuneError
 
 
@@ -92,17 +100,20 @@ class StreamingWindows(torch.utils.data.IterableDataset):
     def __init__(
         self,
         streams: list[Stream],
-        admit: Callable[[Row], tuple[Any, PackItem] | str],
-        make_item: Callable[[list[Any]], dict[str, Any]],
+        admit: Callable[[Row], tuple[Example, PackItem] | str],
+        make_item: Callable[[list[Example], WindowPlan], dict[str, Any]],
         packer: WindowPacker | None,
         on_skip: Callable[[dict[str, Any]], None],
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        mix: TrainingMix | None = None,
+        max_seconds: float = 30.0,
     ) -> None:
         self.streams, self.admit, self.make_item = streams, admit, make_item
         self.packer, self.on_skip, self.seed, self.epoch = packer, on_skip, seed, 0
         self.rank, self.world_size = rank, world_size
+        self.mix, self.max_seconds = mix or TrainingMix(), max_seconds
 
     def set_epoch(self, epoch: int) -> None:
         """Reshuffle the streams' buffers each epoch (Trainer calls this)."""
@@ -140,12 +151,28 @@ class StreamingWindows(torch.utils.data.IterableDataset):
                 )
 
     def _epoch_items(self) -> Iterator[dict[str, Any]]:
-        """The items of one pass over this process's share of the streams."""
+        """The items of one pass over this process's share of the streams, with the
+        :class:`~asrtune.data.windows.TrainingMix` windows drawn in as they go."""
         packer = (
             WindowPacker(self.packer.max_seconds, self.packer.max_tokens, self.packer.gap_seconds)
             if self.packer
             else None
         )
+        worker = torch.utils.data.get_worker_info()
+        seed = [self.seed, self.epoch, self.rank, worker.id if worker else 0]
+        draws = np.random.default_rng([*seed, 1])  # which extra windows to make
+        plans = np.random.default_rng([*seed, 2])  # each window's layout
+
+        def items(window: list[Example]) -> Iterator[dict[str, Any]]:
+            durations = [ex.row.duration or 0.0 for ex in window]
+            yield self.make_item(window, plan_window(durations, self.max_seconds, self.mix, plans))
+            if draws.random() < self.mix.nonspeech_share:
+                [extra] = nonspeech_examples(
+                    1, int(draws.integers(2**31)), self.max_seconds, [window[0].language]
+                )
+                plan = plan_window([extra.row.duration or 0.0], 1, self.mix, plans, True)
+                yield self.make_item([extra], plan)
+
         examples: dict[int, Any] = {}
         for key, row in enumerate(self._rows()):
             admitted = self.admit(row)
@@ -153,12 +180,12 @@ class StreamingWindows(torch.utils.data.IterableDataset):
                 self.on_skip(skip_record(row, admitted))
                 continue
             example, item = admitted
-            if packer is None:
-                yield self.make_item([example])
+            if packer is None or draws.random() < self.mix.single_share:
+                yield from items([example])
                 continue
             examples[key] = example
             closed = packer.add(key, item)
             if closed:
-                yield self.make_item([examples.pop(k) for k in closed])
+                yield from items([examples.pop(k) for k in closed])
         for window in packer.flush() if packer else []:
-            yield self.make_item([examples.pop(k) for k in window])
+            yield from items([examples.pop(k) for k in window])

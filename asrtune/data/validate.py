@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 from asrtune.data.cache import file_cache
 from asrtune.data.manifest import BadRow, Row, with_language
 from asrtune.errors import AsrtuneError
-from asrtune.models import over_limit_reason
+from asrtune.models import over_limit_reason, row_labels
 
 # Peak amplitude (full scale = 1.0) below which a file counts as silent: about -80 dBFS,
 # i.e. at most 3 steps of 16-bit PCM. Digital silence and bare dither fall below it; any
@@ -51,6 +51,7 @@ MAX_CHARS_PER_SECOND = 25.0
 # An MP3's frame count in its header is an estimate; shorter decodes beyond this share are
 # reported (as a warning, since a valid VBR file without a Xing header can also miss it).
 MP3_SHORTFALL = 0.05
+NONSPEECH_NOTE = "no text: a non-speech probe, scored apart from WER"
 _BLOCK_FRAMES = 1 << 18  # frames decoded at a time (~1 MB per channel as float32)
 _WAV_UNKNOWN_SIZES = (0, 0xFFFFFFFF)  # data sizes streaming writers leave in the header
 
@@ -63,6 +64,7 @@ class AudioCheck:
     digest: str = ""
     problem: str | None = None
     warning: str | None = None
+    silent: bool = False  # the problem is only that the audio is silent
 
 
 @dataclass(frozen=True)
@@ -171,7 +173,8 @@ def _scan(source: str | io.BytesIO) -> AudioCheck:
     if not finite:
         return AudioCheck(seconds, problem="audio has NaN or infinite samples")
     if peak < SILENCE_PEAK:
-        return AudioCheck(seconds, problem=f"silent audio: peak {peak:.1e} < {SILENCE_PEAK:g}")
+        problem = f"silent audio: peak {peak:.1e} < {SILENCE_PEAK:g}"
+        return AudioCheck(seconds, digest.hexdigest(), problem, silent=True)
     check = AudioCheck(seconds, digest.hexdigest())
     if frames < declared:
         message = f"decoded {seconds:.2f} s of the {declared / rate:.2f} s its header declares"
@@ -271,13 +274,18 @@ def validate_rows(
     *,
     task: str = "transcribe",
     source: str = "",
+    nonspeech_ok: bool = False,
 ) -> ValidationReport:
     """Check every row (decoding each audio file fully, once) → :class:`ValidationReport`.
 
     ``bad_rows`` are lines the reader already rejected; they count as invalid. ``loaded``
     (a :class:`~asrtune.models.LoadedModel`) adds the model checks: its limits
-    (``adapter.limits``), label length (``adapter.encode_labels`` for ``task``) and whether
-    its tokenizer reproduces each text.
+    (``adapter.limits``), label length (:func:`~asrtune.models.row_labels` for ``task``,
+    timestamp tokens counted as training's default counts them) and whether its tokenizer
+    reproduces each text.
+
+    A row with empty text is invalid, unless ``nonspeech_ok`` (an evaluation set): there it
+    is a non-speech probe (silence, noise), valid with a warning, and may be silent.
     """
     rows = list(rows)
     problems = list(bad_rows)
@@ -294,8 +302,8 @@ def validate_rows(
     bar = tqdm(rows, desc=f"checking {source or 'rows'}", unit="row", disable=not progress)
     for row in bar:
         text = (row.text or "").strip()
-        if not text:
-            problems.append(_issue(row, "empty or missing text"))
+        if not text and not nonspeech_ok:
+            problems.append(_issue(row, "empty text (allowed in evaluation sets only)"))
             continue
         key = _cache_key(row)
         check = checks.get(key) if key else None
@@ -303,13 +311,18 @@ def validate_rows(
             check = check_audio(row.audio_path, row.audio_bytes)
             if key:
                 checks[key] = check
-        if check.problem:
+        if check.problem and (text or not check.silent):
             problems.append(_issue(row, check.problem))
+            continue
+        if not text:
+            valid.append(replace(row, duration=check.seconds))
+            within.append(valid[-1])
+            warnings.append(_issue(row, NONSPEECH_NOTE))
             continue
         labels: list[int] = []
         if adapter is not None:
             try:
-                labels = adapter.encode_labels(loaded, [text], row.language, task)
+                labels = row_labels(loaded, text, row.language, task, check.seconds)
             except AsrtuneError as exc:
                 problems.append(_issue(row, str(exc)))
                 continue
@@ -348,11 +361,13 @@ def check_manifest(
     progress: bool = True,
     allow_pickle: bool = False,
     options: Any = None,
+    nonspeech_ok: bool = False,
 ) -> ValidationReport:
     """Validate a source (manifest, audio folder, ``hf:`` dataset, ``granary:``), optionally
     against ``model``'s limits and tokenizer.
 
-    ``language`` fills rows that have none (as ``asrtune train --language`` does).
+    ``language`` fills rows that have none (as ``asrtune train --language`` does);
+    ``nonspeech_ok``: an evaluation set (see :func:`validate_rows`).
     """
     from asrtune.data.sources import read_source
 
@@ -366,5 +381,11 @@ def check_manifest(
         if language:  # an unknown --language is a flag error, not one per row
             loaded.adapter.encode_labels(loaded, ["a"], language, task)
     return validate_rows(
-        rows, manifest.bad_rows, loaded, progress, task=task, source=str(manifest.path)
+        rows,
+        manifest.bad_rows,
+        loaded,
+        progress,
+        task=task,
+        source=str(manifest.path),
+        nonspeech_ok=nonspeech_ok,
     )

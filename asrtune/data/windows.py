@@ -2,38 +2,188 @@
 
 One dataset class for every family: the family's adapter says how big an utterance is for
 packing (``pack_item``), what a window may hold (``packer``) and how a window becomes model
-inputs (``window_item``). Packed datasets repack every epoch with the same window count.
+inputs (``window_item``, which lays out its audio with :func:`window_audio`). Packed
+datasets repack every epoch with the same window count.
+
+A :class:`TrainingMix` keeps what a pretrained model could do: a share of windows with
+timestamp tokens (the rest ``<|notimestamps|>``), windows of non-speech audio with an empty
+transcript, some windows holding one short utterance alone, and gaps of varied length
+filled with low noise. Each window's layout (:class:`WindowPlan`) is drawn from a seed of
+(run seed, epoch, window), so every process and dataloader worker draws the same.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
+from asrtune.data.audio import SAMPLE_RATE, load_row_audio
 from asrtune.data.batching import PACK_GAP_SECONDS, pack_indices, repack_same_count
 from asrtune.data.manifest import Row
+from asrtune.data.nonspeech import NonspeechClip, gap_noise, nonspeech_clips
 from asrtune.data.sharding import LossFreeIndex
 
 if TYPE_CHECKING:
     from asrtune.models import LoadedModel
 
+#: Natural gaps: seconds between packed utterances, drawn uniformly, and the most silence
+#: before a window's first utterance; both shrink to fit a full window.
+GAP_RANGE_SECONDS = (0.1, 1.0)
+MAX_LEAD_IN_SECONDS = 0.5
+
 
 @dataclass(frozen=True)
 class Example:
-    """One utterance admitted for training, with its label token count."""
+    """One utterance admitted for training, with its label token count; or, with ``clip``,
+    a non-speech clip (its row's text is empty)."""
 
     row: Row
     language: str | None
     num_tokens: int
+    clip: NonspeechClip | None = None
+
+
+@dataclass(frozen=True)
+class TrainingMix:
+    """What training mixes in to keep a model's abilities (each a share of the windows);
+    the default mixes in nothing and joins utterances with :data:`PACK_GAP_SECONDS` of
+    digital silence."""
+
+    timestamp_share: float = 0.0  # windows whose labels carry timestamp tokens
+    nonspeech_share: float = 0.0  # extra windows of non-speech audio, empty transcript
+    single_share: float = 0.0  # extra windows of one short utterance taken from a pack
+    natural_gaps: bool = False  # varied gaps and lead-in, filled with low noise
+    noise_files: tuple[str, ...] = field(default=(), repr=False)  # --noise_dir's files
+
+    def summary(self) -> str:
+        """E.g. "timestamps in 50% of windows, +5% non-speech windows, natural gaps"."""
+        parts = [
+            f"timestamps in {self.timestamp_share:.0%} of windows",
+            f"+{self.nonspeech_share:.0%} non-speech windows",
+            f"+{self.single_share:.0%} single-utterance windows",
+            "natural gaps" if self.natural_gaps else "0.4-s silent gaps",
+        ]
+        if self.noise_files:
+            parts.append(f"{len(self.noise_files)} noise file(s)")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """How one window's audio and labels are laid out: seconds of silence before the first
+    utterance (``lead_in``) and between utterances (``gaps``, :data:`PACK_GAP_SECONDS` each
+    when empty), low noise in them when ``noise_seed`` is set (else digital zeros), and
+    timestamp tokens in the labels when ``timestamps``."""
+
+    timestamps: bool = False
+    lead_in: float = 0.0
+    gaps: tuple[float, ...] = ()
+    noise_seed: int | None = None
+
+    def gap(self, index: int) -> float:
+        return self.gaps[index] if self.gaps else PACK_GAP_SECONDS
+
+
+#: Utterances joined by :data:`PACK_GAP_SECONDS` of digital silence, no timestamps.
+PLAIN_WINDOW = WindowPlan()
+
+
+def plan_window(
+    durations: Sequence[float],
+    max_seconds: float,
+    mix: TrainingMix,
+    rng: np.random.Generator,
+    nonspeech: bool = False,
+) -> WindowPlan:
+    """A seeded layout for a window of utterances of ``durations`` seconds that must fit
+    ``max_seconds``: with ``mix.natural_gaps``, a lead-in of 0 to
+    :data:`MAX_LEAD_IN_SECONDS` and gaps in :data:`GAP_RANGE_SECONDS`, scaled down together
+    when they would overflow the window. A non-speech window has no timestamps."""
+    timestamps = not nonspeech and bool(rng.random() < mix.timestamp_share)
+    if not mix.natural_gaps:
+        return WindowPlan(timestamps)
+    gaps = rng.uniform(*GAP_RANGE_SECONDS, size=max(len(durations) - 1, 0))
+    lead_in = float(rng.uniform(0.0, MAX_LEAD_IN_SECONDS))
+    room = max(max_seconds - float(sum(durations)), 0.0)
+    total = lead_in + float(gaps.sum())
+    if total > room:
+        scale = room / total
+        gaps, lead_in = gaps * scale, lead_in * scale
+    return WindowPlan(timestamps, lead_in, tuple(gaps.tolist()), int(rng.integers(2**31)))
+
+
+def window_audio(
+    window: Sequence[Example], plan: WindowPlan = PLAIN_WINDOW
+) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """A window's (n_samples,) 16-kHz audio and each example's (start, end) seconds in it,
+    laid out by ``plan``."""
+    rng = np.random.default_rng(plan.noise_seed) if plan.noise_seed is not None else None
+
+    def room(seconds: float) -> np.ndarray:
+        samples = round(seconds * SAMPLE_RATE)
+        return gap_noise(samples, rng) if rng is not None else np.zeros(samples, np.float32)
+
+    pieces = [room(plan.lead_in)] if plan.lead_in > 0 else []
+    position = sum(len(p) for p in pieces)
+    spans = []
+    for index, example in enumerate(window):
+        if index:
+            pieces.append(room(plan.gap(index - 1)))
+            position += len(pieces[-1])
+        audio = example.clip.audio() if example.clip else load_row_audio(example.row)
+        pieces.append(audio)
+        spans.append((position / SAMPLE_RATE, (position + len(audio)) / SAMPLE_RATE))
+        position += len(audio)
+    return np.concatenate(pieces), spans
+
+
+def nonspeech_examples(
+    count: int,
+    seed: int,
+    max_seconds: float,
+    languages: Sequence[str | None],
+    files: Sequence[str] = (),
+) -> list[Example]:
+    """``count`` non-speech examples (see :func:`~asrtune.data.nonspeech.nonspeech_clips`),
+    each in a language drawn from ``languages`` (those of the training examples)."""
+    rng = random.Random(seed)
+    return [
+        Example(
+            Row(f"nonspeech-{i}", clip.path or f"<{clip.kind}>", "", None, clip.seconds),
+            rng.choice(languages) if languages else None,
+            0,
+            clip,
+        )
+        for i, clip in enumerate(nonspeech_clips(count, seed, max_seconds, list(files)))
+    ]
+
+
+def pull_out_singles(
+    windows: list[list[Example]], count: int, rng: random.Random
+) -> list[list[Example]]:
+    """Take the shortest utterance out of ``count`` random windows of two or more (fewer
+    when there are not enough) into windows of their own: one short input per window, as
+    users' short clips come."""
+    shared = [i for i, window in enumerate(windows) if len(window) > 1]
+    windows = [list(window) for window in windows]
+    singles = []
+    for i in rng.sample(shared, min(count, len(shared))):
+        shortest = min(windows[i], key=lambda ex: ex.row.duration or 0.0)
+        windows[i].remove(shortest)
+        singles.append([shortest])
+    return windows + singles
 
 
 class WindowDataset(torch.utils.data.Dataset):
     """Windows of one or more utterances; ``__getitem__`` returns the family's item
     (``adapter.window_item``). When packed, :meth:`set_epoch` repacks with a new seed each
-    epoch (same number of windows, so an epoch's length never changes)."""
+    epoch (same number of windows, so an epoch's length never changes). ``mix`` adds the
+    :class:`TrainingMix` windows (the same number each epoch, new draws)."""
 
     def __init__(
         self,
@@ -43,22 +193,33 @@ class WindowDataset(torch.utils.data.Dataset):
         pack: bool,
         seed: int,
         item_options: dict[str, Any] | None = None,
+        mix: TrainingMix | None = None,
     ) -> None:
         self.loaded, self.examples, self.task, self.seed = loaded, examples, task, seed
         self.options = item_options or {}  # family options, e.g. {"timestamps": True}
+        self.mix = mix or TrainingMix()
         adapter = loaded.adapter
+        self.max_seconds = adapter.limits(loaded).max_seconds
         self.items = (
             [adapter.pack_item(loaded, ex, task, **self.options) for ex in examples]
             if pack
             else None
         )
         self.windows: list[list[Example]] = [[ex] for ex in examples]
+        self.speech_windows = self.windows
         self.epoch = -1
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
-        if self.items is None or epoch == self.epoch or not self.examples:
+        if epoch == self.epoch or not self.examples:
             return
+        if self.items is not None:
+            self.speech_windows = self._packed(epoch)
+        self.windows = self._with_mix(self.speech_windows, epoch)
+        self.epoch = epoch
+
+    def _packed(self, epoch: int) -> list[list[Example]]:
+        """This epoch's packing of the examples (the count of epoch 0's)."""
         limits = self.loaded.adapter.packer(self.loaded, self.task, None)
         if self.epoch < 0:
             packs = pack_indices(
@@ -67,17 +228,42 @@ class WindowDataset(torch.utils.data.Dataset):
         else:
             packs = repack_same_count(
                 self.items,
-                len(self.windows),
+                len(self.speech_windows),
                 limits.max_seconds,
                 limits.max_tokens,
                 seed=self.seed + epoch,
             )
         if packs is None:  # no packing with the same count: same windows, new order
-            self.windows = list(self.windows)
-            random.Random(self.seed + epoch).shuffle(self.windows)
-        else:
-            self.windows = [[self.examples[i] for i in pack] for pack in packs]
-        self.epoch = epoch
+            windows = list(self.speech_windows)
+            random.Random(self.seed + epoch).shuffle(windows)
+            return windows
+        return [[self.examples[i] for i in pack] for pack in packs]
+
+    def _with_mix(self, windows: list[list[Example]], epoch: int) -> list[list[Example]]:
+        """The speech windows plus this epoch's single-utterance and non-speech windows,
+        in a seeded order (the speech windows' own when nothing is mixed in)."""
+        mix, count = self.mix, len(windows)
+        singles, nonspeech = round(mix.single_share * count), round(mix.nonspeech_share * count)
+        if not singles and not nonspeech:
+            return windows
+        rng = random.Random(self.seed * 1_000_003 + epoch)
+        mixed = pull_out_singles(windows, singles, rng) if singles else list(windows)
+        languages = sorted({ex.language or "" for ex in self.examples})
+        # as long as a window when packed, else as long as the longest utterance
+        longest = max(ex.row.duration or 0.0 for ex in self.examples)
+        clip_seconds = self.max_seconds if self.items is not None else max(longest, 1.0)
+        mixed += [
+            [example]
+            for example in nonspeech_examples(
+                nonspeech,
+                rng.randrange(2**31),
+                clip_seconds,
+                [lang or None for lang in languages],
+                mix.noise_files,
+            )
+        ]
+        rng.shuffle(mixed)
+        return mixed
 
     def __len__(self) -> int:
         return len(self.windows)
@@ -90,13 +276,26 @@ class WindowDataset(torch.utils.data.Dataset):
         ]
 
     def audio_seconds(self) -> float:
-        return sum(ex.row.duration or 0.0 for window in self.windows for ex in window)
+        """Seconds of speech (non-speech windows left out)."""
+        return sum(
+            ex.row.duration or 0.0 for window in self.windows for ex in window if ex.clip is None
+        )
+
+    def plan(self, index: int) -> WindowPlan:
+        """Window ``index``'s layout in this epoch (seeded by run seed, epoch, index)."""
+        window = self.windows[index]
+        rng = np.random.default_rng([self.seed, self.epoch, int(index)])
+        durations = [ex.row.duration or 0.0 for ex in window]
+        nonspeech = window[0].clip is not None
+        return plan_window(durations, self.max_seconds, self.mix, rng, nonspeech)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         """The family's item for window ``index``; a :class:`LossFreeIndex` gets its labels
         masked (-100), so it trains nothing (a data-parallel placeholder)."""
         window = self.windows[index]
-        item = self.loaded.adapter.window_item(self.loaded, window, self.task, **self.options)
+        item = self.loaded.adapter.window_item(
+            self.loaded, window, self.task, plan=self.plan(index)
+        )
         if isinstance(index, LossFreeIndex):
             item = {**item, "labels": [-100] * len(item["labels"])}
         return item

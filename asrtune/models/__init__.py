@@ -3,10 +3,11 @@
 Every adapter module exposes the same functions (see ``asrtune/models/whisper.py``):
 ``load``, ``load_processor``, ``limits``, ``encode_labels``, ``pack_item``, ``packer`` and
 ``window_item`` (training items, see ``asrtune/data/windows.py``), ``collate``,
-``generate``, ``sole_language`` (the one language an English-only model speaks),
-``default_lora_targets``, ``LORA_TASK_TYPE``, ``LORA_LEARNING_RATE``, ``LOSS_SHIFTS_LABELS``
-(whether logits at position i predict ``labels[i + 1]``), ``freeze_encoder`` and
-``save``. Code outside this package never branches on a family name.
+``generate`` (a :class:`Transcript` per input), ``sole_language`` (the one language an
+English-only model speaks), ``default_lora_targets``, ``LORA_TASK_TYPE``,
+``LORA_LEARNING_RATE``, ``LOSS_SHIFTS_LABELS`` (whether logits at position i predict
+``labels[i + 1]``), ``freeze_encoder`` and ``save``. Code outside this package never
+branches on a family name.
 """
 
 from __future__ import annotations
@@ -40,6 +41,18 @@ def token_budget(seconds: float, requested: int | None = None) -> int:
     return requested or int(32 + TOKENS_PER_SECOND_CAP * seconds)
 
 
+class Transcript(str):
+    """A decoded text that also says whether decoding stopped at the token cap
+    (``capped``): the hypothesis ran on until cut, the sign of a decoding loop."""
+
+    capped: bool
+
+    def __new__(cls, text: str, capped: bool = False) -> Transcript:
+        transcript = super().__new__(cls, text)
+        transcript.capped = capped
+        return transcript
+
+
 @dataclass(frozen=True)
 class Limits:
     """What one training item may hold: seconds of audio and label tokens."""
@@ -57,6 +70,24 @@ def over_limit_reason(limits: Limits, seconds: float | None, num_labels: int) ->
     if num_labels > limits.max_label_tokens:
         return f"{num_labels} label tokens > {limits.max_label_tokens}"
     return None
+
+
+def row_labels(
+    loaded: LoadedModel,
+    text: str,
+    language: str | None,
+    task: str,
+    seconds: float | None,
+    timestamps: bool | None = None,
+) -> list[int]:
+    """The labels of a window holding one utterance alone: with ``timestamps`` (None: when
+    the family trains some windows with timestamps by default) the text sits between its
+    start and end timestamp tokens. ``asrtune data check`` and training count the same."""
+    adapter = loaded.adapter
+    if timestamps is None:
+        timestamps = getattr(adapter, "TRAINING_MIX", {}).get("timestamp_share", 0) > 0
+    spans = {"spans": [(0.0, seconds or 0.0)]} if timestamps else {}
+    return adapter.encode_labels(loaded, [text], language, task, **spans)
 
 
 @dataclass

@@ -29,11 +29,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from asrtune.data.audio import SAMPLE_RATE, load_row_audio
-from asrtune.data.batching import PACK_GAP_SECONDS, PackItem, WindowPacker
-from asrtune.data.windows import Example
+from asrtune.data.audio import SAMPLE_RATE
+from asrtune.data.batching import PackItem, WindowPacker
+from asrtune.data.windows import PLAIN_WINDOW, Example, WindowPlan, window_audio
 from asrtune.errors import AsrtuneError
-from asrtune.models import Limits, LoadedModel, inference_precision, token_budget
+from asrtune.models import (
+    Limits,
+    LoadedModel,
+    Transcript,
+    inference_precision,
+    token_budget,
+)
 
 log = logging.getLogger("asrtune")
 
@@ -259,23 +265,22 @@ def transcription_inputs(
     )
 
 
-def window_item(loaded: LoadedModel, window: Sequence[Example], task: str) -> dict[str, Any]:
-    """One training item from utterances sharing a window, joined by short silences.
+def window_item(
+    loaded: LoadedModel, window: Sequence[Example], task: str, plan: WindowPlan = PLAIN_WINDOW
+) -> dict[str, Any]:
+    """One training item from utterances sharing a window, laid out by ``plan`` (see
+    :func:`asrtune.data.windows.window_audio`; Voxtral has no timestamps, so
+    ``plan.timestamps`` is never set for it). Utterances without text add audio only.
 
     Returns ``{"input_ids": list[int], "labels": list[int], "input_features": (n_chunks,
     n_mels, frames) float32}``: the transcription prompt + text + ``</s>``, and labels that
     are -100 over the prompt (see the module docstring).
     """
-    gap = np.zeros(int(PACK_GAP_SECONDS * SAMPLE_RATE), dtype=np.float32)
-    pieces: list[np.ndarray] = []
-    for ex in window:
-        if pieces:
-            pieces.append(gap)
-        pieces.append(load_row_audio(ex.row))
+    audio, _ = window_audio(window, plan)
     language = window[0].language
-    inputs = transcription_inputs(loaded, [np.concatenate(pieces)], [language])
+    inputs = transcription_inputs(loaded, [audio], [language])
     prompt = inputs["input_ids"][0].tolist()
-    target = encode_labels(loaded, [ex.row.text for ex in window], language, task)
+    target = encode_labels(loaded, [ex.row.text for ex in window if ex.row.text], language, task)
     return {
         "input_ids": prompt + target,
         "labels": [-100] * len(prompt) + target,
@@ -374,7 +379,7 @@ def generate(
     num_beams: int = 1,
     max_new_tokens: int | None = None,
     precision: str = "auto",
-) -> list[str]:
+) -> list[Transcript]:
     """Transcribe a batch of (n_samples,) 16-kHz arrays of any length (up to the limits).
 
     Generation continues the transcription prompt until ``</s>``; only the new tokens are
@@ -393,10 +398,11 @@ def generate(
     tokenizer = loaded.processor.tokenizer
     with inference_precision(loaded.model, precision):
         embeds, attention_mask = prompt_embeddings(loaded.model, inputs)
+        budget = _token_budget(loaded, audios, embeds.shape[1], max_new_tokens)
         ids = loaded.model.generate(
             inputs_embeds=embeds,
             attention_mask=attention_mask,
-            max_new_tokens=_token_budget(loaded, audios, embeds.shape[1], max_new_tokens),
+            max_new_tokens=budget,
             num_beams=num_beams,
             do_sample=False,
             eos_token_id=tokenizer.eos_token_id,
@@ -406,7 +412,9 @@ def generate(
         ids = ids["sequences"]
     # from embeddings alone, generate returns only the new tokens
     texts = tokenizer.batch_decode(ids.tolist(), skip_special_tokens=True)
-    return [t.strip() for t in texts]
+    ended = {tokenizer.eos_token_id, tokenizer.pad_token_id}
+    capped = [ids.shape[-1] >= budget and int(row[-1]) not in ended for row in ids]
+    return [Transcript(t.strip(), cap) for t, cap in zip(texts, capped, strict=True)]
 
 
 def save(loaded: LoadedModel, out_dir: str | Path) -> None:

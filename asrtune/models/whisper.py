@@ -18,15 +18,21 @@ from transformers import WhisperForConditionalGeneration, WhisperProcessor
 from transformers.modeling_outputs import BaseModelOutput
 from transformers.models.whisper.tokenization_whisper import LANGUAGES, TO_LANGUAGE_CODE
 
-from asrtune.data.audio import SAMPLE_RATE, load_row_audio
+from asrtune.data.audio import SAMPLE_RATE
 from asrtune.data.batching import (
-    PACK_GAP_SECONDS,
     PackItem,
     WindowPacker,
 )
-from asrtune.data.windows import Example
+from asrtune.data.windows import PLAIN_WINDOW, Example, WindowPlan, window_audio
 from asrtune.errors import AsrtuneError
-from asrtune.models import Limits, LoadedModel, inference_precision, token_budget
+from asrtune.models import (
+    Limits,
+    LoadedModel,
+    Transcript,
+    inference_precision,
+    token_budget,
+)
+from asrtune.transcripts import Segment, tidy_segments
 
 FAMILY = "whisper"
 LORA_TASK_TYPE = None  # peft's SEQ_2_SEQ_LM wrapper passes input_ids, which Whisper lacks
@@ -35,6 +41,14 @@ LORA_LEARNING_RATE = 1e-3
 LOSS_SHIFTS_LABELS = False  # the decoder input is the labels shifted right: logits align
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"]
 SUPPORTS_TIMESTAMPS = True
+#: What training mixes in by default to keep the pretrained model's abilities (see
+#: asrtune.data.windows.TrainingMix); measured on the demo, see docs/benchmarks.md
+TRAINING_MIX = {
+    "timestamp_share": 0.5,
+    "nonspeech_share": 0.05,
+    "single_share": 0.05,
+    "natural_gaps": True,
+}
 GPU_INFERENCE_DTYPE = "float16"  # openai-whisper's own default on CUDA
 TIMESTAMP_STEP_SECONDS = 0.02
 
@@ -142,14 +156,18 @@ def encode_labels(
 
     With ``spans`` (start, end seconds in the window, one per text) each text is wrapped in
     timestamp tokens, ``<|1.20|> text <|3.48|>``, and ``<|notimestamps|>`` is left out.
+    Empty texts (non-speech) add nothing; with no text left the labels say nothing, in
+    the no-timestamps layout.
     """
     ids = label_prefix(loaded, language, task)
-    if spans is None:
-        for text in texts:
+    marks = spans if spans is not None else [None] * len(texts)
+    spoken = [(text, span) for text, span in zip(texts, marks, strict=True) if text.strip()]
+    if spans is None or not spoken:
+        for text, _ in spoken:
             ids += text_tokens(loaded, text)
     else:
         ids = ids[:-1]  # drop <|notimestamps|>
-        for text, (start, end) in zip(texts, spans, strict=True):
+        for text, (start, end) in spoken:
             ids += [timestamp_token(loaded, start), *text_tokens(loaded, text)]
             ids.append(timestamp_token(loaded, end))
     return [*ids, loaded.processor.tokenizer.eos_token_id]
@@ -162,21 +180,13 @@ def timestamp_token(loaded: LoadedModel, seconds: float) -> int:
     return _token_id(loaded, f"<|{seconds:.2f}|>")
 
 
-def window_spans(window: Sequence[Example]) -> list[tuple[float, float]]:
-    """(start, end) seconds of each utterance in a window built by :func:`window_item`."""
-    spans, start = [], 0.0
-    for ex in window:
-        end = start + (ex.row.duration or 0.0)
-        spans.append((start, end))
-        start = end + PACK_GAP_SECONDS
-    return spans
-
-
 def window_item(
-    loaded: LoadedModel, window: Sequence[Example], task: str, timestamps: bool = False
+    loaded: LoadedModel, window: Sequence[Example], task: str, plan: WindowPlan = PLAIN_WINDOW
 ) -> dict[str, Any]:
-    """One training item from utterances sharing a window, joined by short silences;
-    ``timestamps`` marks each utterance's start and end in the labels.
+    """One training item from utterances sharing a window, laid out by ``plan`` (see
+    :func:`asrtune.data.windows.window_audio`); with ``plan.timestamps`` the labels mark
+    each utterance's start and end. Utterances without text (non-speech clips) add audio
+    but no labels.
 
     Returns ``{"input_features": (n_mels, n_frames) float32, "labels": list[int],
     "decoder_input_ids": list[int]}``: the decoder's input is the labels shifted right
@@ -184,17 +194,12 @@ def window_item(
     computes no loss of its own, see ``AsrTrainer.compute_loss``).
     """
     extractor = loaded.processor.feature_extractor
-    gap = np.zeros(int(PACK_GAP_SECONDS * SAMPLE_RATE), dtype=np.float32)
-    pieces: list[np.ndarray] = []
-    for ex in window:
-        if pieces:
-            pieces.append(gap)
-        pieces.append(load_row_audio(ex.row))
-    audio = np.concatenate(pieces)[: extractor.n_samples]
-    features, _ = window_features(extractor, [audio])
-    spans = window_spans(window) if timestamps else None
+    audio, spans = window_audio(window, plan)
+    features, _ = window_features(extractor, [audio[: extractor.n_samples]])
     texts = [ex.row.text for ex in window]
-    labels = encode_labels(loaded, texts, window[0].language, task, spans)
+    labels = encode_labels(
+        loaded, texts, window[0].language, task, spans if plan.timestamps else None
+    )
     start = loaded.model.config.decoder_start_token_id
     return {
         "input_features": features[0],
@@ -354,9 +359,10 @@ def generate(
     num_beams: int = 1,
     max_new_tokens: int | None = None,
     precision: str = "auto",
-) -> list[str]:
+) -> list[Transcript]:
     """Transcribe a batch of (n_samples,) 16-kHz arrays; audio over one window is long-form.
-    ``precision``: see :func:`asrtune.models.inference_precision`."""
+    ``precision``: see :func:`asrtune.models.inference_precision`. A short-form text that
+    hit the token cap says so (``Transcript.capped``)."""
     model = loaded.model
     features, attention_mask = _features(loaded, audios)
     param = next(model.parameters())
@@ -386,8 +392,61 @@ def generate(
             ids = model.generate(features, **kwargs)
     if not isinstance(ids, torch.Tensor):
         ids = ids["sequences"]
-    texts = loaded.processor.tokenizer.batch_decode(ids, skip_special_tokens=True)
-    return [t.strip() for t in texts]
+    tokenizer = loaded.processor.tokenizer
+    texts = tokenizer.batch_decode(ids, skip_special_tokens=True)
+    # a sequence as long as allowed that did not end (padding is EOS too) hit the cap
+    at_cap = not long_form and ids.shape[-1] >= kwargs["max_length"]
+    capped = [at_cap and int(row[-1]) != tokenizer.eos_token_id for row in ids]
+    return [Transcript(t.strip(), cap) for t, cap in zip(texts, capped, strict=True)]
+
+
+@torch.no_grad()
+def generate_segments(
+    loaded: LoadedModel,
+    audios: Sequence[np.ndarray],
+    language: str | None,
+    task: str,
+    num_beams: int = 1,
+    max_new_tokens: int | None = None,
+    precision: str = "auto",
+) -> list[list[Segment]]:
+    """Timed transcripts of a batch of (n_samples,) 16-kHz arrays: per input, its segments
+    with start/end in seconds from the input's start (in order, within its duration).
+
+    Decodes with timestamp tokens window after window (transformers' ``return_segments``),
+    also within one window: a hypothesis that stops at a segment boundary before the end
+    of the audio (as Whisper does when speech runs up to the window's end) goes on from
+    there. The text can differ a little from :func:`generate`'s, which decodes inputs
+    within one window without timestamps.
+    """
+    model = loaded.model
+    features, attention_mask = _features(loaded, audios)
+    param = next(model.parameters())
+    kwargs: dict[str, Any] = {
+        "num_beams": num_beams,
+        "attention_mask": attention_mask.to(param.device),
+        "return_timestamps": True,
+        "return_segments": True,
+        "force_unique_generate_call": False,
+        "max_length": _token_budget(loaded, audios, max_new_tokens) + 4,
+    }
+    if is_multilingual(loaded):
+        kwargs["task"] = task
+        if language is not None:
+            kwargs["language"] = language_code(language)
+    with inference_precision(model, precision):
+        out = model.generate(features.to(param.device, param.dtype), **kwargs)
+    decode = loaded.processor.tokenizer.decode
+    return [
+        tidy_segments(
+            [
+                (float(s["start"]), float(s["end"]), decode(s["tokens"], skip_special_tokens=True))
+                for s in found
+            ],
+            len(audio) / SAMPLE_RATE,
+        )
+        for found, audio in zip(out["segments"], audios, strict=True)
+    ]
 
 
 def save(loaded: LoadedModel, out_dir: str | Path) -> None:

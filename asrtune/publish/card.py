@@ -3,8 +3,9 @@
 The front matter carries base model, license, languages, datasets, library, pipeline tag
 and a ``model-index`` with corpus WER/CER in percent (after fine-tuning, and before when a
 baseline report exists); the body has the same results as a table, usage code that runs
-for the model's family (from :mod:`asrtune.publish.families`), and the training
-hyperparameters from ``training_config.json``.
+for the model's family (from :mod:`asrtune.publish.families`), the training
+hyperparameters from ``training_config.json``, and, when ``asrtune export`` compared
+exports with the model, their WER and loops next to its own (``export_parity.json``).
 """
 
 from __future__ import annotations
@@ -226,6 +227,40 @@ def _results_table(info: ModelInfo, baseline: dict[str, Any] | None) -> str:
     return "\n".join(lines)
 
 
+def guard_table(report: dict[str, Any] | None) -> str | None:
+    """The guard sets (``asrtune train --guard``): each one's rate on the base model and on
+    this model, and the change; None when training had none."""
+    guards = (report or {}).get("guards")
+    if not guards or not guards.get("sets"):
+        return None
+    lines = [
+        "| guard set | rows | base model | this model | change |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, entry in guards["sets"].items():
+        key = entry.get("headline", "wer")
+        before, after = _percent(entry.get(f"base_{key}")), _percent(entry.get(key))
+        change = _percent(entry.get("change"))
+        lines.append(
+            f"| {name} | {entry.get('num_samples', '?')} | "
+            f"{'–' if before is None else f'{before:.2f} %'} | "
+            f"{'–' if after is None else f'{after:.2f} %'} {_RATE_NAMES[key]} | "
+            f"{'–' if change is None else f'{change:+.2f} points'} |"
+        )
+    lines += [
+        "",
+        "Guard sets are speech outside the training data (other voices, other topics), "
+        "scored like the evaluation above: a fine-tune should not make them worse.",
+    ]
+    if "within_limit" in guards:
+        verdict = "within" if guards["within_limit"] else "**beyond**"
+        lines.append(
+            f"Checkpoints were chosen among those at most {100 * guards['max_regression']:.1f} "
+            f"points worse on every guard set; this model is {verdict} that limit."
+        )
+    return "\n".join(lines)
+
+
 def _error_details(label: str, report: dict[str, Any] | None) -> str | None:
     """One line of a report's word-error kinds, decoding loops and long-file WER."""
     if not report or "substitutions" not in report:
@@ -239,7 +274,44 @@ def _error_details(label: str, report: dict[str, Any] | None) -> str | None:
     longform = report.get("longform")
     if longform:
         parts.append(f"WER {_percent(longform['wer']):.2f} % on {longform['files']} long file(s)")
+    nonspeech = report.get("nonspeech")
+    if nonspeech:
+        parts.append(
+            f"{nonspeech['words']} word(s) said on {nonspeech['clips_with_words']} of "
+            f"{nonspeech['clips']} clips without speech (silence, noise)"
+        )
     return f"- {label}: " + "; ".join(parts) + "."
+
+
+def _parity_table(info: ModelInfo) -> str | None:
+    """The exports ``asrtune export`` compared with this model (export_parity.json), or None."""
+    from asrtune.publish.parity import read_parity
+
+    entries = read_parity(info.path)
+    if not entries:
+        return None
+    lines = [
+        "| export | rows | WER transformers | WER export | loops transformers | loops export |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for entry in entries:
+        name = entry.get("format", "?") + (
+            f" ({entry['quantization']})" if entry.get("quantization") else ""
+        )
+        hf, exported = entry.get("hf", {}), entry.get("exported", {})
+        lines.append(
+            f"| {name} | {entry.get('samples', '?')} | {_percent(hf.get('wer'))} % | "
+            f"{_percent(exported.get('wer'))} % | {hf.get('loops', '?')} | "
+            f"{exported.get('loops', '?')} |"
+        )
+    lines += [
+        "",
+        "The same rows transcribed greedily by this model (transformers, float32) and by its "
+        "exports (`asrtune export`; ct2: CTranslate2 in its weight type, onnx: onnxruntime), "
+        "scored like the evaluation above; loops: transcripts caught in a repetition loop. "
+        "The numbers are in `export_parity.json`.",
+    ]
+    return "\n".join(lines)
 
 
 def _hyperparameters(info: ModelInfo) -> str:
@@ -363,6 +435,12 @@ def build_card(
     ]
     if info.eval_results:
         parts += ["## Evaluation", "", _results_table(info, baseline), ""]
+    guards = guard_table(info.eval_results)
+    if guards:
+        parts += ["### Guard sets: general speech, before and after", "", guards, ""]
+    parity = _parity_table(info)
+    if parity:
+        parts += ["## Exported model parity", "", parity, ""]
     parts += [
         "## Usage",
         "",

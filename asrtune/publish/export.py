@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from asrtune.errors import AsrtuneError
 from asrtune.publish.bundle import describe
@@ -55,10 +56,10 @@ def _check_new(output: Path) -> None:
         raise AsrtuneError(f"{output} already exists and is not empty")
 
 
-def export_model(
+def check_export(
     out: str | Path, fmt: str, output: str | Path, quantization: str | None = None
-) -> Path:
-    """Export the model in ``out`` to ``output`` (new or empty) in format ``fmt``."""
+) -> Callable[..., Any]:
+    """The exporter for ``fmt``, after checking the arguments (AsrtuneError if wrong)."""
     if fmt not in FORMATS:
         raise AsrtuneError(f"unknown export format {fmt!r} (known: {', '.join(FORMATS)})")
     if quantization is not None and fmt != "ct2":
@@ -68,8 +69,16 @@ def export_model(
             f"unknown quantization {quantization!r} (known: {', '.join(CT2_QUANTIZATIONS)})"
         )
     exporter = recipe_for(describe(out).family).exporter(fmt)
+    _check_new(Path(output))
+    return exporter
+
+
+def export_model(
+    out: str | Path, fmt: str, output: str | Path, quantization: str | None = None
+) -> Path:
+    """Export the model in ``out`` to ``output`` (new or empty) in format ``fmt``."""
+    exporter = check_export(out, fmt, output, quantization)
     output = Path(output)
-    _check_new(output)
     with standalone_model(out) as model_dir:
         exporter(model_dir, output, quantization=quantization)
     log.info("exported %s (%s) to %s", out, fmt, output)

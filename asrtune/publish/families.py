@@ -48,6 +48,10 @@ class FamilyRecipe:
     app_decode: str
     requirements: tuple[str, ...] = ()
     exports: dict[str, str] = field(default_factory=dict)  # format -> "module:function"
+    # format -> "module:function" transcribing with an exported folder, called as
+    # f(loaded, folder, audios, languages, task, max_new_tokens) -> list[Transcript]
+    # (see asrtune.publish.exported); used by the export parity check
+    export_decoders: dict[str, str] = field(default_factory=dict)
 
     def exporter(self, fmt: str) -> Callable[..., Any]:
         """The export function for ``fmt``; an AsrtuneError when this family has none."""
@@ -57,8 +61,19 @@ class FamilyRecipe:
                 f"export to {fmt} is not supported for {self.family} models "
                 f"(formats for {self.family}: {known})"
             )
-        module, name = self.exports[fmt].split(":")
-        return getattr(importlib.import_module(module), name)
+        return _function(self.exports[fmt])
+
+    def export_decoder(self, fmt: str) -> Callable[..., Any]:
+        """The function that transcribes with an ``fmt`` export (see ``export_decoders``)."""
+        if fmt not in self.export_decoders:
+            raise AsrtuneError(f"asrtune cannot run {fmt} exports of {self.family} models")
+        return _function(self.export_decoders[fmt])
+
+
+def _function(target: str) -> Callable[..., Any]:
+    """The function named by ``"module:function"``."""
+    module, name = target.split(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def _py(value: str | None) -> str:
@@ -222,6 +237,10 @@ RECIPES: dict[str, FamilyRecipe] = {
         exports={
             "ct2": "asrtune.publish.export:whisper_to_ct2",
             "onnx": "asrtune.publish.onnx:whisper_to_onnx",
+        },
+        export_decoders={
+            "ct2": "asrtune.publish.exported:transcribe_ct2",
+            "onnx": "asrtune.publish.exported:transcribe_onnx",
         },
     ),
     "voxtral": FamilyRecipe(

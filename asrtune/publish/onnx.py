@@ -83,7 +83,7 @@ def whisper_to_onnx(model_dir: Path, output: Path, quantization: str | None = No
     features = torch.zeros(2, config.num_mel_bins, 2 * config.max_source_positions)
     batch = torch.export.Dim("batch", min=1, max=1024)
     length = torch.export.Dim("sequence", min=1, max=config.max_target_positions)
-    encoder, decoder = _Encoder(model), _Decoder(model)
+    encoder, decoder = _Encoder(model).eval(), _Decoder(model).eval()
     with torch.no_grad():
         hidden = encoder(features)
         start = config.decoder_start_token_id

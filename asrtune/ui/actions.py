@@ -45,6 +45,8 @@ FORM_DEFAULTS: dict[str, Any] = {
     "max_steps": -1,
     "report_to": TRAINING_DEFAULTS["report_to"],
     "baseline": True,
+    "guard": "",  # NAME=SOURCE lines: general speech measured against the base model
+    "max_guard_regression": None,
     "extra": "",
 }
 
@@ -285,9 +287,12 @@ def check_data(project: Project, with_model: bool, model: str, language: str | N
         return f"✗ {unreachable}."
     signature = data_signature(project)  # what the check reads, before a row can change
     reports = []
-    for source in filter(None, sources):
+    for index, source in enumerate(sources):
+        if not source:
+            continue
         try:
-            reports.append(_check_source(project, source, model if with_model else None, language))
+            checked_model = model if with_model else None
+            reports.append(_check_source(project, source, checked_model, language, index == 1))
         except USER_ERRORS as exc:
             return _error(exc)
     data = {**reports[0], "eval": reports[1] if len(reports) > 1 else None}
@@ -297,8 +302,10 @@ def check_data(project: Project, with_model: bool, model: str, language: str | N
 
 
 def _check_source(
-    project: Project, source: str, model: str | None, language: str | None
+    project: Project, source: str, model: str | None, language: str | None, eval_set: bool
 ) -> dict[str, Any]:
+    """One source's data check; in an evaluation set (``eval_set``) rows without text are
+    non-speech probes."""
     from asrtune.data.sources import HubOptions
     from asrtune.data.validate import check_manifest
 
@@ -309,6 +316,7 @@ def _check_source(
         language=language or None,
         progress=False,
         options=HubOptions(granary_audio_root=root),
+        nonspeech_ok=eval_set,
     )
     return {**report.as_dict(), "source": source, "model": model}
 
@@ -384,6 +392,8 @@ def form_values(
     max_steps: float,
     report_to: str,
     baseline: bool,
+    guard: str,
+    max_guard_regression: float | None,
     extra: str,
 ) -> dict[str, Any]:
     """The Train tab's inputs as the form dict of :func:`asrtune.ui.jobs.train_options`."""
@@ -401,6 +411,8 @@ def form_values(
         "max_steps": int(max_steps if max_steps is not None else -1),
         "report_to": report_to,
         "baseline": bool(baseline),
+        "guard": guard or "",
+        "max_guard_regression": max_guard_regression,
         "extra": extra or "",
     }
 

@@ -209,6 +209,18 @@ def _train_tab(ui: SimpleNamespace) -> None:
                 label="Tracking", choices=["trackio", "none"], elem_id="report-to"
             )
             ui.baseline = gr.Checkbox(label="Evaluate the base model first (baseline WER)")
+        with gr.Row():
+            ui.guard = gr.Textbox(
+                label="Guard sets: NAME=SOURCE, one per line (general speech the model must "
+                "not forget; measured against the base model at every evaluation)",
+                lines=2,
+                elem_id="guard-sets",
+                scale=3,
+            )
+            ui.max_guard = gr.Number(
+                label="Max guard regression (WER points as a fraction, e.g. 0.02; empty: none)",
+                elem_id="max-guard",
+            )
         ui.extra = gr.Textbox(
             label="More asrtune train options (YAML, e.g. 'warmup_steps: 0.2')", lines=3
         )
@@ -356,6 +368,8 @@ def settings_updates(ui: SimpleNamespace, project: Project) -> dict:
         ui.max_steps: form["max_steps"],
         ui.report_to: form["report_to"],
         ui.baseline: form["baseline"],
+        ui.guard: form["guard"],
+        ui.max_guard: form["max_guard_regression"],
         ui.extra: form["extra"],
         ui.model_repo: settings["model_repo"],
         ui.dataset_repo: settings["dataset_repo"],
@@ -551,7 +565,8 @@ def _wire_train(ui: SimpleNamespace, project: Project) -> None:
 
     form_inputs = [ui.family, ui.size, ui.folder, ui.method, ui.epochs, ui.lr, ui.batch,
                    ui.lora_r, ui.lora_alpha, ui.freeze, ui.eval_fraction, ui.logging_steps,
-                   ui.max_steps, ui.report_to, ui.baseline, ui.extra]  # fmt: skip
+                   ui.max_steps, ui.report_to, ui.baseline, ui.guard, ui.max_guard,
+                   ui.extra]  # fmt: skip
 
     def on_start(*values: Any) -> dict:
         actions.save_source(project, *values[-4:])

@@ -115,6 +115,11 @@ def train_options(
         options["max_steps"] = int(form["max_steps"])
     if form.get("granary_audio_root"):
         options["granary_audio_root"] = form["granary_audio_root"]
+    guards = [line.strip() for line in str(form.get("guard") or "").splitlines() if line.strip()]
+    if guards:
+        options["guard"] = guards
+    if form.get("max_guard_regression") is not None:
+        options["max_guard_regression"] = float(form["max_guard_regression"])
     options.update(parse_extra_options(form.get("extra", "")))
     return options
 

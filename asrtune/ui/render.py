@@ -88,14 +88,23 @@ def loss_frame(metrics: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def eval_frame(metrics: list[dict[str, Any]]) -> pd.DataFrame:
-    """Eval WER/CER as they arrive; the baseline (base model) first. The final model's row
-    names the checkpoint it is when the best one was reloaded (its step and epoch)."""
+    """Eval WER/CER as they arrive, with transcripts in a loop, words said on non-speech
+    probes and each guard set's WER (its change from the base model in brackets); the
+    baseline (base model) first. The final model's row names the checkpoint it is when the
+    best one was reloaded (its step and epoch)."""
+    guards = sorted(
+        {k[len("eval_guard_") : -len("_change")] for m in metrics for k in m if _is_change(k)}
+    )
     rows = []
     trained = False  # the Trainer's summary log (train_runtime) comes before the final eval
     best: dict[str, Any] | None = None
     for m in metrics:
         if m.get("event") == "baseline":
-            rows.append(["base model", "–", percent(m.get("wer")), percent(m.get("cer"))])
+            said = (m.get("nonspeech") or {}).get("words", "–")
+            rows.append(
+                ["base model", "–", percent(m.get("wer")), percent(m.get("cer")),
+                 m.get("loops", "–"), said, *["–"] * len(guards)]
+            )  # fmt: skip
         elif m.get("event") == "best_checkpoint":
             best = m
         elif "train_runtime" in m:
@@ -111,9 +120,26 @@ def eval_frame(metrics: list[dict[str, Any]]) -> pd.DataFrame:
                     f"{epoch:.2f}" if isinstance(epoch, (int, float)) else "–",
                     percent(m.get("eval_wer")),
                     percent(m.get("eval_cer")),
+                    m.get("eval_loops", "–"),
+                    m.get("eval_nonspeech_words", "–"),
+                    *[_guard_cell(m, name) for name in guards],
                 ]
             )
-    return pd.DataFrame(rows, columns=["step", "epoch", "WER", "CER"])
+    columns = ["step", "epoch", "WER", "CER", "in a loop", "words on non-speech"]
+    return pd.DataFrame(rows, columns=[*columns, *[f"guard {name}" for name in guards]])
+
+
+def _is_change(key: str) -> bool:
+    return key.startswith("eval_guard_") and key.endswith("_change")
+
+
+def _guard_cell(metrics: dict[str, Any], name: str) -> str:
+    """A guard set's rate at one evaluation and its change from the base model."""
+    rate = metrics.get(f"eval_guard_{name}_wer", metrics.get(f"eval_guard_{name}_cer"))
+    change = metrics.get(f"eval_guard_{name}_change")
+    if rate is None:
+        return "–"
+    return percent(rate) + (f" ({100 * change:+.1f})" if change is not None else "")
 
 
 def log_html(text: str) -> str:
@@ -173,6 +199,14 @@ def check_report_markdown(report: dict[str, Any] | None, source: str = "") -> st
 # ----- evaluation -------------------------------------------------------------------------
 
 
+def nonspeech_cell(nonspeech: dict[str, Any] | None) -> str:
+    """Words said on the non-speech probes: "3 (2 of 12 clips)", or "–" without probes."""
+    if not nonspeech:
+        return "–"
+    clips = f"{nonspeech['clips_with_words']} of {nonspeech['clips']} clips"
+    return f"{nonspeech['words']} ({clips})"
+
+
 def comparison_markdown(
     baseline: dict[str, Any] | None, finetuned: dict[str, Any] | None, base_name: str = ""
 ) -> str:
@@ -180,8 +214,9 @@ def comparison_markdown(
     if not baseline and not finetuned:
         return "No evaluation yet: train with an eval split, or press Evaluate."
     lines = [
-        "| model | WER | CER | raw WER | utterances | in a loop | long files' WER |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| model | WER | CER | raw WER | utterances | in a loop | long files' WER "
+        "| words on non-speech |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, report in ((f"base model {base_name}".strip(), baseline), ("fine-tuned", finetuned)):
         if report:
@@ -189,14 +224,20 @@ def comparison_markdown(
             lines.append(
                 f"| {name} | {percent(report.get('wer'))} | {percent(report.get('cer'))} | "
                 f"{percent(report.get('wer_unnormalized'))} | {report.get('num_samples', '–')} | "
-                f"{report.get('loops', '–')} | {percent(longform.get('wer'))} |"
+                f"{report.get('loops', '–')} | {percent(longform.get('wer'))} | "
+                f"{nonspeech_cell(report.get('nonspeech'))} |"
             )
         else:
-            lines.append(f"| {name} | – | – | – | not evaluated | – | – |")
+            lines.append(f"| {name} | – | – | – | not evaluated | – | – | – |")
     if baseline and finetuned:
         key = finetuned.get("headline") or "wer"  # CER for languages written without spaces
         change = 100 * (finetuned[key] - baseline[key])
         lines.append(f"\n{key.upper()} change: **{change:+.1f} points** (negative is better).")
+    from asrtune.publish.card import guard_table
+
+    guards = guard_table(finetuned)
+    if guards:
+        lines += ["", "**Guard sets** (general speech, before and after training):", "", guards]
     return "\n".join(lines)
 
 

@@ -146,7 +146,7 @@ def run_baseline(run_dir: Path, spec: dict[str, Any], status: StatusWriter) -> N
         output=Path(options["output_dir"]) / "baseline_results.json",
         options=decoding,
     )
-    score = result.score.as_dict()
+    score = result.report()  # the scores, loops and words said on non-speech probes
     append_metrics(run_dir, {"event": "baseline", "step": 0, "time": time.time(), **score})
     status.update(baseline_wer=score["wer"], baseline_cer=score["cer"], headline=score["headline"])
     log.info("baseline WER %.1f%%, CER %.1f%%", 100 * score["wer"], 100 * score["cer"])
