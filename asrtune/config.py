@@ -21,7 +21,7 @@ from transformers import HfArgumentParser, Seq2SeqTrainingArguments
 from asrtune.commands.help import DefaultsHelpFormatter
 from asrtune.data.rows import eval_source
 from asrtune.errors import AsrtuneError
-from asrtune.models import FAMILIES, PRECISIONS, detect_family, get_family
+from asrtune.models import FAMILIES, PRECISIONS, detect_family, family_spec
 from asrtune.processes import launched_world_size
 
 log = logging.getLogger("asrtune")
@@ -292,10 +292,10 @@ def default_learning_rate(model: ModelConfig) -> float:
     if not model.lora:
         return LEARNING_RATES["full"]
     try:
-        family = get_family(detect_family(model.model or ""))
+        family = family_spec(detect_family(model.model or ""))
     except AsrtuneError:  # not a model asrtune knows: loading it will say so
         return LEARNING_RATES["lora"]
-    return family.LORA_LEARNING_RATE
+    return family.lora_learning_rate
 
 
 #: Metrics a best checkpoint can be chosen by; evaluation logs each as ``eval_<name>``.
@@ -328,7 +328,7 @@ TRAINING_DEFAULTS: dict[str, Any] = {
 #: How the defaults left None above are resolved when a job is built.
 RESOLVED_DEFAULTS: dict[str, str] = {
     "learning_rate": f"{LEARNING_RATES['full']:g} (full fine-tuning); with --lora "
-    + ", ".join(f"{name} {get_family(name).LORA_LEARNING_RATE:g}" for name in FAMILIES),
+    + ", ".join(f"{family.name} {family.lora_learning_rate:g}" for family in FAMILIES.values()),
     "bf16": "True on a CUDA GPU with bf16 support, else False",
     "eval_strategy": "with an eval set: as --save_strategy when that is epoch or steps, "
     "else epoch; without one: no",
@@ -338,8 +338,7 @@ RESOLVED_DEFAULTS: dict[str, str] = {
     **{
         name: "the model family's: "
         + ", ".join(
-            f"{family} {getattr(get_family(family), 'TRAINING_MIX', {}).get(name, off)}"
-            for family in FAMILIES
+            f"{family.name} {family.training_mix.get(name, off)}" for family in FAMILIES.values()
         )
         for name, off in (
             ("timestamp_share", 0),

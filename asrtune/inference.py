@@ -201,8 +201,8 @@ def transcribe_lazily(
 
 
 def gives_timestamps(loaded: LoadedModel) -> bool:
-    """Whether the model's family decodes segment times (``SUPPORTS_TIMESTAMPS``)."""
-    return bool(getattr(loaded.adapter, "SUPPORTS_TIMESTAMPS", False))
+    """Whether the model's family decodes segment times (its declared capability)."""
+    return loaded.capabilities.timestamps
 
 
 def segment_lazily(

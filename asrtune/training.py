@@ -66,11 +66,10 @@ def build_model(job: TrainJob) -> LoadedModel:
     if cfg.quantization:
         options["quantization"] = cfg.quantization
     loaded = load_model(cfg.model, for_training=True, **options)
-    adapter = loaded.adapter
     if cfg.freeze_encoder:
-        adapter.freeze_encoder(loaded.model)
+        loaded.adapter.freeze_encoder(loaded.model)
     if cfg.lora and not isinstance(loaded.model, PeftModel):
-        targets = cfg.lora_target_modules or adapter.default_lora_targets(cfg.freeze_encoder)
+        targets = cfg.lora_target_modules or loaded.spec.default_lora_targets(cfg.freeze_encoder)
         if isinstance(targets, list) and len(targets) == 1 and not targets[0].isidentifier():
             targets = targets[0]  # a single regex
         lora = LoraConfig(
@@ -78,7 +77,7 @@ def build_model(job: TrainJob) -> LoadedModel:
             lora_alpha=cfg.lora_alpha,
             lora_dropout=cfg.lora_dropout,
             target_modules=targets,
-            task_type=adapter.LORA_TASK_TYPE,
+            task_type=loaded.spec.lora_task_type,
         )
         loaded.model = get_peft_model(loaded.model, lora)
         if job.training.gradient_checkpointing or job.training.activation_checkpointing:
@@ -167,6 +166,8 @@ def save_outputs(job: TrainJob, loaded: LoadedModel, trainer: AsrTrainer) -> Non
     trainer.save_model(str(out))  # the Trainer saves in the main process only
     if is_main_process():
         loaded.processor.save_pretrained(str(out))
+        if job.model.lora:  # the adapter's decoding settings (the base's, or changed)
+            loaded.model.generation_config.save_pretrained(str(out))
     if job.model.lora and job.model.merge:
         merged = LoadedModel(
             loaded.model.merge_and_unload(), loaded.processor, loaded.family, str(out)
@@ -223,6 +224,8 @@ def train(job: TrainJob, trainer_hook: Callable[[AsrTrainer], None] | None = Non
     else:
         dataset, skipped = build_finite_dataset(job, loaded, rows, out)
 
+    if dataset.mix.nonspeech_share > 0:  # trained to say nothing: generation may end at once
+        loaded.adapter.allow_empty_transcripts(loaded)
     trainer = build_trainer(job, loaded, dataset, eval_rows, guard_rows)
     if trainer_hook is not None:
         trainer_hook(trainer)
@@ -285,7 +288,7 @@ def dataset_metrics(job: TrainJob, dataset: Any, seconds: float, trainer: Traine
     return {
         "utterances": sum(ex.clip is None for w in dataset.windows for ex in w),
         "training_items": len(dataset),
-        "packed": job.data.pack,
+        "packed": dataset.items is not None,  # --pack, for a family that packs
         "audio_seconds_per_epoch": round(audio, 1),
         "audio_seconds_per_second": round(audio * epochs / seconds, 2),
     }

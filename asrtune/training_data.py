@@ -69,7 +69,7 @@ def admit_row(loaded: LoadedModel, row: Row, task: str, timestamps: bool = False
     """The family's Example for a row, or the reason it is over the model's limits.
 
     Its labels are those of a window holding the row alone: with ``timestamps`` (some
-    windows are trained with timestamps, see :func:`item_options`) they include the
+    windows are trained with timestamps, see :func:`build_finite_dataset`) they include the
     timestamp tokens around the text.
     """
     labels = row_labels(loaded, row.text, row.language, task, row.duration, timestamps)
@@ -162,9 +162,7 @@ def build_stream_dataset(job: TrainJob, loaded: LoadedModel, skips: SkipLog) -> 
     """--streaming: rows are read, checked, packed and featurized as training goes."""
     adapter, task, language = loaded.adapter, job.model.task, job.model.language
     mix = training_mix(job, loaded)
-    options = item_options(mix)
-    if not hasattr(adapter, "window_item"):
-        raise AsrtuneError(f"--streaming is not supported for {loaded.family} models yet")
+    timestamps = mix.timestamp_share > 0
     streams = []
     for spec in training_sources(job.data):
         records, to_row = stream_source(spec, hub_options(job.data))
@@ -174,16 +172,16 @@ def build_stream_dataset(job: TrainJob, loaded: LoadedModel, skips: SkipLog) -> 
     def admit(row: Row) -> tuple[Example, Any] | str:
         if is_nonspeech(row.text):
             return "empty text (allowed in evaluation sets only)"
-        example = admit_row(loaded, row, task, **options)
+        example = admit_row(loaded, row, task, timestamps)
         if isinstance(example, str):
             return example
-        return example, adapter.pack_item(loaded, example, task, **options)
+        return example, adapter.pack_item(loaded, example, task, timestamps)
 
     return StreamingWindows(
         streams,
         admit=admit,
         make_item=lambda window, plan: adapter.window_item(loaded, window, task, plan=plan),
-        packer=adapter.packer(loaded, task, language) if job.data.pack else None,
+        packer=adapter.packer(loaded, task, language) if packs(job, loaded) else None,
         on_skip=skips.add,
         seed=job.training.seed,
         rank=job.training.process_index,
@@ -204,7 +202,7 @@ def training_mix(job: TrainJob, loaded: LoadedModel) -> TrainingMix:
     """The job's :class:`TrainingMix`: each option as given, else the family's default
     (``TRAINING_MIX``; nothing for a family without one). Timestamps for a family without
     them are an error."""
-    defaults = getattr(loaded.adapter, "TRAINING_MIX", {})
+    defaults = loaded.spec.training_mix
     data = job.data
 
     def value(name: str, off: Any) -> Any:
@@ -214,29 +212,31 @@ def training_mix(job: TrainJob, loaded: LoadedModel) -> TrainingMix:
     mix = TrainingMix(
         timestamp_share=value("timestamp_share", 0.0),
         nonspeech_share=value("nonspeech_share", 0.0),
-        single_share=value("single_share", 0.0) if data.pack else 0.0,
+        single_share=value("single_share", 0.0) if packs(job, loaded) else 0.0,
         natural_gaps=value("natural_gaps", False),
         noise_files=tuple(noise_files(data.noise_dir)),
     )
-    if mix.timestamp_share and not getattr(loaded.adapter, "SUPPORTS_TIMESTAMPS", False):
+    if mix.timestamp_share and not loaded.capabilities.timestamps:
         raise AsrtuneError(f"--timestamp_share: {loaded.family} models have no timestamps")
     if data.noise_dir and not mix.noise_files:
         raise AsrtuneError(f"--noise_dir {data.noise_dir} holds no audio files")
     return mix
 
 
-def item_options(mix: TrainingMix) -> dict[str, Any]:
-    """Family options for sizing training items: with any window trained with timestamps,
-    every utterance's label budget counts its two timestamp tokens."""
-    return {"timestamps": True} if mix.timestamp_share > 0 else {}
+def packs(job: TrainJob, loaded: LoadedModel) -> bool:
+    """Whether training packs several utterances per window: ``--pack`` (the default), for a
+    family that packs (``Capabilities.packing``)."""
+    return job.data.pack and loaded.capabilities.packing
 
 
 def build_finite_dataset(
     job: TrainJob, loaded: LoadedModel, rows: list[Row], out: Path
 ) -> tuple[Any, list[dict[str, Any]]]:
     mix = training_mix(job, loaded)
-    options = item_options(mix)
-    examples, skipped = admit_rows(loaded, rows, job.model.task, **options)
+    # with any window trained with timestamps, every utterance's label budget counts its
+    # two timestamp tokens
+    timestamps = mix.timestamp_share > 0
+    examples, skipped = admit_rows(loaded, rows, job.model.task, timestamps)
     if skipped:
         _write_jsonl(out / "skipped.jsonl", skipped)
         log.warning(
@@ -251,9 +251,9 @@ def build_finite_dataset(
         loaded,
         examples,
         job.model.task,
-        job.data.pack,
+        packs(job, loaded),
         job.training.seed,
-        options,
+        timestamps,
         mix,
     )
     log.info(

@@ -44,6 +44,9 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "timestamps": {**PLAIN, "timestamp_share": 0.5, "natural_gaps": True},
     "nonspeech": {**PLAIN, "nonspeech_share": 0.05, "natural_gaps": True},
     "mix-10": {"nonspeech_share": 0.1, "single_share": 0.1},
+    "ns10": {"nonspeech_share": 0.1},
+    "ns20": {"nonspeech_share": 0.2},
+    "ns30": {"nonspeech_share": 0.3},
 }
 
 
@@ -126,6 +129,7 @@ def main() -> None:
     parser.add_argument("--configs", default="plain,mix", help="comma-separated, of CONFIGS")
     parser.add_argument("--epochs", type=float, default=4)
     parser.add_argument("--json", default=None, help="also write the results here")
+    parser.add_argument("--no-base", action="store_true", help="skip measuring the base model")
     args = parser.parse_args()
     out = Path(args.out)
     base = str(import_base_model(out))
@@ -139,7 +143,7 @@ def main() -> None:
         "packed": packed,
         "packed_truth": truth,
     }
-    results: dict[str, Any] = {"base": measure(base, sets)}
+    results: dict[str, Any] = {} if args.no_base else {"base": measure(base, sets)}
     for name in args.configs.split(","):
         model_dir = out / f"model-{name}"
         started = time.perf_counter()

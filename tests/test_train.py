@@ -361,6 +361,11 @@ def test_chinese_eval_rows_choose_by_cer_and_lora_trains_at_its_own_rate(
     cers = [e["eval_cer"] for e in state["log_history"] if "eval_cer" in e]
     assert state["best_metric"] == min(cers)
     assert json.loads((out / "eval_results.json").read_text())["headline"] == "cer"
+    # trained with non-speech windows: the adapter carries decoding that may end at once
+    loaded = load_model(str(out))
+    eos = loaded.processor.tokenizer.eos_token_id
+    assert (out / "generation_config.json").is_file()
+    assert eos not in (loaded.model.generation_config.begin_suppress_tokens or [])
 
 
 def test_dataloader_workers_see_each_epochs_repacking_and_no_pin_memory_warning(
@@ -431,6 +436,12 @@ def test_training_with_non_speech_windows_ends_at_once_on_silence(
     assert main(args) == 0
     after, said = _end_at_once(out, silence)
     assert before < 0.05 and after > 0.2 and said == "", (before, after, said)
+    # Whisper's generation config forbade ending at once; the saved model allows it
+    from transformers import GenerationConfig
+
+    eos = load_model(str(out)).processor.tokenizer.eos_token_id
+    assert eos in GenerationConfig.from_pretrained(str(tiny_whisper)).begin_suppress_tokens
+    assert eos not in (GenerationConfig.from_pretrained(str(out)).begin_suppress_tokens or [])
 
 
 @pytest.mark.parametrize("limit", [None, "-1"])

@@ -25,8 +25,6 @@ from asrtune.ui.hub import upload
 from asrtune.ui.models import (
     LOCAL,
     SIZES,
-    VOXTRAL,
-    WHISPER,
     ModelCache,
     describe_model,
     resolve_model,
@@ -564,7 +562,11 @@ def test_data_check_is_saved_and_shown_again(tmp_path: Path, tiny_whisper: Path)
 # ----- models, hub, app -----------------------------------------------------------------
 
 
+WHISPER, VOXTRAL = "Whisper", "Voxtral"  # the families' UI labels
+
+
 def test_model_choices_round_trip() -> None:
+    assert describe_model("") == (WHISPER, "small", "")  # the default family and size
     assert resolve_model(WHISPER, "large-v3", "") == "openai/whisper-large-v3"
     assert resolve_model(VOXTRAL, "mini (3B)", "") == "mistralai/Voxtral-Mini-3B-2507"
     assert resolve_model(LOCAL, None, " /m ") == "/m"

@@ -1,19 +1,12 @@
-"""asrtune make-tiny: write a tiny random model (Whisper or Voxtral) for tests and smoke runs."""
+"""asrtune make-tiny: write a tiny random model of any registered family for tests and smoke
+runs (each family's builder and sizes come from its registration)."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 
 from asrtune.commands.common import new_parser
-
-# family → "module:function(out_dir, seed=..., size=...)" writing a random checkpoint +
-# processor, offline
-BUILDERS = {
-    "whisper": "asrtune.models.tiny:make_tiny_whisper",
-    "voxtral": "asrtune.models.tiny_voxtral:make_tiny_voxtral",
-}
-SIZES = {"whisper": ("tiny", "small", "large-v3"), "voxtral": ("tiny", "mini-3b")}
+from asrtune.models import FAMILIES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,15 +18,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("out", help="output folder (created)")
     parser.add_argument(
-        "--family", choices=sorted(BUILDERS), default="whisper", help="model family"
+        "--family", choices=sorted(FAMILIES), default=next(iter(FAMILIES)), help="model family"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the random weights")
     parser.add_argument(
         "--size",
         default="tiny",
         help="architecture: tiny (for tests), or the dimensions of a real model for "
-        "benchmarks: whisper small / large-v3, voxtral mini-3b (random weights, the "
-        "tiny tokenizer; float32 on disk: large-v3 6 GB, mini-3b 19 GB)",
+        "benchmarks: "
+        + ", ".join(
+            f"{family.name} {' / '.join(family.tiny_sizes[1:])}"
+            for family in FAMILIES.values()
+            if len(family.tiny_sizes) > 1
+        )
+        + " (random weights, the tiny tokenizer; float32 on disk: large-v3 6 GB, mini-3b 19 GB)",
     )
     return parser
 
@@ -41,9 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
 def run(argv: list[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.size not in SIZES[args.family]:
-        parser.error(f"--size for {args.family}: one of {', '.join(SIZES[args.family])}")
-    module, function = BUILDERS[args.family].split(":")
-    builder = getattr(importlib.import_module(module), function)
-    print(builder(args.out, seed=args.seed, size=args.size))
+    family = FAMILIES[args.family]
+    if args.size not in family.tiny_sizes:
+        parser.error(f"--size for {args.family}: one of {', '.join(family.tiny_sizes)}")
+    print(family.build_tiny(args.out, seed=args.seed, size=args.size))
     return 0

@@ -192,16 +192,16 @@ class WindowDataset(torch.utils.data.Dataset):
         task: str,
         pack: bool,
         seed: int,
-        item_options: dict[str, Any] | None = None,
+        timestamps: bool = False,
         mix: TrainingMix | None = None,
     ) -> None:
         self.loaded, self.examples, self.task, self.seed = loaded, examples, task, seed
-        self.options = item_options or {}  # family options, e.g. {"timestamps": True}
+        self.timestamps = timestamps  # some windows' labels hold timestamp tokens
         self.mix = mix or TrainingMix()
         adapter = loaded.adapter
         self.max_seconds = adapter.limits(loaded).max_seconds
         self.items = (
-            [adapter.pack_item(loaded, ex, task, **self.options) for ex in examples]
+            [adapter.pack_item(loaded, ex, task, self.timestamps) for ex in examples]
             if pack
             else None
         )

@@ -1,20 +1,22 @@
-"""Model-family registry: a family name → the adapter module that knows that architecture.
+"""Model families: the registry (family name → :class:`~asrtune.models.family.Family`),
+loading, and what inference shares across families.
 
-Every adapter module exposes the same functions (see ``asrtune/models/whisper.py``):
-``load``, ``load_processor``, ``limits``, ``encode_labels``, ``pack_item``, ``packer`` and
+A family is an adapter module (``asrtune/models/whisper.py``, ``voxtral.py``) with the
+functions and constants of :class:`~asrtune.models.family.FamilyAdapter`: ``load``,
+``load_processor``, ``limits``, ``encode_labels``, ``pack_item``, ``packer`` and
 ``window_item`` (training items, see ``asrtune/data/windows.py``), ``collate``,
 ``generate`` (a :class:`Transcript` per input), ``sole_language`` (the one language an
-English-only model speaks), ``default_lora_targets``, ``LORA_TASK_TYPE``,
-``LORA_LEARNING_RATE``, ``LOSS_SHIFTS_LABELS`` (whether logits at position i predict
-``labels[i + 1]``), ``freeze_encoder`` and ``save``. Code outside this package never
-branches on a family name.
+English-only model speaks), ``default_lora_targets``, ``freeze_encoder``, ``save``,
+``LORA_TASK_TYPE``, ``LORA_LEARNING_RATE``, ``LOSS_SHIFTS_LABELS`` (whether logits at
+position i predict ``labels[i + 1]``), ``GPU_INFERENCE_DTYPE`` and ``TRAINING_MIX``; plus
+one registration in ``asrtune/models/registry.py`` that declares its
+:class:`~asrtune.models.family.Capabilities` and holds its UI sizes, make-tiny builder and
+publish recipe. Code outside the adapters never branches on a family name.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
-import inspect
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,12 +25,8 @@ from types import ModuleType
 from typing import Any
 
 from asrtune.errors import AsrtuneError
-
-FAMILIES: dict[str, str] = {
-    "whisper": "asrtune.models.whisper",
-    "voxtral": "asrtune.models.voxtral",
-}
-
+from asrtune.models import registry as _registry  # noqa: F401 (registers the families)
+from asrtune.models.family import FAMILIES, Capabilities, Family, family_spec
 
 # Generated tokens allowed per second of audio when the caller sets no cap: about 5x normal
 # speech, enough for byte-heavy scripts, and it stops a looping hypothesis from holding a
@@ -83,11 +81,10 @@ def row_labels(
     """The labels of a window holding one utterance alone: with ``timestamps`` (None: when
     the family trains some windows with timestamps by default) the text sits between its
     start and end timestamp tokens. ``asrtune data check`` and training count the same."""
-    adapter = loaded.adapter
     if timestamps is None:
-        timestamps = getattr(adapter, "TRAINING_MIX", {}).get("timestamp_share", 0) > 0
-    spans = {"spans": [(0.0, seconds or 0.0)]} if timestamps else {}
-    return adapter.encode_labels(loaded, [text], language, task, **spans)
+        timestamps = loaded.spec.training_mix.get("timestamp_share", 0) > 0
+    spans = [(0.0, seconds or 0.0)] if timestamps else None
+    return loaded.adapter.encode_labels(loaded, [text], language, task, spans)
 
 
 @dataclass
@@ -105,13 +102,22 @@ class LoadedModel:
 
     @property
     def adapter(self) -> ModuleType:
+        """The family's adapter module (see :class:`~asrtune.models.family.FamilyAdapter`)."""
         return get_family(self.family)
+
+    @property
+    def spec(self) -> Family:
+        """The family's registration."""
+        return family_spec(self.family)
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self.spec.capabilities
 
 
 def get_family(name: str) -> ModuleType:
-    if name not in FAMILIES:
-        raise AsrtuneError(f"unknown model family {name!r} (known: {', '.join(FAMILIES)})")
-    return importlib.import_module(FAMILIES[name])
+    """The adapter module of family ``name``."""
+    return family_spec(name).module()
 
 
 def _read_json(path: Path) -> dict:
@@ -139,9 +145,9 @@ def detect_family(model: str) -> str:
         raise AsrtuneError(f"{model} is not a model folder (no config.json)")
     else:
         model_type = model.lower()
-    for family in FAMILIES:
-        if family in model_type:
-            return family
+    for family in FAMILIES.values():
+        if family.matches(model_type):
+            return family.name
     raise AsrtuneError(f"cannot tell the model family of {model!r} (known: {', '.join(FAMILIES)})")
 
 
@@ -153,7 +159,7 @@ def inference_placement(adapter: ModuleType) -> dict[str, Any]:
 
     if not torch.cuda.is_available():  # whatever dtype the checkpoint's config names
         return {"dtype": torch.float32}
-    name = getattr(adapter, "GPU_INFERENCE_DTYPE", "bfloat16")
+    name = adapter.GPU_INFERENCE_DTYPE
     if name == "bfloat16" and not torch.cuda.is_bf16_supported():
         name = "float16"
     return {"device": "cuda", "dtype": getattr(torch, name)}
@@ -227,6 +233,15 @@ def _autocast_with_weight_cache(model: Any) -> Iterator[None]:
             param.requires_grad_(False)
 
 
+def _use_adapter_generation_config(model: Any, folder: Path) -> None:
+    """An adapter folder's generation_config.json (a fine-tune's decoding settings, e.g.
+    an empty transcript allowed) replaces its base model's."""
+    if (folder / "generation_config.json").is_file():
+        from transformers import GenerationConfig
+
+        model.generation_config = GenerationConfig.from_pretrained(str(folder))
+
+
 def load_model(model: str, *, for_training: bool = False, **kwargs: Any) -> LoadedModel:
     """Load a model folder, Hub id or LoRA adapter folder with its family's adapter.
 
@@ -238,8 +253,7 @@ def load_model(model: str, *, for_training: bool = False, **kwargs: Any) -> Load
     adapter = get_family(family)
     if not for_training:
         kwargs = {**inference_placement(adapter), **kwargs}
-    accepted = inspect.signature(adapter.load).parameters
-    if kwargs.get("quantization") and "quantization" not in accepted:
+    if kwargs.get("quantization") and not family_spec(family).capabilities.quantized_base:
         raise AsrtuneError(f"--quantization is not supported for {family} models")
     base = adapter_base(model)
     loaded = adapter.load(base or model, **kwargs)
@@ -250,5 +264,6 @@ def load_model(model: str, *, for_training: bool = False, **kwargs: Any) -> Load
         peft_model = PeftModel.from_pretrained(loaded.model, model, is_trainable=for_training)
         loaded.model = peft_model if for_training else peft_model.merge_and_unload()
         loaded.base = base
+        _use_adapter_generation_config(loaded.model, Path(model))
         loaded.processor = adapter.load_processor(model, fallback=base)
     return loaded

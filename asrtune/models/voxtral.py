@@ -59,6 +59,7 @@ PROMPT_OVERHEAD = 32
 PAD_TOKEN_ID = 11
 QUANTIZATIONS = ("4bit", "8bit")
 GPU_INFERENCE_DTYPE = "bfloat16"  # the dtype Voxtral was trained and released in
+TRAINING_MIX: dict[str, Any] = {}  # no defaults: plain windows of transcripts
 # Kept in bf16 when the language model is quantized (QLoRA): the audio path and the output
 # layer.
 NOT_QUANTIZED = ["audio_tower", "multi_modal_projector", "lm_head"]
@@ -221,19 +222,29 @@ def _check_task(task: str) -> None:
         raise AsrtuneError(f"Voxtral's transcription mode cannot {task}; use --task transcribe")
 
 
+def _check_no_timestamps(timestamps: bool) -> None:
+    if timestamps:
+        raise AsrtuneError("voxtral models have no timestamps")
+
+
 def text_tokens(loaded: LoadedModel, text: str) -> list[int]:
     return loaded.processor.tokenizer.encode(text.strip(), add_special_tokens=False)
 
 
 def encode_labels(
-    loaded: LoadedModel, texts: Sequence[str], language: str | None, task: str
+    loaded: LoadedModel,
+    texts: Sequence[str],
+    language: str | None,
+    task: str,
+    spans: Sequence[tuple[float, float]] | None = None,
 ) -> list[int]:
     """The supervised part of a row: the texts' tokens (joined by spaces) and ``</s>``.
 
     The language goes into the prompt (``lang:xx``), not the labels; it is checked here so
-    that a bad code fails before training starts.
+    that a bad code fails before training starts. No ``spans``: Voxtral has no timestamps.
     """
     _check_task(task)
+    _check_no_timestamps(spans is not None)
     if language is not None:
         language_code(language)
     ids = text_tokens(loaded, " ".join(t.strip() for t in texts))
@@ -288,8 +299,12 @@ def window_item(
     }
 
 
-def pack_item(loaded: LoadedModel, example: Example, task: str) -> PackItem:
-    """Packing size of an example: its seconds and its text tokens (``</s>`` excluded)."""
+def pack_item(
+    loaded: LoadedModel, example: Example, task: str, timestamps: bool = False
+) -> PackItem:
+    """Packing size of an example: its seconds and its text tokens (``</s>`` excluded).
+    No ``timestamps``: Voxtral has none."""
+    _check_no_timestamps(timestamps)
     duration = example.row.duration or chunk_seconds(loaded)
     return PackItem(duration, example.num_tokens - 1, example.language or "")
 
@@ -415,6 +430,10 @@ def generate(
     ended = {tokenizer.eos_token_id, tokenizer.pad_token_id}
     capped = [ids.shape[-1] >= budget and int(row[-1]) not in ended for row in ids]
     return [Transcript(t.strip(), cap) for t, cap in zip(texts, capped, strict=True)]
+
+
+def allow_empty_transcripts(loaded: LoadedModel) -> None:
+    """Nothing to do: Voxtral's generation may end at its first step."""
 
 
 def save(loaded: LoadedModel, out_dir: str | Path) -> None:

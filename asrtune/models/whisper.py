@@ -40,7 +40,6 @@ LORA_TASK_TYPE = None  # peft's SEQ_2_SEQ_LM wrapper passes input_ids, which Whi
 LORA_LEARNING_RATE = 1e-3
 LOSS_SHIFTS_LABELS = False  # the decoder input is the labels shifted right: logits align
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"]
-SUPPORTS_TIMESTAMPS = True
 #: What training mixes in by default to keep the pretrained model's abilities (see
 #: asrtune.data.windows.TrainingMix); measured on the demo, see docs/benchmarks.md
 TRAINING_MIX = {
@@ -70,8 +69,12 @@ def load(
     dtype: torch.dtype | None = None,
     device: str | None = None,
     allow_pickle: bool = False,
+    quantization: str | None = None,
 ) -> LoadedModel:
-    """Load a Whisper checkpoint (Hub id or folder). Only safetensors unless ``allow_pickle``."""
+    """Load a Whisper checkpoint (Hub id or folder). Only safetensors unless ``allow_pickle``;
+    no ``quantization`` (the family declares no quantized base)."""
+    if quantization:
+        raise AsrtuneError("--quantization is not supported for whisper models")
     try:
         model = WhisperForConditionalGeneration.from_pretrained(
             name_or_path, dtype=dtype, use_safetensors=None if allow_pickle else True
@@ -447,6 +450,17 @@ def generate_segments(
         )
         for found, audio in zip(out["segments"], audios, strict=True)
     ]
+
+
+def allow_empty_transcripts(loaded: LoadedModel) -> None:
+    """Let generation end at its first step. Whisper's generation config suppresses
+    ``<|endoftext|>`` there (``begin_suppress_tokens``), so a model can never say nothing,
+    and on silence it says "you"; a model trained on non-speech windows with empty
+    transcripts must be allowed to. The change is saved with the model."""
+    config = loaded.model.generation_config
+    eos = loaded.processor.tokenizer.eos_token_id
+    suppressed = list(getattr(config, "begin_suppress_tokens", None) or [])
+    config.begin_suppress_tokens = [t for t in suppressed if t != eos] or None
 
 
 def save(loaded: LoadedModel, out_dir: str | Path) -> None:

@@ -96,6 +96,10 @@ def load(model_id: str) -> tuple[torch.nn.Module, object]:
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, model_id).merge_and_unload()
+        try:  # the fine-tune's decoding settings, when the adapter has its own
+            model.generation_config = GenerationConfig.from_pretrained(model_id)
+        except OSError:
+            pass
     processor = $processor_class.from_pretrained(base or model_id)  # an adapter's is its base's
     return model.to(device).eval(), processor
 
@@ -259,7 +263,9 @@ def write_demo_app(
             title_repr=json.dumps(title),
             model_id=json.dumps(model_id or BUNDLED_MODEL_DIR),
             language=json.dumps(default_language or ""),
-            transformers_imports=", ".join(sorted({recipe.model_class, recipe.processor_class})),
+            transformers_imports=", ".join(
+                sorted({"GenerationConfig", recipe.model_class, recipe.processor_class})
+            ),
             model_class=recipe.model_class,
             processor_class=recipe.processor_class,
             decode=recipe.app_decode,

@@ -1,10 +1,12 @@
-"""What publishing needs to know per model family: the ONE place with family-specific code.
+"""What publishing needs to know per model family.
 
 Each :class:`FamilyRecipe` says how user-facing code loads and runs a model of that family
 with plain transformers/peft (for the model card's usage snippet and the demo app, which
 must not import asrtune), which extra packages that code needs, and which export formats
-exist. Code elsewhere in :mod:`asrtune.publish` looks the recipe up with :func:`recipe_for`
-and never branches on a family name.
+exist. A family's registration (``asrtune/models/registry.py``) names its recipe: Whisper's
+and Voxtral's are here, with the helpers a recipe is written with; a new family's may live
+in its own module. Code elsewhere in :mod:`asrtune.publish` looks the recipe up with
+:func:`recipe_for` and never branches on a family name.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from asrtune.errors import AsrtuneError
+from asrtune.models import FAMILIES
 
 
 @dataclass(frozen=True)
@@ -227,34 +230,34 @@ _VOXTRAL_APP_DECODE = """\
 """
 
 
-RECIPES: dict[str, FamilyRecipe] = {
-    "whisper": FamilyRecipe(
-        family="whisper",
-        model_class="WhisperForConditionalGeneration",
-        processor_class="WhisperProcessor",
-        usage=_whisper_usage,
-        app_decode=_WHISPER_APP_DECODE,
-        exports={
-            "ct2": "asrtune.publish.export:whisper_to_ct2",
-            "onnx": "asrtune.publish.onnx:whisper_to_onnx",
-        },
-        export_decoders={
-            "ct2": "asrtune.publish.exported:transcribe_ct2",
-            "onnx": "asrtune.publish.exported:transcribe_onnx",
-        },
-    ),
-    "voxtral": FamilyRecipe(
-        family="voxtral",
-        model_class="VoxtralForConditionalGeneration",
-        processor_class="AutoProcessor",
-        usage=_voxtral_usage,
-        app_decode=_VOXTRAL_APP_DECODE,
-        requirements=("mistral-common[audio]>=1.8",),
-    ),
-}
+WHISPER_RECIPE = FamilyRecipe(
+    family="whisper",
+    model_class="WhisperForConditionalGeneration",
+    processor_class="WhisperProcessor",
+    usage=_whisper_usage,
+    app_decode=_WHISPER_APP_DECODE,
+    exports={
+        "ct2": "asrtune.publish.export:whisper_to_ct2",
+        "onnx": "asrtune.publish.onnx:whisper_to_onnx",
+    },
+    export_decoders={
+        "ct2": "asrtune.publish.exported:transcribe_ct2",
+        "onnx": "asrtune.publish.exported:transcribe_onnx",
+    },
+)
+
+VOXTRAL_RECIPE = FamilyRecipe(
+    family="voxtral",
+    model_class="VoxtralForConditionalGeneration",
+    processor_class="AutoProcessor",
+    usage=_voxtral_usage,
+    app_decode=_VOXTRAL_APP_DECODE,
+    requirements=("mistral-common[audio]>=1.8",),
+)
 
 
 def recipe_for(family: str) -> FamilyRecipe:
-    if family not in RECIPES:
+    """The publish recipe of ``family`` (named by its registration)."""
+    if family not in FAMILIES:
         raise AsrtuneError(f"publishing is not supported for {family} models yet")
-    return RECIPES[family]
+    return FAMILIES[family].publish_recipe()

@@ -23,6 +23,7 @@ import numpy as np
 
 from asrtune.config import RESOLVED_DEFAULTS, TRAINING_DEFAULTS, ModelConfig
 from asrtune.errors import AsrtuneError
+from asrtune.models import family_spec
 from asrtune.publish.upload import scrub
 from asrtune.ui import jobs, render
 from asrtune.ui.models import ModelCache, hub_model_unreachable, resolve_model
@@ -360,17 +361,10 @@ def last_check(project: Project) -> str:
 
 
 def make_tiny(project: Project, family: str) -> tuple[str | None, str]:
-    """Write a tiny random model into PROJECT/models/ (offline, for smoke runs) →
-    (its folder or None, a message)."""
+    """Write a tiny random model of ``family`` (a registered name) into PROJECT/models/
+    (offline, for smoke runs) → (its folder or None, a message)."""
     try:
-        if family == "voxtral":  # needs mistral-common (the voxtral extra)
-            from asrtune.models.tiny_voxtral import make_tiny_voxtral
-
-            path = make_tiny_voxtral(project.models_dir / "tiny-voxtral")
-        else:
-            from asrtune.models.tiny import make_tiny_whisper
-
-            path = make_tiny_whisper(project.models_dir / "tiny-whisper")
+        path = family_spec(family).build_tiny(project.models_dir / f"tiny-{family}")
     except USER_ERRORS as exc:
         return None, _error(exc)
     return str(path), f"✓ Tiny random {family} model written to `{path}`."

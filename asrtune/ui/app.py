@@ -26,7 +26,8 @@ from asrtune.errors import AsrtuneError
 from asrtune.ui import actions, render
 from asrtune.ui.models import (
     DEFAULT_SIZE,
-    FAMILIES,
+    FAMILY_CHOICES,
+    FAMILY_NAMES,
     LOCAL,
     SIZES,
     ModelCache,
@@ -166,7 +167,9 @@ def _train_tab(ui: SimpleNamespace) -> None:
     defaults = actions.FORM_DEFAULTS
     ui.summary_md = gr.Markdown(elem_id="train-data")
     with gr.Row():
-        ui.family = gr.Dropdown(label="Model family", choices=list(FAMILIES), elem_id="family")
+        ui.family = gr.Dropdown(
+            label="Model family", choices=list(FAMILY_CHOICES), elem_id="family"
+        )
         ui.size = gr.Dropdown(label="Size", choices=[])
         ui.folder = gr.Textbox(
             label="Model folder (a local checkpoint or asrtune output)",
@@ -174,10 +177,14 @@ def _train_tab(ui: SimpleNamespace) -> None:
             elem_id="model-folder",
         )
     with gr.Row(visible=False) as ui.tiny_row:
-        ui.tiny_whisper_btn = gr.Button(
-            "Make a tiny random Whisper (smoke runs)", elem_id="make-tiny"
-        )
-        ui.tiny_voxtral_btn = gr.Button("Make a tiny random Voxtral")
+        # one button per registered family; the first (default) family's is #make-tiny
+        ui.tiny_btns = {}
+        for label, name in FAMILY_NAMES.items():
+            first = not ui.tiny_btns
+            ui.tiny_btns[name] = gr.Button(
+                f"Make a tiny random {label}" + (" (smoke runs)" if first else ""),
+                elem_id="make-tiny" if first else f"make-tiny-{name}",
+            )
     with gr.Row():
         ui.method = gr.Radio(
             label="Method", choices=[("Full fine-tuning", "full"), ("LoRA", "lora")]
@@ -554,8 +561,8 @@ def _wire_train(ui: SimpleNamespace, project: Project) -> None:
 
         return handler
 
-    ui.tiny_whisper_btn.click(tiny("whisper"), None, [ui.folder, ui.train_msg])
-    ui.tiny_voxtral_btn.click(tiny("voxtral"), None, [ui.folder, ui.train_msg])
+    for name, button in ui.tiny_btns.items():
+        button.click(tiny(name), None, [ui.folder, ui.train_msg])
 
     def on_method(choice: str) -> dict:
         visible = choice == "lora"

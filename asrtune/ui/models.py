@@ -7,35 +7,23 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
-from asrtune.models import LoadedModel, load_model
+from asrtune.models import FAMILIES, LoadedModel, load_model
 
-WHISPER = "Whisper"
-VOXTRAL = "Voxtral"
 LOCAL = "Local folder"
-FAMILIES = (WHISPER, VOXTRAL, LOCAL)
+#: The family choices of the Train tab: each registered family's label, then a local folder.
+FAMILY_CHOICES = (*(family.label for family in FAMILIES.values()), LOCAL)
+#: The family chosen when nothing is (the first registered).
+DEFAULT_FAMILY = next(iter(FAMILIES.values())).label
+#: The registered family (its name) behind each label.
+FAMILY_NAMES = {family.label: family.name for family in FAMILIES.values()}
 
-#: Size shown → Hub id, per family (OpenAI's and Mistral's checkpoints).
+#: Size shown → Hub id, per family label (from each family's registration).
 SIZES: dict[str, dict[str, str]] = {
-    WHISPER: {
-        size: f"openai/whisper-{size}"
-        for size in (
-            "tiny",
-            "tiny.en",
-            "base",
-            "base.en",
-            "small",
-            "small.en",
-            "medium",
-            "medium.en",
-            "large-v3",
-        )
-    },
-    VOXTRAL: {
-        "mini (3B)": "mistralai/Voxtral-Mini-3B-2507",
-        "small (24B)": "mistralai/Voxtral-Small-24B-2507",
-    },
+    family.label: dict(family.sizes) for family in FAMILIES.values() if family.sizes
 }
-DEFAULT_SIZE = {WHISPER: "small", VOXTRAL: "mini (3B)"}
+DEFAULT_SIZE = {
+    family.label: family.default_size for family in FAMILIES.values() if family.default_size
+}
 
 
 def resolve_model(family: str, size: str | None, folder: str | None) -> str:
@@ -75,7 +63,7 @@ def hub_model_unreachable(model: str, timeout: float = 5.0) -> str | None:
             else (
                 f"{model} is not downloaded and the Hugging Face Hub cannot be reached from here: "
                 "choose Model family: Local folder, then a downloaded model's folder or "
-                "Make a tiny random Whisper"
+                f"Make a tiny random {DEFAULT_FAMILY}"
             )
         )
         checked = _REACHABILITY[model] = (time.monotonic(), answer)
@@ -117,7 +105,7 @@ def describe_model(model: str) -> tuple[str, str | None, str]:
                 return family, size, ""
     if model:
         return LOCAL, None, model
-    return WHISPER, DEFAULT_SIZE[WHISPER], ""
+    return DEFAULT_FAMILY, DEFAULT_SIZE.get(DEFAULT_FAMILY), ""
 
 
 class ModelCache:

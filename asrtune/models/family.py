@@ -1,0 +1,238 @@
+"""The model-family contract: what every family's adapter provides (:class:`FamilyAdapter`),
+what it can do (:class:`Capabilities`), and its one registration (:class:`Family`).
+
+A registration holds everything family-specific outside the adapter module: the UI's sizes,
+the make-tiny builder, the publish recipe; LoRA defaults and the training mix are read from
+the adapter. Modules are named by path (``"module"`` or ``"module:attribute"``) and imported
+on first use, so reading the registry imports neither torch nor transformers. Adding a
+family is one adapter module and one :func:`register` call in ``asrtune/models/registry.py``;
+``tests/test_families.py`` checks every registration against this contract.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+from asrtune.errors import AsrtuneError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from asrtune.data.batching import PackItem, WindowPacker
+    from asrtune.data.windows import Example, WindowPlan
+    from asrtune.models import Limits, LoadedModel, Transcript
+    from asrtune.publish.families import FamilyRecipe
+
+Decoding = Literal["generative", "ctc", "transducer"]
+DECODINGS: tuple[str, ...] = ("generative", "ctc", "transducer")
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a family can do, declared (never probed with ``hasattr``).
+
+    ``decoding``: ``generative`` (a decoder emits tokens: Whisper, audio LLMs), ``ctc`` or
+    ``transducer`` (frame-level outputs, greedy decoding). ``timestamps``: the adapter has
+    ``generate_segments`` and trains windows with timestamp tokens. ``translate``: the task
+    ``translate`` (to English) works. ``packing``: several utterances share a training
+    window. ``quantized_base``: ``load(..., quantization="4bit"|"8bit")`` (QLoRA).
+    """
+
+    decoding: Decoding = "generative"
+    timestamps: bool = False
+    translate: bool = False
+    packing: bool = True
+    quantized_base: bool = False
+
+    def __post_init__(self) -> None:
+        if self.decoding not in DECODINGS:
+            raise ValueError(f"decoding must be one of {', '.join(DECODINGS)}")
+
+
+@runtime_checkable
+class FamilyAdapter(Protocol):
+    """The functions and constants of every adapter module (``asrtune/models/<family>.py``).
+
+    ``tests/test_families.py`` checks each registered adapter's functions against these
+    signatures (same parameter names, order and defaults). A family with
+    ``Capabilities.timestamps`` also has ``generate_segments`` (``generate``'s signature,
+    returning a list of :class:`asrtune.transcripts.Segment` per input).
+    """
+
+    LORA_TASK_TYPE: str | None  # peft task type of the LoRA wrapper (None: a plain one)
+    LORA_LEARNING_RATE: float  # the learning rate LoRA trains with unless told otherwise
+    LOSS_SHIFTS_LABELS: bool  # whether logits at position i predict labels[i + 1]
+    GPU_INFERENCE_DTYPE: str  # torch dtype name for inference on a GPU
+    TRAINING_MIX: dict[str, Any]  # TrainingMix defaults that keep pretrained abilities
+
+    def load(
+        self,
+        name_or_path: str,
+        *,
+        dtype: Any = None,
+        device: str | None = None,
+        allow_pickle: bool = False,
+        quantization: str | None = None,
+    ) -> LoadedModel:
+        """A checkpoint (Hub id or folder) with its processor."""
+
+    def load_processor(self, path: str, fallback: str | None = None) -> Any:
+        """The processor of ``path``, else of ``fallback`` (a LoRA adapter's base)."""
+
+    def limits(self, loaded: LoadedModel) -> Limits:
+        """Seconds of audio and label tokens one training item may hold."""
+
+    def sole_language(self, loaded: LoadedModel) -> str | None:
+        """The one language an English-only model speaks, else None."""
+
+    def encode_labels(
+        self,
+        loaded: LoadedModel,
+        texts: Sequence[str],
+        language: str | None,
+        task: str,
+        spans: Sequence[tuple[float, float]] | None = None,
+    ) -> list[int]:
+        """Labels of a window holding ``texts``; ``spans`` (seconds) only with timestamps."""
+
+    def window_item(
+        self, loaded: LoadedModel, window: Sequence[Example], task: str, plan: WindowPlan = ...
+    ) -> dict[str, Any]:
+        """One training item from a window laid out by ``plan`` (``data/windows.py``)."""
+
+    def pack_item(
+        self, loaded: LoadedModel, example: Example, task: str, timestamps: bool = False
+    ) -> PackItem:
+        """Packing size of an example (``timestamps``: its labels hold timestamp tokens)."""
+
+    def packer(self, loaded: LoadedModel, task: str, language: str | None) -> WindowPacker:
+        """A packer for this model's window and label budget."""
+
+    def collate(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        """Pad and stack training items into a batch."""
+
+    def generate(
+        self,
+        loaded: LoadedModel,
+        audios: Sequence[np.ndarray],
+        language: str | None,
+        task: str,
+        num_beams: int = 1,
+        max_new_tokens: int | None = None,
+        precision: str = "auto",
+    ) -> list[Transcript]:
+        """Transcribe a batch of (n_samples,) 16-kHz arrays."""
+
+    def default_lora_targets(self, freeze_encoder: bool) -> list[str] | str:
+        """LoRA target modules (a list of names or a regex)."""
+
+    def freeze_encoder(self, model: Any) -> None:
+        """Stop the audio encoder's weights from training."""
+
+    def allow_empty_transcripts(self, loaded: LoadedModel) -> None:
+        """Let generation end at its first step (a model trained on non-speech windows
+        may say nothing); saved with the model's generation config."""
+
+    def save(self, loaded: LoadedModel, out_dir: str | Path) -> None:
+        """Write the model and its processor to ``out_dir``."""
+
+
+def _resolve(target: str) -> Any:
+    """The module ``"a.b"`` or the attribute ``"a.b:name"``."""
+    module, _, name = target.partition(":")
+    imported = importlib.import_module(module)
+    return getattr(imported, name) if name else imported
+
+
+@dataclass(frozen=True)
+class Family:
+    """One model family's registration (see the module docstring).
+
+    ``name``: the family's name in configs and on the command line. ``adapter``: the path of
+    its adapter module. ``label``: its name in the UI. ``recipe``: ``"module:attribute"`` of
+    its :class:`asrtune.publish.families.FamilyRecipe`. ``tiny_builder``:
+    ``"module:function"`` called as ``f(out_dir, seed=0, size="tiny") -> Path``, writing a
+    random checkpoint with a working processor, offline; ``tiny_sizes``: the ``size``
+    values it takes (``"tiny"`` first). ``sizes``: the UI's size label → Hub id, and
+    ``default_size`` one of them. ``model_types``: substrings of a checkpoint's
+    ``config.json`` ``model_type`` (or of a Hub id) that mean this family (default: the
+    name).
+    """
+
+    name: str
+    adapter: str
+    label: str
+    capabilities: Capabilities
+    recipe: str
+    tiny_builder: str
+    tiny_sizes: tuple[str, ...] = ("tiny",)
+    sizes: Mapping[str, str] = field(default_factory=dict)
+    default_size: str | None = None
+    model_types: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.model_types:
+            object.__setattr__(self, "model_types", (self.name,))
+        if self.default_size is not None and self.default_size not in self.sizes:
+            raise ValueError(f"{self.name}: default_size {self.default_size!r} not in sizes")
+
+    def module(self) -> ModuleType:
+        """The adapter module (imported on first use)."""
+        return importlib.import_module(self.adapter)
+
+    def publish_recipe(self) -> FamilyRecipe:
+        """How published code (model card, demo app) loads and runs this family."""
+        return _resolve(self.recipe)
+
+    def build_tiny(self, out_dir: str | Path, seed: int = 0, size: str = "tiny") -> Path:
+        """Write a random model of ``size`` (one of ``tiny_sizes``) to ``out_dir``."""
+        if size not in self.tiny_sizes:
+            raise AsrtuneError(f"size for {self.name}: one of {', '.join(self.tiny_sizes)}")
+        return Path(_resolve(self.tiny_builder)(out_dir, seed=seed, size=size))
+
+    def matches(self, model_type: str) -> bool:
+        """Whether a ``model_type`` (or a lower-case Hub id) belongs to this family."""
+        return any(kind in model_type for kind in self.model_types)
+
+    # LoRA defaults and the training mix: the adapter's constants.
+
+    @property
+    def lora_learning_rate(self) -> float:
+        return self.module().LORA_LEARNING_RATE
+
+    @property
+    def lora_task_type(self) -> str | None:
+        return self.module().LORA_TASK_TYPE
+
+    def default_lora_targets(self, freeze_encoder: bool) -> list[str] | str:
+        return self.module().default_lora_targets(freeze_encoder)
+
+    @property
+    def training_mix(self) -> dict[str, Any]:
+        """The :class:`asrtune.data.windows.TrainingMix` options this family trains with
+        unless told otherwise (none for a family without defaults)."""
+        return dict(self.module().TRAINING_MIX)
+
+
+#: Every registered family by name, in registration order (the first is the default).
+FAMILIES: dict[str, Family] = {}
+
+
+def register(family: Family) -> Family:
+    """Add ``family`` to :data:`FAMILIES` (a name registers once)."""
+    if family.name in FAMILIES:
+        raise ValueError(f"model family {family.name!r} is registered twice")
+    FAMILIES[family.name] = family
+    return family
+
+
+def family_spec(name: str) -> Family:
+    """The registration of family ``name``; an AsrtuneError for an unknown name."""
+    if name not in FAMILIES:
+        raise AsrtuneError(f"unknown model family {name!r} (known: {', '.join(FAMILIES)})")
+    return FAMILIES[name]

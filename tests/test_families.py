@@ -1,0 +1,207 @@
+"""Every registered model family against the contract of asrtune/models/family.py: its
+adapter's functions and constants, its declared capabilities, its make-tiny builder, its UI
+sizes and its publish recipe."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from asrtune.commands import make_tiny
+from asrtune.data.batching import PackItem, WindowPacker
+from asrtune.data.rows import load_rows
+from asrtune.data.windows import WindowDataset
+from asrtune.errors import AsrtuneError
+from asrtune.models import FAMILIES, Limits, LoadedModel, detect_family, load_model
+from asrtune.models.family import DECODINGS, Capabilities, Family, FamilyAdapter, family_spec
+from asrtune.publish.families import UsageContext, recipe_for
+from asrtune.training_data import admit_rows
+from asrtune.ui.models import DEFAULT_SIZE, FAMILY_CHOICES, FAMILY_NAMES, SIZES
+from tests.conftest import tone, write_dataset
+
+NAMES = list(FAMILIES)
+
+
+def _contract_functions() -> dict[str, inspect.Signature]:
+    """The contract's functions and their signatures without ``self``."""
+    out = {}
+    for name, member in vars(FamilyAdapter).items():
+        if name.startswith("_") or not inspect.isfunction(member):
+            continue
+        signature = inspect.signature(member)
+        out[name] = signature.replace(parameters=list(signature.parameters.values())[1:])
+    return out
+
+
+def _contract_constants() -> list[str]:
+    return [name for name in FamilyAdapter.__annotations__ if name.isupper()]
+
+
+def test_the_contract_lists_the_shared_functions() -> None:
+    assert {
+        "load",
+        "load_processor",
+        "limits",
+        "sole_language",
+        "encode_labels",
+        "window_item",
+        "pack_item",
+        "packer",
+        "collate",
+        "generate",
+        "default_lora_targets",
+        "freeze_encoder",
+        "save",
+    } <= set(_contract_functions())
+    assert "LORA_LEARNING_RATE" in _contract_constants()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_adapter_has_the_contract_functions_with_compatible_signatures(name: str) -> None:
+    adapter = FAMILIES[name].module()
+    assert isinstance(adapter, FamilyAdapter)
+    for function, contract in _contract_functions().items():
+        actual = inspect.signature(getattr(adapter, function)).parameters
+        wanted = contract.parameters
+        # the contract's parameters, in order, same kinds, a default where it has one
+        assert list(actual)[: len(wanted)] == list(wanted), (name, function)
+        for param in wanted.values():
+            got = actual[param.name]
+            assert got.kind == param.kind, (name, function, param.name)
+            has_default = got.default is not inspect.Parameter.empty
+            assert has_default == (param.default is not inspect.Parameter.empty), (
+                name,
+                function,
+                param.name,
+            )
+        # anything more must be optional
+        for extra in list(actual)[len(wanted) :]:
+            assert actual[extra].default is not inspect.Parameter.empty, (name, function, extra)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_adapter_constants_and_capabilities_agree(name: str) -> None:
+    family = FAMILIES[name]
+    adapter = family.module()
+    caps = family.capabilities
+    assert caps.decoding in DECODINGS
+    assert isinstance(adapter.LORA_LEARNING_RATE, float) and adapter.LORA_LEARNING_RATE > 0
+    assert isinstance(adapter.LOSS_SHIFTS_LABELS, bool)
+    assert adapter.LORA_TASK_TYPE in (None, "CAUSAL_LM", "SEQ_2_SEQ_LM", "FEATURE_EXTRACTION")
+    assert isinstance(getattr(torch, adapter.GPU_INFERENCE_DTYPE), torch.dtype)
+    assert family.lora_learning_rate == adapter.LORA_LEARNING_RATE
+    assert family.lora_task_type == adapter.LORA_TASK_TYPE
+    for frozen in (True, False):
+        targets = family.default_lora_targets(frozen)
+        assert targets and isinstance(targets, (list, str))
+    # timestamps: segment decoding exists, and only then may the mix train with them
+    assert hasattr(adapter, "generate_segments") == caps.timestamps
+    if not caps.timestamps:
+        assert not family.training_mix.get("timestamp_share")
+    if caps.timestamps:
+        assert inspect.signature(adapter.generate_segments).parameters.keys() == (
+            inspect.signature(adapter.generate).parameters.keys()
+        )
+    # a quantized base names its quantizations
+    assert bool(getattr(adapter, "QUANTIZATIONS", ())) == caps.quantized_base
+    # frame-level decoders (CTC, transducer) transcribe; they do not translate
+    if caps.decoding != "generative":
+        assert not caps.translate
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_registration_holds_ui_sizes_tiny_builder_and_recipe(name: str) -> None:
+    family = FAMILIES[name]
+    assert family_spec(name) is family
+    assert family.matches(name) and all(family.matches(kind) for kind in family.model_types)
+    assert family.label in FAMILY_CHOICES and FAMILY_NAMES[family.label] == name
+    assert family.sizes and SIZES[family.label] == dict(family.sizes)
+    assert DEFAULT_SIZE[family.label] == family.default_size in family.sizes
+    for hub_id in family.sizes.values():
+        assert detect_family(hub_id) == name
+    assert family.tiny_sizes[0] == "tiny"
+    assert make_tiny.build_parser().parse_args(["out", "--family", name]).family == name
+    recipe = recipe_for(name)
+    assert recipe.family == name
+    for ctx in (UsageContext("me/model", language="en"), UsageContext("me/a", base_model="b")):
+        compile(recipe.usage(ctx), f"<{name} usage>", "exec")
+    compile(f"def decode(model, processor, samples, language):\n{recipe.app_decode}", name, "exec")
+
+
+@pytest.fixture(scope="module", params=NAMES)
+def built(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> LoadedModel:
+    """Each family's tiny model, written by its registered builder and loaded."""
+    name = request.param
+    if name == "voxtral":
+        pytest.importorskip("mistral_common")
+    out = FAMILIES[name].build_tiny(tmp_path_factory.mktemp("families") / name)
+    assert detect_family(str(out)) == name
+    return load_model(str(out))
+
+
+def test_tiny_builder_writes_a_model_the_adapter_runs(built: LoadedModel, tmp_path: Path) -> None:
+    family = built.spec
+    adapter = built.adapter
+    caps = built.capabilities
+    assert isinstance(adapter.limits(built), Limits)
+    manifest = write_dataset(tmp_path / "data", 3)
+    examples, skipped = admit_rows(built, load_rows(manifest).rows, "transcribe")
+    assert not skipped and len(examples) == 3
+    assert isinstance(adapter.pack_item(built, examples[0], "transcribe"), PackItem)
+    assert isinstance(adapter.packer(built, "transcribe", "en"), WindowPacker)
+    data = WindowDataset(built, examples, "transcribe", caps.packing, seed=0)
+    batch = adapter.collate([data[i] for i in range(len(data))])
+    assert batch["labels"].shape[0] == len(data)
+    texts = adapter.generate(built, [tone(1.0, 300)], "en", "transcribe", max_new_tokens=3)
+    assert len(texts) == 1 and isinstance(texts[0], str)
+    # declared capabilities hold for the loaded model
+    spans = [(0.0, 1.0)]
+    if caps.timestamps:
+        assert adapter.encode_labels(built, ["a b"], "en", "transcribe", spans)
+        assert adapter.generate_segments(built, [np.zeros(16000, np.float32)], "en", "transcribe")
+    else:
+        with pytest.raises(AsrtuneError):
+            adapter.encode_labels(built, ["a b"], "en", "transcribe", spans)
+        with pytest.raises(AsrtuneError):
+            adapter.pack_item(built, examples[0], "transcribe", timestamps=True)
+    if caps.translate:
+        assert adapter.encode_labels(built, ["a b"], "fr", "translate")
+    else:
+        with pytest.raises(AsrtuneError):
+            adapter.encode_labels(built, ["a b"], "fr", "translate")
+    if not caps.quantized_base:
+        with pytest.raises(AsrtuneError, match="quantization"):
+            load_model(built.source, quantization="4bit")
+    assert family.default_lora_targets(False)
+
+
+def test_capabilities_express_every_decoding_kind() -> None:
+    ctc = Capabilities(decoding="ctc", timestamps=False, translate=False, packing=False)
+    assert ctc.decoding == "ctc" and not ctc.packing
+    assert Capabilities(decoding="transducer").decoding == "transducer"
+    with pytest.raises(ValueError, match="decoding"):
+        Capabilities(decoding="beam")  # type: ignore[arg-type]
+
+
+def test_a_family_registers_once_and_names_its_default_size() -> None:
+    from asrtune.models.family import register
+
+    with pytest.raises(ValueError, match="twice"):
+        register(FAMILIES[NAMES[0]])
+    with pytest.raises(ValueError, match="default_size"):
+        Family(
+            name="x",
+            adapter="x",
+            label="X",
+            capabilities=Capabilities(),
+            recipe="x:y",
+            tiny_builder="x:y",
+            sizes={"a": "org/a"},
+            default_size="b",
+        )
+    with pytest.raises(AsrtuneError, match="unknown model family"):
+        family_spec("nope")
