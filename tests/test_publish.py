@@ -122,6 +122,7 @@ def test_push_adapter_dry_run_is_exactly_what_users_need_and_its_card_runs(
         "adapter_model.safetensors",
         "baseline_results.json",
         "eval_results.json",
+        "generation_config.json",  # the adapter's decoding settings (see load_model)
         "processor_config.json",
         "tokenizer.json",
         "tokenizer_config.json",

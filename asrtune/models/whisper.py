@@ -44,7 +44,7 @@ LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"]
 #: asrtune.data.windows.TrainingMix); measured on the demo, see docs/benchmarks.md
 TRAINING_MIX = {
     "timestamp_share": 0.5,
-    "nonspeech_share": 0.05,
+    "nonspeech_share": 0.2,
     "single_share": 0.05,
     "natural_gaps": True,
 }
