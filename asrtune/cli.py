@@ -17,7 +17,7 @@ commands:
   eval        WER/CER of a model on a manifest, with a per-utterance report
   transcribe  print the text of audio files, or srt/vtt/json with timestamps
   import-ct2  convert a CTranslate2 / faster-whisper model to transformers
-  make-tiny   write a tiny random Whisper or Voxtral model (tests, smoke runs)
+  make-tiny   write a tiny random model of any family (tests, smoke runs)
   data        check (every row, with reasons), synth, split or push a dataset
   merge       merge a LoRA adapter into a standalone model
   export      export a model to CTranslate2 (faster-whisper) or ONNX

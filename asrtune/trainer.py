@@ -3,7 +3,9 @@
 - Evaluation is generation + corpus WER/CER (the same code as ``asrtune eval``, sharded
   across processes), so choosing the best checkpoint by WER needs no extra machinery.
 - The loss is token-level cross-entropy averaged over the global batch (all processes, all
-  accumulation steps), so it and its gradients do not depend on how a batch is split.
+  accumulation steps), so it and its gradients do not depend on how a batch is split. CTC
+  families train with their model's own CTC loss, summed per utterance and divided by the
+  label tokens of the global batch the same way.
 - Batches come from :mod:`asrtune.data.sharding`: every process builds the same steps and
   trains its own share; unpacked data can be batched by duration; the training dataset
   hears about every new epoch (repacking).
@@ -11,7 +13,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -68,6 +72,41 @@ def summed_token_loss(
     return summed, labels.ne(-100).sum()
 
 
+@contextlib.contextmanager
+def _ctc_reduction(config: Any, reduction: str) -> Iterator[None]:
+    """``config.ctc_loss_reduction`` set to ``reduction`` for the context's duration."""
+    saved = config.ctc_loss_reduction
+    config.ctc_loss_reduction = reduction
+    try:
+        yield
+    finally:
+        config.ctc_loss_reduction = saved
+
+
+def summed_ctc_loss(
+    model: torch.nn.Module, unwrapped: torch.nn.Module, batch: dict[str, Any]
+) -> tuple[torch.Tensor, torch.Tensor, Any]:
+    """A CTC model's own loss (transformers' ``ForCTCLoss``, as its forward computes it from
+    ``labels``), summed over the batch's utterances, and the batch's label tokens.
+
+    Each utterance's loss is the negative log-likelihood of its whole transcript (all
+    alignments), not divided by its length (the model's default ``mean`` divides each by
+    its label tokens, then averages the utterances): dividing the sum by the label tokens
+    of the global batch, as ``compute_loss`` does, gives the loss per label token over the
+    global batch, however it is split. A row without label tokens (a loss-free placeholder,
+    or an empty transcript) adds nothing: CTC would otherwise train it towards all-blank,
+    and a placeholder must train nothing. Label smoothing does not apply. ``unwrapped`` is
+    the model without its data-parallel wrapper, whose config says the reduction.
+    """
+    labels = batch["labels"]
+    with _ctc_reduction(unwrapped.config, "none"):
+        outputs = model(**batch)
+    per_row = outputs["loss"].float()
+    has_labels = labels.ne(-100).any(-1).to(per_row.device)
+    summed = torch.where(has_labels, per_row, torch.zeros_like(per_row)).sum()
+    return summed, labels.ne(-100).sum(), outputs
+
+
 class AsrTrainer(Trainer):
     """A Trainer whose evaluation is generation + corpus WER/CER (the same code as
     ``asrtune eval``), so best-checkpoint selection by WER needs no extra machinery.
@@ -121,7 +160,10 @@ class AsrTrainer(Trainer):
         processes, so the loss is multiplied by their number to give the global mean.
         The model gets no labels, so it computes no loss of its own (Whisper's ignores
         ``num_items_in_batch``, and would keep a second (B, L, V) log-softmax alive until
-        the step ends): the collated batch carries every input the model needs.
+        the step ends): the collated batch carries every input the model needs. A CTC
+        family's model gets the labels and computes its own CTC loss, per utterance, summed
+        here (see :func:`summed_ctc_loss`): the same division then gives the CTC loss per
+        label token of the global batch.
         """
         summed, count, outputs = self._summed_loss(model, inputs, self.args.label_smoothing_factor)
         if num_items_in_batch is None:  # no global count: this micro-batch's mean
@@ -138,7 +180,17 @@ class AsrTrainer(Trainer):
         self, model: torch.nn.Module, batch: dict[str, Any], label_smoothing: float = 0.0
     ) -> tuple[torch.Tensor, torch.Tensor, Any]:
         """The model's outputs on a collated batch, given every input but the labels, and
-        :func:`summed_token_loss` of its logits against them (family's label shift)."""
+        :func:`summed_token_loss` of its logits against them (family's label shift).
+
+        A family whose decoding is frame-level (CTC) gets its model's own loss instead:
+        see :func:`summed_ctc_loss`.
+        """
+        if self.loaded.capabilities.decoding == "ctc":
+            return summed_ctc_loss(model, self.model, batch)
+        if self.loaded.capabilities.decoding != "generative":
+            raise NotImplementedError(
+                f"training with {self.loaded.capabilities.decoding} decoding: no loss path yet"
+            )
         outputs = model(**{k: v for k, v in batch.items() if k != "labels"})
         summed, count = summed_token_loss(
             outputs["logits"],

@@ -82,6 +82,7 @@ def build_model(job: TrainJob) -> LoadedModel:
         loaded.model = get_peft_model(loaded.model, lora)
         if job.training.gradient_checkpointing or job.training.activation_checkpointing:
             loaded.model.enable_input_require_grads()
+    keep_frozen_batch_norm_statistics(loaded.model)
     trainable, total = count_parameters(loaded.model)
     log.info(
         "trainable parameters: %s of %s (%.2f%%)",
@@ -90,6 +91,18 @@ def build_model(job: TrainJob) -> LoadedModel:
         100 * trainable / max(total, 1),
     )
     return loaded
+
+
+def keep_frozen_batch_norm_statistics(model: torch.nn.Module) -> None:
+    """A batch norm whose weights are frozen (a frozen encoder, the base under LoRA) keeps
+    its running statistics as well (momentum 0; its ``num_batches_tracked`` still counts):
+    otherwise training would change the frozen part through them, and a LoRA adapter,
+    which saves only its own weights, would no longer match the model it was trained in."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and not any(
+            p.requires_grad for p in module.parameters()
+        ):
+            module.momentum = 0.0
 
 
 def count_parameters(model: torch.nn.Module) -> tuple[int, int]:

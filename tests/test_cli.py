@@ -9,6 +9,7 @@ import pytest
 
 from asrtune.cli import main
 from asrtune.metrics import score_corpus
+from asrtune.models import FAMILIES
 from tests.conftest import write_dataset
 
 
@@ -109,9 +110,9 @@ def test_help_explains_every_flag_with_its_default(
         main(["train", "--help"])
     out = capsys.readouterr().out
     assert "--learning_rate LEARNING_RATE, --learning-rate LEARNING_RATE" in out
-    assert "(default:2e-05(fullfine-tuning);with--lorawhisper0.001,voxtral0.0001)" in "".join(
-        out.split()
-    )
+    rates = ",".join(f"{name}{spec.lora_learning_rate:g}" for name, spec in FAMILIES.items())
+    assert rates.startswith("whisper0.001,voxtral0.0001")  # the families' own LoRA rates
+    assert f"(default:2e-05(fullfine-tuning);with--lora{rates})" in "".join(out.split())
     assert "--lora" in out and "--train_manifest" in out
     eval_steps = out.split("--eval_steps EVAL_STEPS, --eval-steps EVAL_STEPS")[1]
     assert "(default: --save_steps" in " ".join(eval_steps.split("\n  --")[0].split())

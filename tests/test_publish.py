@@ -152,6 +152,8 @@ def test_push_adapter_dry_run_is_exactly_what_users_need_and_its_card_runs(
     assert metrics["WER of the base model (before fine-tuning)"] == round(100 * before["wer"], 2)
     assert "| lora_r | `4` |" in text and "| learning_rate | `0.001` |" in text
     assert "base model (before fine-tuning)" in text  # the before/after table
+    # the adapter's own decoding settings (trained on non-speech: it may say nothing)
+    assert "model.generation_config = GenerationConfig.from_pretrained(model_id)" in text
 
     printed = _run_snippet(
         text,

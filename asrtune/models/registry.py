@@ -55,3 +55,22 @@ VOXTRAL = register(
         default_size="mini (3B)",
     )
 )
+
+PARAKEET_CTC = register(
+    Family(
+        name="parakeet_ctc",
+        adapter="asrtune.models.parakeet_ctc",
+        label="Parakeet CTC",
+        # frame-level outputs, greedy decoding; packing not measured, so off
+        capabilities=Capabilities(decoding="ctc", timestamps=False, translate=False, packing=False),
+        recipe="asrtune.publish.families:PARAKEET_CTC_RECIPE",
+        tiny_builder="asrtune.models.tiny_parakeet:make_tiny_parakeet_ctc",
+        sizes={
+            "0.6B": "nvidia/parakeet-ctc-0.6b",
+            "1.1B": "nvidia/parakeet-ctc-1.1b",
+        },
+        default_size="0.6B",
+        # config.json's model_type, and the Hub ids
+        model_types=("parakeet_ctc", "parakeet-ctc"),
+    )
+)

@@ -353,6 +353,24 @@ def _encode_in_slices(model: torch.nn.Module, features: torch.Tensor) -> BaseMod
     return BaseModelOutput(last_hidden_state=torch.cat(states))
 
 
+def _generate_kwargs(
+    loaded: LoadedModel,
+    attention_mask: torch.Tensor,
+    language: str | None,
+    task: str,
+    num_beams: int,
+) -> dict[str, Any]:
+    """``model.generate`` arguments both decoding modes share: beams, the frame mask
+    (B, frames) on the model's device, and a multilingual model's task and language."""
+    device = next(loaded.model.parameters()).device
+    kwargs: dict[str, Any] = {"num_beams": num_beams, "attention_mask": attention_mask.to(device)}
+    if is_multilingual(loaded):
+        kwargs["task"] = task
+        if language is not None:
+            kwargs["language"] = language_code(language)
+    return kwargs
+
+
 @torch.no_grad()  # not inference_mode: it turns off autocast's weight cache
 def generate(
     loaded: LoadedModel,
@@ -369,14 +387,7 @@ def generate(
     model = loaded.model
     features, attention_mask = _features(loaded, audios)
     param = next(model.parameters())
-    kwargs: dict[str, Any] = {
-        "num_beams": num_beams,
-        "attention_mask": attention_mask.to(param.device),
-    }
-    if is_multilingual(loaded):
-        kwargs["task"] = task
-        if language is not None:
-            kwargs["language"] = language_code(language)
+    kwargs = _generate_kwargs(loaded, attention_mask, language, task, num_beams)
     long_form = features.shape[-1] > loaded.processor.feature_extractor.nb_max_frames
     if long_form:
         kwargs["return_timestamps"] = True  # long-form decoding needs segment timestamps
@@ -425,18 +436,13 @@ def generate_segments(
     model = loaded.model
     features, attention_mask = _features(loaded, audios)
     param = next(model.parameters())
-    kwargs: dict[str, Any] = {
-        "num_beams": num_beams,
-        "attention_mask": attention_mask.to(param.device),
+    kwargs = _generate_kwargs(loaded, attention_mask, language, task, num_beams)
+    kwargs |= {
         "return_timestamps": True,
         "return_segments": True,
         "force_unique_generate_call": False,
         "max_length": _token_budget(loaded, audios, max_new_tokens) + 4,
     }
-    if is_multilingual(loaded):
-        kwargs["task"] = task
-        if language is not None:
-            kwargs["language"] = language_code(language)
     with inference_precision(model, precision):
         out = model.generate(features.to(param.device, param.dtype), **kwargs)
     decode = loaded.processor.tokenizer.decode

@@ -407,6 +407,8 @@ def build_card(
             base_model=bundle.base_model if bundle.kind == "adapter" else None,
             language=langs[0] if len(langs) == 1 else None,
             generation_config=bundle.generation_config,
+            own_generation_config=bundle.kind == "adapter"
+            and "generation_config.json" in bundle.files,
         )
     )
     packages = [

@@ -3,10 +3,10 @@
 Each :class:`FamilyRecipe` says how user-facing code loads and runs a model of that family
 with plain transformers/peft (for the model card's usage snippet and the demo app, which
 must not import asrtune), which extra packages that code needs, and which export formats
-exist. A family's registration (``asrtune/models/registry.py``) names its recipe: Whisper's
-and Voxtral's are here, with the helpers a recipe is written with; a new family's may live
-in its own module. Code elsewhere in :mod:`asrtune.publish` looks the recipe up with
-:func:`recipe_for` and never branches on a family name.
+exist. A family's registration (``asrtune/models/registry.py``) names its recipe: Whisper's,
+Voxtral's and Parakeet CTC's are here, with the helpers a recipe is written with; a new
+family's may live in its own module. Code elsewhere in :mod:`asrtune.publish` looks the
+recipe up with :func:`recipe_for` and never branches on a family name.
 """
 
 from __future__ import annotations
@@ -26,13 +26,16 @@ class UsageContext:
     """What the usage snippet of a model card needs.
 
     ``base_model`` is set for a LoRA adapter (the base it loads onto); ``generation_config``
-    is the published model's (or its base's) generation_config.json when known.
+    is the published model's (or its base's) generation_config.json when known;
+    ``own_generation_config``: the adapter carries its own (e.g. a fine-tune allowed to say
+    nothing on silence), which replaces the base's.
     """
 
     model_id: str
     base_model: str | None = None
     language: str | None = None
     generation_config: dict[str, Any] | None = None
+    own_generation_config: bool = False
 
 
 @dataclass(frozen=True)
@@ -108,13 +111,17 @@ def _load_lines(recipe_model: str, recipe_processor: str, ctx: UsageContext) -> 
             f"model = {recipe_model}.from_pretrained(base_id)",
             "model = PeftModel.from_pretrained(model, model_id).merge_and_unload()  # LoRA",
         ]
+        if ctx.own_generation_config:  # the fine-tune's decoding settings
+            lines.append("model.generation_config = GenerationConfig.from_pretrained(model_id)")
     return "\n".join(lines) + "\n"
 
 
-def _imports(*lines: str, adapter: bool) -> str:
+def _imports(*lines: str, adapter: bool, own_generation_config: bool = False) -> str:
     head = ["import soundfile as sf", "import soxr"]
     if adapter:
         head.append("from peft import PeftModel")
+    if own_generation_config:
+        head.append("from transformers import GenerationConfig")
     return "\n".join([*head, *lines]) + "\n"
 
 
@@ -139,6 +146,7 @@ def _whisper_usage(ctx: UsageContext) -> str:
         _imports(
             "from transformers import WhisperForConditionalGeneration, WhisperProcessor",
             adapter=ctx.base_model is not None,
+            own_generation_config=ctx.own_generation_config,
         )
         + "\n"
         + _load_lines("WhisperForConditionalGeneration", "WhisperProcessor", ctx)
@@ -182,6 +190,7 @@ def _voxtral_usage(ctx: UsageContext) -> str:
         _imports(
             "from transformers import AutoProcessor, VoxtralForConditionalGeneration",
             adapter=ctx.base_model is not None,
+            own_generation_config=ctx.own_generation_config,
         )
         + "\n"
         + _load_lines("VoxtralForConditionalGeneration", "AutoProcessor", ctx)
@@ -230,6 +239,44 @@ _VOXTRAL_APP_DECODE = """\
 """
 
 
+# --------------------------------------------------------------------------- Parakeet CTC
+
+
+def _parakeet_ctc_usage(ctx: UsageContext) -> str:
+    return (
+        _imports(
+            "from transformers import AutoProcessor, ParakeetForCTC",
+            adapter=ctx.base_model is not None,
+            own_generation_config=ctx.own_generation_config,
+        )
+        + "\n"
+        + _load_lines("ParakeetForCTC", "AutoProcessor", ctx)
+        + "\n"
+        + _READ_AUDIO
+        + 'inputs = processor(audio, sampling_rate=16000, return_tensors="pt")\n'
+        + "inputs = inputs.to(model.device)\n"
+        + 'inputs["input_features"] = inputs["input_features"].to(model.dtype)\n'
+        + "ids = model.generate(**inputs)  # greedy CTC: one token or blank per frame\n"
+        + "print(processor.batch_decode(ids, skip_special_tokens=True)[0].strip())\n"
+    )
+
+
+_PARAKEET_CTC_APP_DECODE = """\
+    # greedy CTC over pieces of at most 30 s (attention over a whole long file is costly)
+    size = 30 * SAMPLE_RATE
+    texts = []
+    for start in range(0, max(len(samples), 1), size):
+        inputs = processor(
+            samples[start : start + size], sampling_rate=SAMPLE_RATE, return_tensors="pt"
+        )
+        inputs = inputs.to(model.device)
+        inputs["input_features"] = inputs["input_features"].to(model.dtype)
+        ids = model.generate(**inputs)
+        texts.append(processor.batch_decode(ids, skip_special_tokens=True)[0].strip())
+    return " ".join(t for t in texts if t)
+"""
+
+
 WHISPER_RECIPE = FamilyRecipe(
     family="whisper",
     model_class="WhisperForConditionalGeneration",
@@ -253,6 +300,14 @@ VOXTRAL_RECIPE = FamilyRecipe(
     usage=_voxtral_usage,
     app_decode=_VOXTRAL_APP_DECODE,
     requirements=("mistral-common[audio]>=1.8",),
+)
+
+PARAKEET_CTC_RECIPE = FamilyRecipe(
+    family="parakeet_ctc",
+    model_class="ParakeetForCTC",
+    processor_class="AutoProcessor",
+    usage=_parakeet_ctc_usage,
+    app_decode=_PARAKEET_CTC_APP_DECODE,
 )
 
 
