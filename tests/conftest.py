@@ -33,6 +33,21 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
         report.longrepr = f"skipped in CI: {report.longrepr}"
 
 
+#: Flags for short training runs in tests: no tracking, no checkpoints, no warmup.
+FAST_TRAINING = [
+    "--report_to",
+    "none",
+    "--per_device_train_batch_size",
+    "4",
+    "--logging_steps",
+    "1",
+    "--save_strategy",
+    "no",
+    "--warmup_steps",
+    "0",
+]
+
+
 def tone(seconds: float, freq: float, rate: int = 16000, channels: int = 1) -> np.ndarray:
     """A (n,) or (n, channels) float32 sine with a little noise, amplitude ~0.3."""
     t = np.arange(int(seconds * rate)) / rate

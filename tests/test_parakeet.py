@@ -22,20 +22,8 @@ from asrtune.models import parakeet_ctc as P
 from asrtune.models.tiny_parakeet import PAD_TOKEN, make_tiny_parakeet_ctc
 from asrtune.trainer import summed_ctc_loss
 from asrtune.training_data import admit_rows
+from tests.conftest import FAST_TRAINING as FAST
 from tests.conftest import tone, write_dataset
-
-FAST = [
-    "--report_to",
-    "none",
-    "--per_device_train_batch_size",
-    "4",
-    "--logging_steps",
-    "1",
-    "--save_strategy",
-    "no",
-    "--warmup_steps",
-    "0",
-]
 
 
 @pytest.fixture(scope="module")

@@ -22,21 +22,10 @@ from asrtune.models import LoadedModel, load_model
 from asrtune.models import voxtral as V
 from asrtune.models.tiny_voxtral import AUDIO_TOKEN_ID, make_tiny_voxtral
 from asrtune.training_data import admit_rows
+from tests.conftest import FAST_TRAINING as FAST
 from tests.conftest import tone, write_dataset
 
 BOS, EOS, INST, END_INST, BEGIN_AUDIO, TRANSCRIBE, PAD = 1, 2, 3, 4, 25, 34, 11
-FAST = [
-    "--report_to",
-    "none",
-    "--per_device_train_batch_size",
-    "4",
-    "--logging_steps",
-    "1",
-    "--save_strategy",
-    "no",
-    "--warmup_steps",
-    "0",
-]
 
 
 @pytest.fixture(scope="module")

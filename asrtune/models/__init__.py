@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -68,6 +68,21 @@ def over_limit_reason(limits: Limits, seconds: float | None, num_labels: int) ->
     if num_labels > limits.max_label_tokens:
         return f"{num_labels} label tokens > {limits.max_label_tokens}"
     return None
+
+
+def processor_from_first(
+    build: Callable[[str], Any], path: str, fallback: str | None, what: str
+) -> Any:
+    """``build(path)``, else ``build(fallback)`` (an adapter folder's base), the first that
+    loads; an AsrtuneError naming ``what`` when neither does."""
+    for source in (path, fallback):
+        if source is None:
+            continue
+        try:
+            return build(source)
+        except (OSError, ValueError, TypeError):
+            continue
+    raise AsrtuneError(f"no {what} found in {path}")
 
 
 def row_labels(

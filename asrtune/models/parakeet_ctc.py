@@ -36,7 +36,13 @@ from asrtune.data.audio import SAMPLE_RATE
 from asrtune.data.batching import PackItem, WindowPacker
 from asrtune.data.windows import PLAIN_WINDOW, Example, WindowPlan, window_audio
 from asrtune.errors import AsrtuneError
-from asrtune.models import Limits, LoadedModel, Transcript, inference_precision
+from asrtune.models import (
+    Limits,
+    LoadedModel,
+    Transcript,
+    inference_precision,
+    processor_from_first,
+)
 
 log = logging.getLogger("asrtune")
 
@@ -69,14 +75,8 @@ def load_processor(path: str, fallback: str | None = None) -> Any:
     """ParakeetProcessor: the feature extractor + the tokenizer (CTC decoding)."""
     from transformers import ParakeetProcessor
 
-    for source in (path, fallback):
-        if source is None:
-            continue
-        try:
-            return ParakeetProcessor.from_pretrained(source)
-        except (OSError, ValueError, TypeError):
-            continue
-    raise AsrtuneError(f"no Parakeet processor (tokenizer + feature extractor) found in {path}")
+    what = "Parakeet processor (tokenizer + feature extractor)"
+    return processor_from_first(ParakeetProcessor.from_pretrained, path, fallback, what)
 
 
 def load(

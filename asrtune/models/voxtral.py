@@ -38,6 +38,7 @@ from asrtune.models import (
     LoadedModel,
     Transcript,
     inference_precision,
+    processor_from_first,
     token_budget,
 )
 
@@ -91,17 +92,14 @@ def load_processor(path: str, fallback: str | None = None) -> Any:
     from transformers import VoxtralProcessor, WhisperFeatureExtractor
     from transformers.tokenization_mistral_common import MistralCommonBackend
 
-    for source in (path, fallback):
-        if source is None:
-            continue
-        try:
-            return VoxtralProcessor(
-                feature_extractor=WhisperFeatureExtractor.from_pretrained(source),
-                tokenizer=MistralCommonBackend.from_pretrained(source),
-            )
-        except (OSError, ValueError):
-            continue
-    raise AsrtuneError(f"no Voxtral processor (tekken.json + feature extractor) found in {path}")
+    def build(source: str) -> Any:
+        return VoxtralProcessor(
+            feature_extractor=WhisperFeatureExtractor.from_pretrained(source),
+            tokenizer=MistralCommonBackend.from_pretrained(source),
+        )
+
+    what = "Voxtral processor (tekken.json + feature extractor)"
+    return processor_from_first(build, path, fallback, what)
 
 
 def quantization_config(quantization: str) -> Any:

@@ -30,6 +30,7 @@ from asrtune.models import (
     LoadedModel,
     Transcript,
     inference_precision,
+    processor_from_first,
     token_budget,
 )
 from asrtune.transcripts import Segment, tidy_segments
@@ -53,14 +54,8 @@ TIMESTAMP_STEP_SECONDS = 0.02
 
 
 def load_processor(path: str, fallback: str | None = None) -> WhisperProcessor:
-    for source in (path, fallback):
-        if source is None:
-            continue
-        try:
-            return WhisperProcessor.from_pretrained(source)
-        except (OSError, ValueError):
-            continue
-    raise AsrtuneError(f"no Whisper processor (tokenizer + feature extractor) found in {path}")
+    what = "Whisper processor (tokenizer + feature extractor)"
+    return processor_from_first(WhisperProcessor.from_pretrained, path, fallback, what)
 
 
 def load(
