@@ -69,7 +69,7 @@ class DecodingOptions:
 DEFAULT_DECODING = DecodingOptions()
 
 
-def _batches(
+def decoding_batches(
     seconds: Sequence[float],
     languages: Sequence[str | None],
     batch_size: int,
@@ -101,13 +101,13 @@ def _decode_batches(
     progress: bool,
     decode: Callable[[list[np.ndarray], str | None], Sequence[T]],
 ) -> list[T]:
-    """``decode(audios, language)`` over the batches of :func:`_batches`; one result per
+    """``decode(audios, language)`` over the batches of :func:`decoding_batches`; one result per
     input, in input order. Audio is loaded (``load(i)``) only when its batch runs."""
     languages = [lang or options.language for lang in (languages or [None] * len(seconds))]
     results: list[Any] = [None] * len(seconds)
     bar = tqdm(total=len(seconds), desc="transcribing", unit="utt", disable=not progress)
     window = loaded.adapter.limits(loaded).max_seconds
-    for batch in _batches(seconds, languages, options.batch_size, window):
+    for batch in decoding_batches(seconds, languages, options.batch_size, window):
         outputs = decode([load(i) for i in batch], languages[batch[0]])
         for i, output in zip(batch, outputs, strict=True):
             results[i] = output

@@ -19,22 +19,9 @@ from asrtune.errors import AsrtuneError
 from asrtune.models import load_model
 from asrtune.models import whisper as W
 from asrtune.training_data import admit_rows
-from tests.conftest import write_dataset
+from tests.conftest import FAST_TRAINING, write_dataset
 
-FAST = [
-    "--report_to",
-    "none",
-    "--per_device_train_batch_size",
-    "4",
-    "--logging_steps",
-    "1",
-    "--save_strategy",
-    "no",
-    "--learning_rate",
-    "3e-3",
-    "--warmup_steps",
-    "0",
-]
+FAST = [*FAST_TRAINING, "--learning_rate", "3e-3"]
 
 
 def _loss(model_dir: Path, dataset: Path) -> float:

@@ -15,13 +15,16 @@ decoding ran into the token cap without ending.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from asrtune.data.audio import SAMPLE_RATE
 from asrtune.errors import AsrtuneError
+from asrtune.inference import decoding_batches
 from asrtune.models import LoadedModel, Transcript
 
 EOT = "<|endoftext|>"
@@ -77,19 +80,6 @@ def _features(folder: Path, audios: Sequence[np.ndarray]) -> np.ndarray:
     return features.numpy().astype(np.float32)
 
 
-def _language_batches(languages: Sequence[str | None]) -> list[list[int]]:
-    """Indices in batches of at most BATCH_SIZE, each of one language."""
-    order = sorted(range(len(languages)), key=lambda i: (languages[i] or "", i))
-    batches: list[list[int]] = []
-    for index in order:
-        last = batches[-1] if batches else None
-        if last and len(last) < BATCH_SIZE and languages[last[0]] == languages[index]:
-            last.append(index)
-        else:
-            batches.append([index])
-    return batches
-
-
 def _transcribe(
     loaded: LoadedModel,
     folder: Path,
@@ -103,7 +93,8 @@ def _transcribe(
     tokenizer = _tokenizer(folder)
     eos = tokenizer.convert_tokens_to_ids(EOT)
     texts: list[Transcript] = [Transcript("")] * len(audios)
-    for batch in _language_batches(languages):
+    seconds = [len(audio) / SAMPLE_RATE for audio in audios]  # all within one window
+    for batch in decoding_batches(seconds, languages, BATCH_SIZE, math.inf):
         prompt = decoder_prompt(loaded, languages[batch[0]], task)
         cap = transformers_token_cap(loaded, requested, len(prompt))
         new_ids = decode(_features(folder, [audios[i] for i in batch]), prompt, cap)
