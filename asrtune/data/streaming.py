@@ -170,7 +170,8 @@ class StreamingWindows(torch.utils.data.IterableDataset):
                 [extra] = nonspeech_examples(
                     1, int(draws.integers(2**31)), self.max_seconds, [window[0].language]
                 )
-                plan = plan_window([extra.row.duration or 0.0], 1, self.mix, plans, True)
+                seconds = [extra.row.duration or 0.0]
+                plan = plan_window(seconds, self.max_seconds, self.mix, plans, nonspeech=True)
                 yield self.make_item([extra], plan)
 
         examples: dict[int, Any] = {}
