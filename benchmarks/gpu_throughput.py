@@ -1,7 +1,7 @@
 """Training and evaluation throughput of asrtune's own training path on a real-sized model.
 
 The model is random-init with the dimensions of a real checkpoint (``asrtune make-tiny
---size``: whisper small / large-v3, voxtral mini-3b), so no download is needed; the data are
+--size``, the sizes each family registers), so no download is needed; the data are
 synthetic clips of 2-10 s with help-desk sentences. Training runs through ``asrtune.train``
 (packing, bf16 and the fused optimizer where the GPU has them), timed per optimizer step
 after ``--warmup`` steps. One step's FLOPs are counted by torch's ``FlopCounterMode``
@@ -34,11 +34,8 @@ from asrtune.data.demo_corpus import demo_sentences
 from asrtune.data.rows import load_rows
 from asrtune.evaluation import evaluate_rows
 from asrtune.inference import DecodingOptions
-from asrtune.models import LoadedModel
-from asrtune.models.tiny import make_tiny_whisper
-from asrtune.models.tiny_voxtral import make_tiny_voxtral
+from asrtune.models import FAMILIES, LoadedModel
 
-BUILDERS = {"whisper": make_tiny_whisper, "voxtral": make_tiny_voxtral}
 # Dense bf16 peak (TFLOP/s) of the GPUs this project is lent, from NVIDIA's data sheets:
 # the SXM parts, as torch names them (PCIe and NVL parts are slower and get no MFU).
 BF16_PEAK_TFLOPS = {"NVIDIA H100 80GB HBM3": 989.4, "NVIDIA H200": 989.4}
@@ -182,7 +179,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(args.work_dir)
     model_dir = work / f"{args.family}-{args.size}"
     if not (model_dir / "config.json").is_file():
-        BUILDERS[args.family](model_dir, size=args.size)
+        FAMILIES[args.family].build_tiny(model_dir, size=args.size)
     rows = args.rows or args.batch_size * (args.warmup + args.steps + 2) * (
         1 if args.no_pack else 6
     )
@@ -219,8 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--family", choices=sorted(BUILDERS), default="whisper")
-    parser.add_argument("--size", default="large-v3", help="see asrtune make-tiny --help")
+    parser.add_argument("--family", choices=sorted(FAMILIES), default="whisper")
+    sizes = "; ".join(f"{f.name}: {', '.join(f.tiny_sizes)}" for f in FAMILIES.values())
+    parser.add_argument("--size", default="large-v3", help=f"the family's size ({sizes})")
     parser.add_argument("--lora", action="store_true", help="train LoRA adapters, not all weights")
     parser.add_argument("--no-pack", action="store_true", help="one clip per item, not packed")
     parser.add_argument("--activation-checkpointing", action="store_true")

@@ -53,7 +53,7 @@ def _bench_module():
     return module
 
 
-@pytest.mark.parametrize("family", ["whisper", "voxtral"])
+@pytest.mark.parametrize("family", ["whisper", "voxtral", "parakeet_ctc"])
 def test_gpu_throughput_script_runs_the_training_path(
     family: str, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

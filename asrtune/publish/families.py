@@ -176,6 +176,12 @@ _WHISPER_APP_DECODE = """\
             kwargs["language"] = language
     if long_form:
         kwargs["return_timestamps"] = True
+    else:  # one window, one pass (no re-decoding after a pair of timestamps)
+        kwargs["force_unique_generate_call"] = True
+    # about 5x normal speech per 30-s window; stops a looping output early
+    window_seconds = min(len(samples), extractor.n_samples) / SAMPLE_RATE
+    budget = min(int(32 + 25 * window_seconds), model.config.max_target_positions - 4)
+    kwargs["max_length"] = budget + 4  # the decoder prompt: at most 4 tokens
     features = inputs.input_features.to(model.device, model.dtype)
     ids = model.generate(features, **kwargs)
     return processor.batch_decode(ids, skip_special_tokens=True)[0].strip()
