@@ -4,8 +4,10 @@
   across processes), so choosing the best checkpoint by WER needs no extra machinery.
 - The loss is token-level cross-entropy averaged over the global batch (all processes, all
   accumulation steps), so it and its gradients do not depend on how a batch is split. CTC
-  families train with their model's own CTC loss, summed per utterance and divided by the
-  label tokens of the global batch the same way.
+  and transducer families train with their model's own CTC or TDT loss, summed per
+  utterance and divided by the label tokens of the global batch the same way. (That is the
+  loss's reduction: a model with batch norms in training mode, like Parakeet's conformer,
+  still normalizes each micro-batch with its own statistics.)
 - Batches come from :mod:`asrtune.data.sharding`: every process builds the same steps and
   trains its own share; unpacked data can be batched by duration; the training dataset
   hears about every new epoch (repacking).
@@ -101,10 +103,58 @@ def summed_ctc_loss(
     labels = batch["labels"]
     with _ctc_reduction(unwrapped.config, "none"):
         outputs = model(**batch)
-    per_row = outputs["loss"].float()
+    return _summed_rows(outputs["loss"], labels), labels.ne(-100).sum(), outputs
+
+
+def _summed_rows(per_row: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The sum of the per-utterance losses of the rows that have label tokens (not all
+    -100), in float32."""
+    per_row = per_row.float()
     has_labels = labels.ne(-100).any(-1).to(per_row.device)
-    summed = torch.where(has_labels, per_row, torch.zeros_like(per_row)).sum()
-    return summed, labels.ne(-100).sum(), outputs
+    return torch.where(has_labels, per_row, torch.zeros_like(per_row)).sum()
+
+
+def summed_transducer_loss(
+    model: torch.nn.Module, unwrapped: torch.nn.Module, batch: dict[str, Any]
+) -> tuple[torch.Tensor, torch.Tensor, Any]:
+    """A token-and-duration transducer's own loss (transformers' ``ParakeetForTDTLoss``,
+    the model's ``loss_function``), summed over the batch's utterances, and the batch's
+    label tokens.
+
+    The model runs without labels (its logits (B, T, U+1, V + durations) from the features
+    and ``decoder_input_ids``); the loss is then called as the model's forward calls it,
+    but with ``reduction="none"`` (each utterance's negative log-likelihood, all alignments,
+    not divided by its length: the model's default ``mean`` divides each by its label
+    tokens, then averages) and with each row's label tokens counted from -100, where the
+    model would count the labels that are not its pad id (a target equal to the pad id
+    would shorten the row). The -100s become the pad id, which the loss reads past the
+    row's length only. A row without label tokens (a loss-free placeholder, or an empty
+    transcript) adds nothing, as in :func:`summed_ctc_loss`. Label smoothing does not
+    apply. ``unwrapped`` is the model without its data-parallel wrapper.
+    """
+    from peft import PeftModel
+
+    labels = batch["labels"]
+    outputs = model(**{k: v for k, v in batch.items() if k != "labels"})
+    core = unwrapped.get_base_model() if isinstance(unwrapped, PeftModel) else unwrapped
+    config = core.config
+    logits = outputs["logits"]
+    frames = core._get_subsampling_output_length(batch["attention_mask"].sum(-1))
+    per_row = core.loss_function(
+        token_logits=logits[..., : config.vocab_size],
+        duration_logits=logits[..., config.vocab_size :],
+        labels=labels.masked_fill(labels.eq(-100), config.pad_token_id),
+        logit_lengths=frames,
+        label_lengths=labels.ne(-100).sum(-1),
+        blank_token_id=config.blank_token_id,
+        durations=config.durations,
+        reduction="none",
+    )
+    return _summed_rows(per_row, labels), labels.ne(-100).sum(), outputs
+
+
+#: The loss of each frame-level decoding: the model's own, summed per utterance.
+FRAME_LEVEL_LOSSES = {"ctc": summed_ctc_loss, "transducer": summed_transducer_loss}
 
 
 class AsrTrainer(Trainer):
@@ -160,10 +210,10 @@ class AsrTrainer(Trainer):
         processes, so the loss is multiplied by their number to give the global mean.
         The model gets no labels, so it computes no loss of its own (Whisper's ignores
         ``num_items_in_batch``, and would keep a second (B, L, V) log-softmax alive until
-        the step ends): the collated batch carries every input the model needs. A CTC
-        family's model gets the labels and computes its own CTC loss, per utterance, summed
-        here (see :func:`summed_ctc_loss`): the same division then gives the CTC loss per
-        label token of the global batch.
+        the step ends): the collated batch carries every input the model needs. A CTC or
+        transducer family's loss is its model's own CTC or TDT loss, per utterance, summed
+        here (see :func:`summed_ctc_loss`, :func:`summed_transducer_loss`): the same
+        division then gives that loss per label token of the global batch.
         """
         summed, count, outputs = self._summed_loss(model, inputs, self.args.label_smoothing_factor)
         if num_items_in_batch is None:  # no global count: this micro-batch's mean
@@ -182,15 +232,14 @@ class AsrTrainer(Trainer):
         """The model's outputs on a collated batch, given every input but the labels, and
         :func:`summed_token_loss` of its logits against them (family's label shift).
 
-        A family whose decoding is frame-level (CTC) gets its model's own loss instead:
-        see :func:`summed_ctc_loss`.
+        A family whose decoding is frame-level (CTC, transducer) gets its model's own loss
+        instead: see :data:`FRAME_LEVEL_LOSSES`.
         """
-        if self.loaded.capabilities.decoding == "ctc":
-            return summed_ctc_loss(model, self.model, batch)
-        if self.loaded.capabilities.decoding != "generative":
-            raise NotImplementedError(
-                f"training with {self.loaded.capabilities.decoding} decoding: no loss path yet"
-            )
+        decoding = self.loaded.capabilities.decoding
+        if decoding in FRAME_LEVEL_LOSSES:
+            return FRAME_LEVEL_LOSSES[decoding](model, self.model, batch)
+        if decoding != "generative":
+            raise NotImplementedError(f"training with {decoding} decoding: no loss path yet")
         outputs = model(**{k: v for k, v in batch.items() if k != "labels"})
         summed, count = summed_token_loss(
             outputs["logits"],

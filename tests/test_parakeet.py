@@ -22,8 +22,8 @@ from asrtune.models import parakeet_ctc as P
 from asrtune.models.tiny_parakeet import PAD_TOKEN, make_tiny_parakeet_ctc
 from asrtune.trainer import summed_ctc_loss
 from asrtune.training_data import admit_rows
-from tests.conftest import FAST_TRAINING as FAST
 from tests.conftest import tone, write_dataset
+from tests.family_helpers import run_card_usage, train_from_cli
 
 
 @pytest.fixture(scope="module")
@@ -82,9 +82,9 @@ def test_collated_batch_token_by_token(loaded: LoadedModel, tmp_path: Path) -> N
         assert labels == target + [-100] * (longest - len(target))  # text ids, then -100
         assert blank not in labels and tokenizer.decode(target, group_tokens=False) == row.text
         alone = P.features(loaded, [sf.read(row.audio_path, dtype="float32")[0]])
-        n = alone["input_features"].shape[1]
+        n = int(alone["attention_mask"][0].sum())  # the extractor's own mask
         assert batch["attention_mask"][i].tolist() == [1] * n + [0] * (frames - n)
-        assert torch.allclose(batch["input_features"][i, :n], alone["input_features"][0])
+        assert torch.allclose(batch["input_features"][i, :n], alone["input_features"][0, :n])
         assert not batch["input_features"][i, n:].any()  # zeros on padding
     with pytest.raises(AsrtuneError, match="timestamps"):
         P.encode_labels(loaded, ["hi"], "en", "transcribe", [(0.0, 1.0)])
@@ -132,13 +132,8 @@ def test_lora_targets_the_conformer_projections(loaded: LoadedModel) -> None:
 
 def test_full_finetune_lowers_the_loss(tiny_parakeet: Path, dataset: Path, tmp_path: Path) -> None:
     out = tmp_path / "full"
-    args = ["--model", str(tiny_parakeet), "--train-manifest", str(dataset), "--output_dir"]
-    args += [str(out), "--num_train_epochs", "4", "--learning_rate", "3e-3", *FAST]
-    assert main(["train", *args]) == 0
-    before, after = (
-        load_file(str(tiny_parakeet / "model.safetensors")),
-        load_file(str(out / "model.safetensors")),
-    )
+    flags = ["--num_train_epochs", "4", "--learning_rate", "3e-3"]
+    before, after = train_from_cli(tiny_parakeet, dataset, out, *flags)
     assert all(not torch.equal(before[k], after[k]) for k in before if "ctc_head" in k)
     assert (out / "tokenizer.json").is_file() and (out / "processor_config.json").is_file()
     assert _loss(out, dataset) < _loss(tiny_parakeet, dataset) - 0.5
@@ -147,14 +142,8 @@ def test_full_finetune_lowers_the_loss(tiny_parakeet: Path, dataset: Path, tmp_p
 def test_frozen_encoder_trains_only_the_ctc_head(
     tiny_parakeet: Path, dataset: Path, tmp_path: Path
 ) -> None:
-    out = tmp_path / "head"
-    args = ["--model", str(tiny_parakeet), "--train-manifest", str(dataset), "--output_dir"]
-    args += [str(out), "--freeze_encoder", "--num_train_epochs", "1", "--learning_rate", "1e-3"]
-    assert main(["train", *args, *FAST]) == 0
-    before, after = (
-        load_file(str(tiny_parakeet / "model.safetensors")),
-        load_file(str(out / "model.safetensors")),
-    )
+    flags = ["--freeze_encoder", "--num_train_epochs", "1", "--learning_rate", "1e-3"]
+    before, after = train_from_cli(tiny_parakeet, dataset, tmp_path / "head", *flags)
     encoder = [k for k in before if k.startswith("encoder.") and "num_batches" not in k]
     assert encoder and all(torch.equal(before[k], after[k]) for k in encoder)
     assert any(not torch.equal(before[k], after[k]) for k in before if "ctc_head" in k)
@@ -164,15 +153,12 @@ def test_lora_training_lowers_loss_and_leaves_the_base(
     tiny_parakeet: Path, dataset: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "lora"
-    args = ["--model", str(tiny_parakeet), "--train-manifest", str(dataset)]
-    args += ["--output_dir", str(out), "--lora", "--lora_r", "8", "--merge"]
-    args += ["--num_train_epochs", "4", "--learning_rate", "1e-2", *FAST]
-    args += ["--eval-manifest", str(dataset), "--max_eval_samples", "2"]
-    assert main(["train", *args]) == 0
+    flags = ["--lora", "--lora_r", "8", "--merge", "--num_train_epochs", "4"]
+    flags += ["--learning_rate", "1e-2", "--eval-manifest", str(dataset), "--max_eval_samples", "2"]
+    base, _ = train_from_cli(tiny_parakeet, dataset, out, *flags)
     assert json.loads((out / "eval_results.json").read_text())["num_samples"] == 2
     adapter = load_file(str(out / "adapter_model.safetensors"))
     assert adapter and all(".encoder.layers." in k and "lora_" in k for k in adapter)
-    base = load_file(str(tiny_parakeet / "model.safetensors"))
     merged = load_file(str(out / "merged" / "model.safetensors"))
     untouched = [
         k
@@ -256,25 +242,65 @@ def test_cli_make_tiny_eval_transcribe(
 def test_push_dry_run_card_runs_with_plain_transformers(
     tiny_parakeet: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    import huggingface_hub.constants
+    argv = ["someone/tiny-parakeet-ft", "--base-model", "nvidia/parakeet-ctc-0.6b"]
+    card, printed, _ = run_card_usage(
+        tiny_parakeet, [*argv, "--language", "en"], tmp_path, monkeypatch, capsys
+    )
+    assert "ParakeetForCTC" in card
+    assert printed  # the random model says something
 
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.delenv("HF_TOKEN", raising=False)
-    speech = tmp_path / "stereo.wav"
-    sf.write(speech, tone(1.2, 330.0, rate=22050, channels=2), 22050)
-    dst = tmp_path / "upload"
-    repo, hub_base = "someone/tiny-parakeet-ft", "nvidia/parakeet-ctc-0.6b"
-    argv = ["push", str(tiny_parakeet), repo, "--base-model", hub_base, "--language", "en"]
-    assert main([*argv, "--dry-run", "--output", str(dst)]) == 0
-    text = (dst / "README.md").read_text(encoding="utf-8")
-    assert "ParakeetForCTC" in text
-    (code,) = re.findall(r"```python\n(.*?)```", text, re.S)
-    for old, new in {
-        json.dumps(repo): json.dumps(str(dst)),
-        '"audio.wav"': json.dumps(str(speech)),
-    }.items():
-        assert old in code, old
-        code = code.replace(old, new)
-    capsys.readouterr()
-    exec(compile(code, "model_card_usage", "exec"), {"__name__": "__main__"})
-    assert capsys.readouterr().out.strip()  # the random model says something
+
+def _two_clips(loaded: LoadedModel) -> dict[str, torch.Tensor]:
+    return P.features(loaded, [tone(1.0, 220.0), 0.3 * tone(0.6, 500.0)])
+
+
+def test_frozen_batch_norms_normalize_with_running_statistics(tiny_parakeet: Path) -> None:
+    """A frozen encoder (or the base under LoRA) computes in training what it computes at
+    inference, each utterance apart from the others in its batch."""
+    from transformers import ParakeetForCTC
+
+    from asrtune.training import freeze_frozen_batch_norms
+
+    model = ParakeetForCTC.from_pretrained(str(tiny_parakeet))
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+    generator = torch.Generator().manual_seed(0)
+    for norm in norms:  # statistics unlike any one batch's
+        norm.running_mean.normal_(0.0, 0.5, generator=generator)
+        norm.running_var.uniform_(0.5, 2.0, generator=generator)
+    model.encoder.requires_grad_(False)
+    assert freeze_frozen_batch_norms(model) == len(norms) > 0
+    inputs = _two_clips(load_model(str(tiny_parakeet)))
+    frames = int(inputs["attention_mask"][1].sum())
+    statistics = [norm.running_mean.clone() for norm in norms]
+
+    def encode(features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return model.encoder(input_features=features, attention_mask=mask).last_hidden_state
+
+    model.train()  # as the Trainer does at every step
+    together = encode(inputs["input_features"], inputs["attention_mask"])
+    alone = encode(inputs["input_features"][1:, :frames], inputs["attention_mask"][1:, :frames])
+    model.eval()
+    inference = encode(inputs["input_features"], inputs["attention_mask"])
+    torch.testing.assert_close(together, inference)
+    valid = alone.shape[1]
+    torch.testing.assert_close(together[1, :valid], alone[0], atol=1e-5, rtol=1e-4)
+    assert all(torch.equal(s, n.running_mean) for s, n in zip(statistics, norms, strict=True))
+
+
+def test_trainable_batch_norms_sync_across_gpu_processes_only(tiny_parakeet: Path) -> None:
+    from transformers import ParakeetForCTC
+
+    from asrtune.training import sync_trainable_batch_norms
+
+    model = ParakeetForCTC.from_pretrained(str(tiny_parakeet))
+    count = sum(isinstance(m, torch.nn.BatchNorm1d) for m in model.modules())
+    cuda = torch.device("cuda")  # the conversion itself needs no GPU
+    assert sync_trainable_batch_norms(model, torch.device("cpu"), 2) == 0  # gloo: none
+    assert sync_trainable_batch_norms(model, cuda, 1) == 0
+    model.encoder.layers[0].requires_grad_(False)  # a frozen one stays as it is
+    frozen = sum(isinstance(m, torch.nn.BatchNorm1d) for m in model.encoder.layers[0].modules())
+    assert sync_trainable_batch_norms(model, cuda, 2) == count - frozen > 0
+    synced = [m for m in model.modules() if isinstance(m, torch.nn.SyncBatchNorm)]
+    assert len(synced) == count - frozen
+    assert not any(isinstance(m, torch.nn.SyncBatchNorm) for m in model.encoder.layers[0].modules())

@@ -36,6 +36,40 @@ def test_voxtral_mini_size_matches_the_real_parameter_count() -> None:
     assert _parameters(VoxtralForConditionalGeneration, config) == 4_676_271_104
 
 
+@pytest.mark.parametrize(
+    # the real checkpoints' parameters (tied embeddings counted once): Qwen/Qwen3-ASR-0.6B
+    # 782,426,112 and -1.7B 2,038,052,480, as counted by third parties from the released
+    # weights (keras-hub's qwen3_asr_1.7b preset says 2038052480)
+    ("size", "expected"),
+    [("0.6b", 782_426_112), ("1.7b", 2_038_052_480)],
+)
+def test_qwen3_asr_sizes_match_the_real_parameter_counts(size: str, expected: int) -> None:
+    from transformers import Qwen3ASRForConditionalGeneration
+
+    from asrtune.models.tiny_qwen3_asr import tiny_qwen3_asr_config
+
+    config = tiny_qwen3_asr_config(size)
+    assert config.text_config.vocab_size == 151_936 and config.text_config.tie_word_embeddings
+    assert (config.audio_config.n_window, config.audio_config.n_window_infer) == (50, 800)
+    assert _parameters(Qwen3ASRForConditionalGeneration, config) == expected
+
+
+def test_parakeet_tdt_v3_size_matches_the_real_parameter_count() -> None:
+    from transformers import ParakeetForTDT
+
+    from asrtune.models.tiny_parakeet import tiny_parakeet_tdt_config, tiny_parakeet_tdt_tokenizer
+
+    tokenizer = tiny_parakeet_tdt_tokenizer(8192)  # the tiny one, padded: <blank> last
+    assert tokenizer.convert_tokens_to_ids("<blank>") == len(tokenizer) - 1 == 8192
+    config = tiny_parakeet_tdt_config(pad_token_id=2, size="0.6b-v3")
+    assert (config.vocab_size, config.blank_token_id, config.pad_token_id) == (8193, 8192, 2)
+    assert config.durations == [0, 1, 2, 3, 4] and config.encoder_config.num_mel_bins == 128
+    # nvidia/parakeet-tdt-0.6b-v3's parameters as NeMo counts them in its .nemo checkpoint
+    # (627,008,134, asserted by third-party scripts that restore it; batch-norm statistics
+    # and the preprocessor's window and filterbank not counted), the same in transformers
+    assert _parameters(ParakeetForTDT, config) == 627_008_134
+
+
 def test_make_tiny_rejects_a_size_of_another_family(capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["make-tiny", "out", "--family", "voxtral", "--size", "large-v3"])

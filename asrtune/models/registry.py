@@ -56,6 +56,27 @@ VOXTRAL = register(
     )
 )
 
+QWEN3_ASR = register(
+    Family(
+        name="qwen3_asr",
+        adapter="asrtune.models.qwen3_asr",
+        label="Qwen3-ASR",
+        # transcription only (no translation, no timestamps); packing not measured, so off
+        capabilities=Capabilities(decoding="generative", packing=False),
+        recipe="asrtune.publish.families:QWEN3_ASR_RECIPE",
+        tiny_builder="asrtune.models.tiny_qwen3_asr:make_tiny_qwen3_asr",
+        tiny_sizes=("tiny", "0.6b", "1.7b"),
+        # the transformers-format checkpoints (the ids without -hf hold the original format)
+        sizes={
+            "0.6B": "Qwen/Qwen3-ASR-0.6B-hf",
+            "1.7B": "Qwen/Qwen3-ASR-1.7B-hf",
+        },
+        default_size="1.7B",
+        # config.json's model_type, and the Hub ids
+        model_types=("qwen3_asr", "qwen3-asr"),
+    )
+)
+
 PARAKEET_CTC = register(
     Family(
         name="parakeet_ctc",
@@ -72,5 +93,25 @@ PARAKEET_CTC = register(
         default_size="0.6B",
         # config.json's model_type, and the Hub ids
         model_types=("parakeet_ctc", "parakeet-ctc"),
+    )
+)
+
+PARAKEET_TDT = register(
+    Family(
+        name="parakeet_tdt",
+        adapter="asrtune.models.parakeet_tdt",
+        label="Parakeet TDT",
+        # a token-and-duration transducer, greedy decoding; packing not measured, so off
+        capabilities=Capabilities(
+            decoding="transducer", timestamps=False, translate=False, packing=False
+        ),
+        recipe="asrtune.publish.families:PARAKEET_TDT_RECIPE",
+        tiny_builder="asrtune.models.tiny_parakeet:make_tiny_parakeet_tdt",
+        tiny_sizes=("tiny", "0.6b-v3"),
+        # only v3 is on the Hub in transformers' format (-0.6b-v2 and -1.1b: NeMo files)
+        sizes={"0.6B v3 (25 languages)": "nvidia/parakeet-tdt-0.6b-v3"},
+        default_size="0.6B v3 (25 languages)",
+        # config.json's model_type, and the Hub ids
+        model_types=("parakeet_tdt", "parakeet-tdt"),
     )
 )

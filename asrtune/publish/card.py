@@ -27,6 +27,7 @@ from asrtune.publish.families import UsageContext, recipe_for
 KNOWN_LICENSES: tuple[tuple[str, str], ...] = (
     ("openai/whisper-", "apache-2.0"),
     ("mistralai/voxtral-", "apache-2.0"),
+    ("qwen/qwen3-asr-", "apache-2.0"),
 )
 BASELINE_FILE = "baseline_results.json"
 _MODEL_HYPERPARAMETERS = (

@@ -245,30 +245,44 @@ _VOXTRAL_APP_DECODE = """\
 """
 
 
-# --------------------------------------------------------------------------- Parakeet CTC
+# ----------------------------------------------------------------- Parakeet CTC and TDT
 
 
-def _parakeet_ctc_usage(ctx: UsageContext) -> str:
+def _parakeet_usage(model_class: str, generate: str, ctx: UsageContext) -> str:
+    """A Parakeet family's usage code: ``generate`` is the line that sets ``ids``."""
     return (
         _imports(
-            "from transformers import AutoProcessor, ParakeetForCTC",
+            f"from transformers import AutoProcessor, {model_class}",
             adapter=ctx.base_model is not None,
             own_generation_config=ctx.own_generation_config,
         )
         + "\n"
-        + _load_lines("ParakeetForCTC", "AutoProcessor", ctx)
+        + _load_lines(model_class, "AutoProcessor", ctx)
         + "\n"
         + _READ_AUDIO
         + 'inputs = processor(audio, sampling_rate=16000, return_tensors="pt")\n'
         + "inputs = inputs.to(model.device)\n"
         + 'inputs["input_features"] = inputs["input_features"].to(model.dtype)\n'
-        + "ids = model.generate(**inputs)  # greedy CTC: one token or blank per frame\n"
+        + f"{generate}\n"
         + "print(processor.batch_decode(ids, skip_special_tokens=True)[0].strip())\n"
     )
 
 
-_PARAKEET_CTC_APP_DECODE = """\
-    # greedy CTC over pieces of at most 30 s (attention over a whole long file is costly)
+def _parakeet_ctc_usage(ctx: UsageContext) -> str:
+    generate = "ids = model.generate(**inputs)  # greedy CTC: one token or blank per frame"
+    return _parakeet_usage("ParakeetForCTC", generate, ctx)
+
+
+def _parakeet_tdt_usage(ctx: UsageContext) -> str:
+    # each step: a token or the blank, and how many frames to advance
+    generate = "ids = model.generate(**inputs).sequences  # greedy TDT; blanks are special"
+    return _parakeet_usage("ParakeetForTDT", generate, ctx)
+
+
+def _parakeet_app_decode(kind: str, generate: str) -> str:
+    """A Parakeet family's demo-app decoding: ``generate`` is the expression of ``ids``."""
+    return f"""\
+    # greedy {kind} over pieces of at most 30 s (attention over a whole long file is costly)
     size = 30 * SAMPLE_RATE
     texts = []
     for start in range(0, max(len(samples), 1), size):
@@ -277,10 +291,14 @@ _PARAKEET_CTC_APP_DECODE = """\
         )
         inputs = inputs.to(model.device)
         inputs["input_features"] = inputs["input_features"].to(model.dtype)
-        ids = model.generate(**inputs)
+        ids = {generate}
         texts.append(processor.batch_decode(ids, skip_special_tokens=True)[0].strip())
     return " ".join(t for t in texts if t)
 """
+
+
+_PARAKEET_CTC_APP_DECODE = _parakeet_app_decode("CTC", "model.generate(**inputs)")
+_PARAKEET_TDT_APP_DECODE = _parakeet_app_decode("TDT", "model.generate(**inputs).sequences")
 
 
 WHISPER_RECIPE = FamilyRecipe(
@@ -308,12 +326,69 @@ VOXTRAL_RECIPE = FamilyRecipe(
     requirements=("mistral-common[audio]>=1.8",),
 )
 
+
+# --------------------------------------------------------------------------- Qwen3-ASR
+
+
+def _qwen3_asr_usage(ctx: UsageContext) -> str:
+    return (
+        _imports(
+            "from transformers import AutoProcessor, Qwen3ASRForConditionalGeneration",
+            adapter=ctx.base_model is not None,
+            own_generation_config=ctx.own_generation_config,
+        )
+        + "\n"
+        + _load_lines("Qwen3ASRForConditionalGeneration", "AutoProcessor", ctx)
+        + "\n"
+        + _READ_AUDIO
+        + f"language = {_py(ctx.language)}  # None: the model names the language itself\n"
+        + "inputs = processor.apply_transcription_request(audio=audio, language=language)\n"
+        + "inputs = inputs.to(model.device, model.dtype)\n"
+        + "ids = model.generate(**inputs, max_new_tokens=500)\n"
+        + 'new_tokens = ids[:, inputs["input_ids"].shape[1] :]\n'
+        + "# the answer is 'language English<asr_text>...' unless the language was given\n"
+        + 'print(processor.decode(new_tokens, return_format="transcription_only")[0])\n'
+    )
+
+
+_QWEN3_ASR_APP_DECODE = """\
+    inputs = processor.apply_transcription_request(audio=samples, language=language)
+    inputs = inputs.to(model.device, model.dtype)
+    # about 5x normal speech (and the language line when the model names it); stops a
+    # looping output early
+    max_new_tokens = int(32 + 25 * len(samples) / SAMPLE_RATE) + (0 if language else 8)
+    ids = model.generate(**inputs, max_new_tokens=max_new_tokens)
+    new_tokens = ids[:, inputs["input_ids"].shape[1] :]
+    text = processor.batch_decode(new_tokens, skip_special_tokens=True)[0]
+    if "<asr_text>" in text:  # "language English<asr_text>...": the model named the language
+        return text.split("<asr_text>", 1)[1].replace("<asr_text>", "").strip()
+    if language is None and text.lstrip().lower().startswith("language"):
+        return ""  # cut off within the language line
+    return text.strip()
+"""
+
+QWEN3_ASR_RECIPE = FamilyRecipe(
+    family="qwen3_asr",
+    model_class="Qwen3ASRForConditionalGeneration",
+    processor_class="AutoProcessor",
+    usage=_qwen3_asr_usage,
+    app_decode=_QWEN3_ASR_APP_DECODE,
+)
+
 PARAKEET_CTC_RECIPE = FamilyRecipe(
     family="parakeet_ctc",
     model_class="ParakeetForCTC",
     processor_class="AutoProcessor",
     usage=_parakeet_ctc_usage,
     app_decode=_PARAKEET_CTC_APP_DECODE,
+)
+
+PARAKEET_TDT_RECIPE = FamilyRecipe(
+    family="parakeet_tdt",
+    model_class="ParakeetForTDT",
+    processor_class="AutoProcessor",
+    usage=_parakeet_tdt_usage,
+    app_decode=_PARAKEET_TDT_APP_DECODE,
 )
 
 

@@ -1,0 +1,69 @@
+"""Steps the tests of several model families share: training a tiny model from the command
+line, and running a model card's usage code with plain transformers, as a reader would."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from safetensors.torch import load_file
+
+from tests.conftest import FAST_TRAINING, tone
+
+
+def train_from_cli(
+    model: Path, dataset: Path, out: Path, *flags: str
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """``asrtune train`` of ``model`` on ``dataset`` into ``out`` with ``flags`` (after the
+    fast test flags); returns the weights before and after (``out``'s model.safetensors;
+    none after a LoRA run, which writes an adapter)."""
+    from asrtune.cli import main
+
+    args = ["--model", str(model), "--train-manifest", str(dataset), "--output_dir", str(out)]
+    assert main(["train", *args, *FAST_TRAINING, *flags]) == 0
+    before = load_file(str(model / "model.safetensors"))
+    after = (
+        load_file(str(out / "model.safetensors")) if (out / "model.safetensors").is_file() else {}
+    )
+    return before, after
+
+
+def run_card_usage(
+    model: Path,
+    argv: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+) -> tuple[str, str, np.ndarray]:
+    """``asrtune push MODEL REPO *argv --dry-run`` offline, then the card's Python code run
+    on a 1.2-s stereo 22.05-kHz clip, with the repo id and "audio.wav" replaced by the
+    upload folder and the clip. Returns the card, what the code printed, and the clip as
+    the code reads it (mono 16 kHz)."""
+    import huggingface_hub.constants
+    import soxr
+
+    from asrtune.cli import main
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    speech = tmp_path / "stereo.wav"
+    sf.write(speech, tone(1.2, 330.0, rate=22050, channels=2), 22050)
+    dst, repo = tmp_path / "upload", argv[0]
+    assert main(["push", str(model), *argv, "--dry-run", "--output", str(dst)]) == 0
+    text = (dst / "README.md").read_text(encoding="utf-8")
+    (code,) = re.findall(r"```python\n(.*?)```", text, re.S)
+    for old, new in {
+        json.dumps(repo): json.dumps(str(dst)),
+        '"audio.wav"': json.dumps(str(speech)),
+    }.items():
+        assert old in code, old
+        code = code.replace(old, new)
+    capsys.readouterr()
+    exec(compile(code, "model_card_usage", "exec"), {"__name__": "__main__"})
+    audio, rate = sf.read(speech, dtype="float32")
+    return text, capsys.readouterr().out.strip(), soxr.resample(audio.mean(axis=1), rate, 16000)
