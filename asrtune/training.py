@@ -82,7 +82,7 @@ def build_model(job: TrainJob) -> LoadedModel:
         loaded.model = get_peft_model(loaded.model, lora)
         if job.training.gradient_checkpointing or job.training.activation_checkpointing:
             loaded.model.enable_input_require_grads()
-    keep_frozen_batch_norm_statistics(loaded.model)
+    freeze_frozen_batch_norms(loaded.model)
     trainable, total = count_parameters(loaded.model)
     log.info(
         "trainable parameters: %s of %s (%.2f%%)",
@@ -93,16 +93,56 @@ def build_model(job: TrainJob) -> LoadedModel:
     return loaded
 
 
-def keep_frozen_batch_norm_statistics(model: torch.nn.Module) -> None:
-    """A batch norm whose weights are frozen (a frozen encoder, the base under LoRA) keeps
-    its running statistics as well (momentum 0; its ``num_batches_tracked`` still counts):
-    otherwise training would change the frozen part through them, and a LoRA adapter,
-    which saves only its own weights, would no longer match the model it was trained in."""
-    for module in model.modules():
-        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and not any(
-            p.requires_grad for p in module.parameters()
-        ):
-            module.momentum = 0.0
+def _normalize_with_running_statistics(module: torch.nn.Module, args: Any) -> None:
+    """Forward pre-hook of a frozen batch norm: inference behaviour, whatever ``train()``
+    set (the Trainer puts the whole model in training mode at every step)."""
+    module.training = False
+
+
+def freeze_frozen_batch_norms(model: torch.nn.Module) -> int:
+    """A batch norm whose weights are frozen (a frozen encoder, the base under LoRA)
+    normalizes with its running statistics, as at inference, and leaves them as they are:
+    the frozen part then computes in training exactly what it computes when the model is
+    used (NeMo's ``freeze()`` does the same), a LoRA adapter, which saves only its own
+    weights, matches the model it was trained in, and each utterance's loss no longer
+    depends on the others in its micro-batch (so on how a batch is split across processes).
+    Returns the number of such batch norms."""
+    frozen = [m for m in model.modules() if _is_batch_norm(m) and not _trains(m)]
+    for module in frozen:
+        module.register_forward_pre_hook(_normalize_with_running_statistics)
+    return len(frozen)
+
+
+def _trains(module: torch.nn.Module) -> bool:
+    return any(p.requires_grad for p in module.parameters())
+
+
+def _is_batch_norm(module: torch.nn.Module) -> bool:
+    return isinstance(module, torch.nn.modules.batchnorm._BatchNorm)
+
+
+def _sync_batch_norms_below(module: torch.nn.Module) -> int:
+    """Replace the trainable batch norms below ``module`` by SyncBatchNorm copies."""
+    converted = 0
+    for name, child in module.named_children():
+        if _is_batch_norm(child) and _trains(child):
+            setattr(module, name, torch.nn.SyncBatchNorm.convert_sync_batchnorm(child))
+            converted += 1
+        else:
+            converted += _sync_batch_norms_below(child)
+    return converted
+
+
+def sync_trainable_batch_norms(model: torch.nn.Module, device: torch.device, world: int) -> int:
+    """With several CUDA processes, a batch norm that trains (Parakeet's conformer under
+    full fine-tuning) becomes a ``SyncBatchNorm``: each micro-batch is normalized with the
+    statistics of the global batch across processes, as NeMo trains Parakeet
+    (``sync_batchnorm``), not with its own share's. Frozen ones stay as they are (see
+    :func:`freeze_frozen_batch_norms`). Not on CPUs (gloo): torch's SyncBatchNorm runs on
+    GPUs only. Returns the number of batch norms converted."""
+    if world < 2 or device.type != "cuda":
+        return 0
+    return _sync_batch_norms_below(model)
 
 
 def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
@@ -132,9 +172,12 @@ def build_trainer(
             "--metric_for_best_model loss: no eval row has labels the model takes "
             "(give the rows a language, or --language)"
         )
+    args = job.training
+    if synced := sync_trainable_batch_norms(loaded.model, args.device, args.world_size):
+        log.info("%d batch norms synchronized across %d processes", synced, args.world_size)
     return AsrTrainer(
         model=loaded.model,
-        args=job.training,
+        args=args,
         train_dataset=train_dataset,
         data_collator=loaded.adapter.collate,
         processing_class=loaded.processor,
