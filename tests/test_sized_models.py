@@ -11,6 +11,7 @@ import torch
 from transformers import VoxtralForConditionalGeneration, WhisperForConditionalGeneration
 
 from asrtune.cli import main
+from asrtune.models import FAMILIES
 from asrtune.models.tiny import build_tiny_whisper_tokenizer, tiny_whisper_config
 from asrtune.models.tiny_voxtral import tiny_voxtral_config
 
@@ -70,6 +71,29 @@ def test_parakeet_tdt_v3_size_matches_the_real_parameter_count() -> None:
     assert _parameters(ParakeetForTDT, config) == 627_008_134
 
 
+@pytest.mark.parametrize(
+    ("size", "layers", "expected"), [("0.6b", 24, 608_799_745), ("1.1b", 42, 1_062_540_289)]
+)
+def test_parakeet_ctc_sizes_have_the_real_architectures(
+    size: str, layers: int, expected: int
+) -> None:
+    from transformers import ParakeetForCTC
+
+    from asrtune.models.tiny_parakeet import tiny_parakeet_ctc_config, tiny_parakeet_tokenizer
+
+    tokenizer = tiny_parakeet_tokenizer(1024)  # the tiny one, padded: the blank last
+    config = tiny_parakeet_ctc_config(len(tokenizer), size)
+    assert (config.vocab_size, config.pad_token_id) == (1025, 1024) == (len(tokenizer), 1024)
+    encoder = config.encoder_config
+    assert (encoder.num_hidden_layers, encoder.hidden_size, encoder.num_mel_bins) == (
+        layers,
+        1024,
+        80,
+    )
+    # FastConformer XL / XXL with a 1025-way CTC head (the model cards: 0.6B and 1.1B)
+    assert _parameters(ParakeetForCTC, config) == expected
+
+
 def test_make_tiny_rejects_a_size_of_another_family(capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["make-tiny", "out", "--family", "voxtral", "--size", "large-v3"])
@@ -87,7 +111,7 @@ def _bench_module():
     return module
 
 
-@pytest.mark.parametrize("family", ["whisper", "voxtral", "parakeet_ctc"])
+@pytest.mark.parametrize("family", list(FAMILIES))
 def test_gpu_throughput_script_runs_the_training_path(
     family: str, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

@@ -86,6 +86,7 @@ PARAKEET_CTC = register(
         capabilities=Capabilities(decoding="ctc", timestamps=False, translate=False, packing=False),
         recipe="asrtune.publish.families:PARAKEET_CTC_RECIPE",
         tiny_builder="asrtune.models.tiny_parakeet:make_tiny_parakeet_ctc",
+        tiny_sizes=("tiny", "0.6b", "1.1b"),
         sizes={
             "0.6B": "nvidia/parakeet-ctc-0.6b",
             "1.1B": "nvidia/parakeet-ctc-1.1b",

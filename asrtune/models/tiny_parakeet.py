@@ -39,6 +39,7 @@ import torch
 
 __all__ = [
     "BLANK_TOKEN",
+    "CTC_SIZES",
     "PAD_TOKEN",
     "SUBSAMPLING_FACTOR",
     "TDT_SIZES",
@@ -101,6 +102,34 @@ TDT_SIZES: dict[str, dict[str, Any]] = {
         },
     },
 }
+#: Architectures :func:`make_tiny_parakeet_ctc` can build: the tiny test model, and the
+#: dimensions of ``nvidia/parakeet-ctc-0.6b`` and ``-1.1b`` (FastConformer XL and XXL: 24 and
+#: 42 layers of width 1024, 8 heads, feed-forward 4096, 8x subsampling of 80 mel bins, as
+#: transformers' ``ParakeetEncoderConfig`` defaults describe them; 1024 tokens + the blank),
+#: for benchmarks. ``text_tokens`` as in :data:`TDT_SIZES`.
+CTC_SIZES: dict[str, dict[str, Any]] = {
+    "tiny": {"text_tokens": TEXT_VOCAB_SIZE, "encoder": {}},
+    **{
+        size: {
+            "text_tokens": 1024,
+            "encoder": {
+                "hidden_size": 1024,
+                "num_hidden_layers": layers,
+                "num_attention_heads": 8,
+                "intermediate_size": 4096,
+                "conv_kernel_size": 9,
+                "subsampling_factor": 8,
+                "subsampling_conv_channels": 256,
+                "dropout": 0.1,
+                "attention_dropout": 0.1,
+                "activation_dropout": 0.1,
+                "layerdrop": 0.1,
+                "initializer_range": 0.02,
+            },
+        }
+        for size, layers in (("0.6b", 24), ("1.1b", 42))
+    },
+}
 #: The durations (in encoder frames) the TDT joint network predicts, as in the real models.
 TDT_DURATIONS = (0, 1, 2, 3, 4)
 
@@ -134,15 +163,23 @@ def _bpe(special_tokens: list[str]):
     return tok
 
 
-def tiny_parakeet_tokenizer():
-    """A ``ParakeetTokenizer`` with :data:`TEXT_VOCAB_SIZE` BPE tokens + the blank
-    (``<pad>``, the last id); built offline, deterministic."""
+def tiny_parakeet_tokenizer(text_tokens: int = TEXT_VOCAB_SIZE):
+    """A ``ParakeetTokenizer`` laid out like a CTC checkpoint's: the BPE tokens (``<unk>``
+    0), unused special tokens up to ``text_tokens`` ids, then the blank (``<pad>``, id
+    ``text_tokens``, the last); built offline, deterministic."""
     from transformers.models.parakeet import ParakeetTokenizer
 
     tok = _bpe([UNK_TOKEN])
-    # the blank goes right after the text tokens, whatever their count
-    tok.add_special_tokens([PAD_TOKEN])
+    tok.add_special_tokens([*_filler(tok, text_tokens), PAD_TOKEN])
     return ParakeetTokenizer(tokenizer_object=tok, unk_token=UNK_TOKEN, pad_token=PAD_TOKEN)
+
+
+def _filler(tok: Any, text_tokens: int) -> list[str]:
+    """Unused special tokens that take ``tok``'s vocabulary up to ``text_tokens``."""
+    filler = text_tokens - tok.get_vocab_size()
+    if filler < 0:
+        raise ValueError(f"text_tokens={text_tokens} is under the BPE vocabulary's size")
+    return [f"<unused{i}>" for i in range(filler)]
 
 
 def tiny_parakeet_tdt_tokenizer(text_tokens: int = TEXT_VOCAB_SIZE):
@@ -152,10 +189,7 @@ def tiny_parakeet_tdt_tokenizer(text_tokens: int = TEXT_VOCAB_SIZE):
     from transformers.models.parakeet import ParakeetTokenizer
 
     tok = _bpe([UNK_TOKEN, PAD_TOKEN])
-    filler = text_tokens - tok.get_vocab_size()
-    if filler < 0:
-        raise ValueError(f"text_tokens={text_tokens} is under the BPE vocabulary's size")
-    tok.add_special_tokens([f"<unused{i}>" for i in range(filler)] + [BLANK_TOKEN])
+    tok.add_special_tokens([*_filler(tok, text_tokens), BLANK_TOKEN])
     return ParakeetTokenizer(tokenizer_object=tok, unk_token=UNK_TOKEN, pad_token=PAD_TOKEN)
 
 
@@ -180,12 +214,14 @@ def _tiny_encoder_config(**changes: Any) -> dict[str, Any]:
     }
 
 
-def tiny_parakeet_ctc_config(vocab_size: int):
-    """``ParakeetCTCConfig`` of the tiny model; the blank (pad) is ``vocab_size - 1``."""
+def tiny_parakeet_ctc_config(vocab_size: int, size: str = "tiny"):
+    """``ParakeetCTCConfig`` of ``size`` (see :data:`CTC_SIZES`); the blank (pad) is
+    ``vocab_size - 1``."""
     from transformers import ParakeetCTCConfig
 
+    encoder = _tiny_encoder_config(**CTC_SIZES[size]["encoder"])
     return ParakeetCTCConfig(
-        vocab_size=vocab_size, pad_token_id=vocab_size - 1, encoder_config=_tiny_encoder_config()
+        vocab_size=vocab_size, pad_token_id=vocab_size - 1, encoder_config=encoder
     )
 
 
@@ -237,19 +273,20 @@ def _write_checkpoint(
 
 
 def make_tiny_parakeet_ctc(out_dir: str | Path, seed: int = 0, size: str = "tiny") -> Path:
-    """Write a tiny random ``ParakeetForCTC`` + processor to ``out_dir``; returns the path.
+    """Write a random ``ParakeetForCTC`` of ``size`` (:data:`CTC_SIZES`) + processor to
+    ``out_dir``; returns the path.
 
     Files: ``config.json``, ``model.safetensors`` (float32), ``tokenizer.json`` /
     ``tokenizer_config.json`` and ``processor_config.json``. Weights depend only on
     ``seed``; the caller's torch RNG state is left untouched. Offline.
     """
-    if size != "tiny":
-        raise ValueError(f"parakeet_ctc tiny sizes: tiny, not {size!r}")
-    tokenizer = tiny_parakeet_tokenizer()
+    if size not in CTC_SIZES:
+        raise ValueError(f"parakeet_ctc tiny sizes: {', '.join(CTC_SIZES)}, not {size!r}")
+    tokenizer = tiny_parakeet_tokenizer(CTC_SIZES[size]["text_tokens"])
     vocab_size = len(tokenizer)
     if tokenizer.pad_token_id != vocab_size - 1:
         raise RuntimeError("the blank must be the last token")
-    config = tiny_parakeet_ctc_config(vocab_size)
+    config = tiny_parakeet_ctc_config(vocab_size, size)
     out, model = _write_checkpoint(out_dir, tokenizer, "ctc", config, seed)
     model.save_pretrained(out)
     return out
