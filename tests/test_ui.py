@@ -19,6 +19,7 @@ from tests.conftest import tone, write_dataset
 
 pytest.importorskip("gradio")
 
+from asrtune.models import FAMILIES
 from asrtune.publish.upload import scrub
 from asrtune.ui import actions, app, jobs, render
 from asrtune.ui.hub import upload
@@ -414,6 +415,38 @@ def test_evaluate_try_and_publish_a_finished_run(finished_run, tmp_path: Path) -
     for path in project.root.rglob("*"):
         if path.is_file():
             assert TOKEN.encode() not in path.read_bytes(), path
+
+
+@pytest.mark.parametrize("family", [name for name in FAMILIES if name != "whisper"])
+def test_every_family_trains_evaluates_transcribes_and_publishes_from_the_ui(
+    family: str, tmp_path: Path
+) -> None:
+    """The tiny-model button of each family, a run in the worker process, then the Evaluate,
+    Try and Publish tabs' actions (Whisper's: the finished_run tests above)."""
+    if family == "voxtral":
+        pytest.importorskip("mistral_common")
+    project = Project(tmp_path / "project")
+    for i, text in enumerate(["turn on the light", "call the desk", "good morning"]):
+        project.add_clip(wav(tmp_path / "clips", f"c{i}.wav", 1.2, 200 + 90 * i), text, "en")
+    model, message = actions.make_tiny(project, family)
+    assert model and message.startswith("✓"), message
+    message, run_id = actions.start_training(project, form(model, num_train_epochs=1))
+    assert run_id, message
+    status = jobs.wait_for(project.runs_dir / run_id, timeout=240)
+    assert status["state"] == "done", jobs.read_log(project.runs_dir / run_id)
+    assert status["baseline_wer"] is not None and status["final_wer"] is not None
+    cache = ModelCache()
+    table, _ = actions.evaluation_view(project, run_id)
+    assert "| fine-tuned |" in table and "base model" in table
+    text, info = actions.transcribe_clip(
+        project, cache, run_id, "finetuned", str(wav(tmp_path, "try.wav"))
+    )
+    assert isinstance(text, str) and info.startswith("✓ Transcribed with run"), info
+    message = actions.publish_model(project, run_id, TOKEN, "someone/tiny", False, "auto", "", True)
+    assert message.startswith("✓ Dry run"), message
+    assert FAMILIES[family].publish_recipe().model_class in actions.card_preview(project, run_id)
+    message = actions.publish_demo(project, run_id, TOKEN, "", "", False)
+    assert message.startswith("✓ Demo app written"), message
 
 
 def test_stop_ends_training_after_the_current_step(tmp_path: Path, tiny_whisper: Path) -> None:
