@@ -38,7 +38,7 @@ from asrtune.data.windows import Example, WindowDataset
 from asrtune.evaluation import EvalResult, evaluate_rows
 from asrtune.guards import GUARDED, guard_metrics, guarded_value, within_limit
 from asrtune.inference import DecodingOptions
-from asrtune.models import LoadedModel
+from asrtune.models import LoadedModel, core_model
 from asrtune.processes import all_processes
 
 
@@ -132,11 +132,9 @@ def summed_transducer_loss(
     transcript) adds nothing, as in :func:`summed_ctc_loss`. Label smoothing does not
     apply. ``unwrapped`` is the model without its data-parallel wrapper.
     """
-    from peft import PeftModel
-
     labels = batch["labels"]
     outputs = model(**{k: v for k, v in batch.items() if k != "labels"})
-    core = unwrapped.get_base_model() if isinstance(unwrapped, PeftModel) else unwrapped
+    core = core_model(unwrapped)
     config = core.config
     logits = outputs["logits"]
     frames = core._get_subsampling_output_length(batch["attention_mask"].sum(-1))

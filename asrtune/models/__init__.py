@@ -51,6 +51,48 @@ class Transcript(str):
         return transcript
 
 
+def core_model(model: Any) -> Any:
+    """The transformers model inside a PeftModel (or the model itself)."""
+    from peft import PeftModel
+
+    return model.get_base_model() if isinstance(model, PeftModel) else model
+
+
+def weight_options(dtype: Any, allow_pickle: bool) -> dict[str, Any]:
+    """``from_pretrained`` options every family loads with: the dtype (None: the
+    checkpoint's) and safetensors only unless pickle is allowed."""
+    return {"dtype": dtype, "use_safetensors": None if allow_pickle else True}
+
+
+def from_pretrained(model_class: Any, name_or_path: str, label: str, **kwargs: Any) -> Any:
+    """``model_class.from_pretrained(name_or_path, **kwargs)``; an AsrtuneError naming the
+    ``label`` model with the first line of the reason when it cannot load."""
+    try:
+        return model_class.from_pretrained(name_or_path, **kwargs)
+    except (OSError, ValueError, TypeError) as exc:
+        text = str(exc).strip()
+        first_line = text.splitlines()[0] if text else type(exc).__name__
+        raise AsrtuneError(f"cannot load {label} model {name_or_path!r}: {first_line}") from exc
+
+
+def refuse_quantization(quantization: str | None, family: str) -> None:
+    """A family without a quantized base (``Capabilities.quantized_base``) loads none."""
+    if quantization:
+        raise AsrtuneError(f"--quantization is not supported for {family} models")
+
+
+def require_transcribe(task: str, label: str) -> None:
+    """A family without translation refuses any task but ``transcribe``."""
+    if task != "transcribe":
+        raise AsrtuneError(f"{label} models cannot {task}; use --task transcribe")
+
+
+def refuse_timestamps(timestamps: bool, label: str) -> None:
+    """A family without timestamps refuses timestamp labels."""
+    if timestamps:
+        raise AsrtuneError(f"{label} models are trained without timestamps")
+
+
 @dataclass(frozen=True)
 class Limits:
     """What one training item may hold: seconds of audio and label tokens."""

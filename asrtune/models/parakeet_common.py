@@ -27,26 +27,24 @@ import torch
 from asrtune.data.audio import SAMPLE_RATE
 from asrtune.data.batching import PackItem, WindowPacker
 from asrtune.data.windows import PLAIN_WINDOW, Example, WindowPlan, window_audio
-from asrtune.errors import AsrtuneError
 from asrtune.models import (
     Limits,
     LoadedModel,
     Transcript,
+    core_model,
+    from_pretrained,
     inference_precision,
     processor_from_first,
+    refuse_quantization,
+    refuse_timestamps,
+    require_transcribe,
+    weight_options,
 )
 from asrtune.models.family import family_spec
 
 # The self-attention and feed-forward linear layers of every conformer block.
 ATTENTION_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 FEED_FORWARD_TARGETS = ("linear1", "linear2")
-
-
-def core_model(model: torch.nn.Module) -> Any:
-    """The Parakeet model inside a PeftModel (or the model itself)."""
-    from peft import PeftModel
-
-    return model.get_base_model() if isinstance(model, PeftModel) else model
 
 
 def load_processor(path: str, fallback: str | None = None) -> Any:
@@ -68,18 +66,12 @@ def loader(model_class: str, family: str) -> Callable[..., LoadedModel]:
         allow_pickle: bool = False,
         quantization: str | None = None,
     ) -> LoadedModel:
-        if quantization is not None:
-            raise AsrtuneError(f"--quantization is not supported for {family} models")
+        refuse_quantization(quantization, family)
         import transformers
 
-        kwargs: dict[str, Any] = {"dtype": dtype, "use_safetensors": None if allow_pickle else True}
-        try:
-            model = getattr(transformers, model_class).from_pretrained(name_or_path, **kwargs)
-        except (OSError, ValueError, TypeError) as exc:
-            text = str(exc).strip()
-            first_line = text.splitlines()[0] if text else type(exc).__name__
-            label = family_spec(family).label
-            raise AsrtuneError(f"cannot load {label} model {name_or_path!r}: {first_line}") from exc
+        model_type = getattr(transformers, model_class)
+        label, options = family_spec(family).label, weight_options(dtype, allow_pickle)
+        model = from_pretrained(model_type, name_or_path, label, **options)
         if device is not None:
             model.to(device)
         return LoadedModel(model, load_processor(name_or_path), family, name_or_path)
@@ -113,16 +105,6 @@ def window_limits(loaded: LoadedModel, max_seconds: float) -> Limits:
     )
 
 
-def check_task(task: str, loaded: LoadedModel) -> None:
-    if task != "transcribe":
-        raise AsrtuneError(f"{loaded.spec.label} models cannot {task}; use --task transcribe")
-
-
-def check_no_timestamps(timestamps: bool, loaded: LoadedModel) -> None:
-    if timestamps:
-        raise AsrtuneError(f"{loaded.family} models are trained without timestamps")
-
-
 def not_text(loaded: LoadedModel) -> set[int]:
     """The blank and the pad id (the same id in a CTC model): never targets."""
     config = core_model(loaded.model).config
@@ -140,8 +122,8 @@ def encode_labels(
     blank, no pad, no special tokens (a transcript that writes them out loses them).
     ``language`` is not part of the targets (no language input); no ``spans`` (no
     timestamps)."""
-    check_task(task, loaded)
-    check_no_timestamps(spans is not None, loaded)
+    require_transcribe(task, loaded.spec.label)
+    refuse_timestamps(spans is not None, loaded.spec.label)
     text = " ".join(t.strip() for t in texts if t.strip())
     ids = loaded.processor.tokenizer.encode(text, add_special_tokens=False) if text else []
     dropped = not_text(loaded)
@@ -170,7 +152,7 @@ def window_item(
     keeps (it computes one more, zeroed, so a batch masks what the processor's own batch
     masks, as in decoding), and the targets of its texts (:func:`encode_labels`).
     """
-    check_no_timestamps(plan.timestamps, loaded)
+    refuse_timestamps(plan.timestamps, loaded.spec.label)
     audio, _ = window_audio(window, plan)
     texts = [ex.row.text for ex in window if ex.row.text]
     inputs = features(loaded, [audio])
@@ -186,14 +168,14 @@ def pack_item(
 ) -> PackItem:
     """Packing size of an example: its seconds and its label tokens (no timestamps).
     Capabilities.packing is off for these families: nothing packs unless that changes."""
-    check_no_timestamps(timestamps, loaded)
+    refuse_timestamps(timestamps, loaded.spec.label)
     duration = example.row.duration or loaded.adapter.MAX_AUDIO_SECONDS
     return PackItem(duration, example.num_tokens, example.language or "")
 
 
 def packer(loaded: LoadedModel, task: str, language: str | None) -> WindowPacker:
     """A packer for the training window and its label budget (the family's ``limits``)."""
-    check_task(task, loaded)
+    require_transcribe(task, loaded.spec.label)
     budget = loaded.adapter.limits(loaded)
     return WindowPacker(budget.max_seconds, budget.max_label_tokens)
 
@@ -248,7 +230,7 @@ def generate(
     that hit the cap, or one of whose pieces stopped before the end of its audio, is
     ``capped``.
     """
-    check_task(task, loaded)
+    require_transcribe(task, loaded.spec.label)
     model, adapter = loaded.model, loaded.adapter
     cut = [pieces(np.asarray(a, dtype=np.float32), adapter.MAX_AUDIO_SECONDS) for a in audios]
     inputs = features(loaded, [piece for row in cut for piece in row])

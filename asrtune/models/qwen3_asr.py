@@ -50,9 +50,15 @@ from asrtune.models import (
     Limits,
     LoadedModel,
     Transcript,
+    core_model,
+    from_pretrained,
     inference_precision,
     processor_from_first,
+    refuse_quantization,
+    refuse_timestamps,
+    require_transcribe,
     token_budget,
+    weight_options,
 )
 
 log = logging.getLogger("asrtune")
@@ -86,13 +92,6 @@ PAD_TOKEN_ID = 0
 ASR_TEXT = "<asr_text>"
 
 
-def core_model(model: torch.nn.Module) -> Any:
-    """The Qwen3ASRForConditionalGeneration inside a PeftModel (or the model itself)."""
-    from peft import PeftModel
-
-    return model.get_base_model() if isinstance(model, PeftModel) else model
-
-
 def load_processor(path: str, fallback: str | None = None) -> Any:
     """Qwen3ASRProcessor: the Qwen2 tokenizer, the chat template and the feature extractor."""
     from transformers import Qwen3ASRProcessor
@@ -112,16 +111,11 @@ def load(
     """Load a Qwen3-ASR checkpoint (Hub id or folder). Only safetensors unless
     ``allow_pickle``; ``dtype`` None keeps the checkpoint's (bf16 for the real ones). No
     quantized base (``quantization`` must be None)."""
-    if quantization is not None:
-        raise AsrtuneError("--quantization is not supported for qwen3_asr models")
+    refuse_quantization(quantization, FAMILY)
     from transformers import Qwen3ASRForConditionalGeneration
 
-    kwargs: dict[str, Any] = {"dtype": dtype, "use_safetensors": None if allow_pickle else True}
-    try:
-        model = Qwen3ASRForConditionalGeneration.from_pretrained(name_or_path, **kwargs)
-    except (OSError, ValueError, TypeError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise AsrtuneError(f"cannot load Qwen3-ASR model {name_or_path!r}: {first_line}") from exc
+    options = weight_options(dtype, allow_pickle)
+    model = from_pretrained(Qwen3ASRForConditionalGeneration, name_or_path, "Qwen3-ASR", **options)
     if device is not None:
         model.to(device)
     return LoadedModel(model, load_processor(name_or_path), FAMILY, name_or_path)
@@ -171,16 +165,6 @@ def language_name(language: str) -> str:
     return name
 
 
-def _check_task(task: str) -> None:
-    if task != "transcribe":
-        raise AsrtuneError(f"Qwen3-ASR models cannot {task}; use --task transcribe")
-
-
-def _check_no_timestamps(timestamps: bool) -> None:
-    if timestamps:
-        raise AsrtuneError("qwen3_asr models are trained without timestamps")
-
-
 def text_tokens(loaded: LoadedModel, text: str) -> list[int]:
     return loaded.processor.tokenizer.encode(text.strip(), add_special_tokens=False)
 
@@ -195,8 +179,8 @@ def encode_labels(
     """The supervised part of a row: the texts' tokens (joined by spaces) and
     ``<|im_end|>``. The language is forced in the prompt, not in the labels; a row without
     one is an error (see the module docstring). No ``spans``: no timestamps."""
-    _check_task(task)
-    _check_no_timestamps(spans is not None)
+    require_transcribe(task, "Qwen3-ASR")
+    refuse_timestamps(spans is not None, "Qwen3-ASR")
     if language is None:
         raise AsrtuneError(
             "Qwen3-ASR trains with the language forced in the prompt: "
@@ -233,7 +217,7 @@ def window_item(
     float32, "input_features_mask": (frames,)}``: the transcription prompt (language
     forced) + text + ``<|im_end|>``, and labels that are -100 over the prompt.
     """
-    _check_no_timestamps(plan.timestamps)
+    refuse_timestamps(plan.timestamps, "Qwen3-ASR")
     audio, _ = window_audio(window, plan)
     language = window[0].language
     target = encode_labels(loaded, [ex.row.text for ex in window if ex.row.text], language, task)
@@ -253,14 +237,14 @@ def pack_item(
     """Packing size of an example: its seconds and its text tokens (``<|im_end|>``
     excluded). Capabilities.packing is off for this family: nothing packs unless that
     changes."""
-    _check_no_timestamps(timestamps)
+    refuse_timestamps(timestamps, "Qwen3-ASR")
     duration = example.row.duration or MAX_AUDIO_SECONDS
     return PackItem(duration, example.num_tokens - 1, example.language or "")
 
 
 def packer(loaded: LoadedModel, task: str, language: str | None) -> WindowPacker:
     """A packer for the training window (:data:`MAX_AUDIO_SECONDS`) and its label budget."""
-    _check_task(task)
+    require_transcribe(task, "Qwen3-ASR")
     return WindowPacker(MAX_AUDIO_SECONDS, limits(loaded).max_label_tokens - 1)
 
 
@@ -391,7 +375,7 @@ def generate(
     piece's tokens (default: 32 + 25 per second); a capped transcript says so.
     ``precision``: see :func:`asrtune.models.inference_precision`.
     """
-    _check_task(task)
+    require_transcribe(task, "Qwen3-ASR")
     pieces = [_pieces(np.asarray(a, dtype=np.float32), MAX_GENERATE_SECONDS) for a in audios]
     flat = [piece for row in pieces for piece in row]
     texts = _generate_batch(loaded, flat, language, num_beams, max_new_tokens, precision)

@@ -37,9 +37,14 @@ from asrtune.models import (
     Limits,
     LoadedModel,
     Transcript,
+    core_model,
+    from_pretrained,
     inference_precision,
     processor_from_first,
+    refuse_timestamps,
+    require_transcribe,
     token_budget,
+    weight_options,
 )
 
 log = logging.getLogger("asrtune")
@@ -73,13 +78,6 @@ def _require_mistral_common() -> None:
         raise AsrtuneError(
             "Voxtral's tokenizer needs mistral-common: pip install 'mistral-common[audio]'"
         ) from exc
-
-
-def core_model(model: torch.nn.Module) -> Any:
-    """The VoxtralForConditionalGeneration inside a PeftModel (or the model itself)."""
-    from peft import PeftModel
-
-    return model.get_base_model() if isinstance(model, PeftModel) else model
 
 
 def load_processor(path: str, fallback: str | None = None) -> Any:
@@ -145,16 +143,12 @@ def load(
     _require_mistral_common()
     from transformers import VoxtralForConditionalGeneration
 
-    kwargs: dict[str, Any] = {"dtype": dtype, "use_safetensors": None if allow_pickle else True}
+    kwargs = weight_options(dtype, allow_pickle)
     if quantization is not None:
         kwargs["quantization_config"] = quantization_config(quantization)
         kwargs["device_map"] = {"": torch.cuda.current_device()}
         kwargs["dtype"] = dtype or torch.bfloat16
-    try:
-        model = VoxtralForConditionalGeneration.from_pretrained(name_or_path, **kwargs)
-    except (OSError, ValueError, TypeError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise AsrtuneError(f"cannot load Voxtral model {name_or_path!r}: {first_line}") from exc
+    model = from_pretrained(VoxtralForConditionalGeneration, name_or_path, "Voxtral", **kwargs)
     if quantization is not None:
         from peft import prepare_model_for_kbit_training
 
@@ -215,16 +209,6 @@ def language_code(language: str) -> str:
     return key
 
 
-def _check_task(task: str) -> None:
-    if task != "transcribe":
-        raise AsrtuneError(f"Voxtral's transcription mode cannot {task}; use --task transcribe")
-
-
-def _check_no_timestamps(timestamps: bool) -> None:
-    if timestamps:
-        raise AsrtuneError("voxtral models have no timestamps")
-
-
 def text_tokens(loaded: LoadedModel, text: str) -> list[int]:
     return loaded.processor.tokenizer.encode(text.strip(), add_special_tokens=False)
 
@@ -241,8 +225,8 @@ def encode_labels(
     The language goes into the prompt (``lang:xx``), not the labels; it is checked here so
     that a bad code fails before training starts. No ``spans``: Voxtral has no timestamps.
     """
-    _check_task(task)
-    _check_no_timestamps(spans is not None)
+    require_transcribe(task, "Voxtral")
+    refuse_timestamps(spans is not None, "Voxtral")
     if language is not None:
         language_code(language)
     ids = text_tokens(loaded, " ".join(t.strip() for t in texts))
@@ -302,7 +286,7 @@ def pack_item(
 ) -> PackItem:
     """Packing size of an example: its seconds and its text tokens (``</s>`` excluded).
     No ``timestamps``: Voxtral has none."""
-    _check_no_timestamps(timestamps)
+    refuse_timestamps(timestamps, "Voxtral")
     duration = example.row.duration or chunk_seconds(loaded)
     return PackItem(duration, example.num_tokens - 1, example.language or "")
 
@@ -310,7 +294,7 @@ def pack_item(
 def packer(loaded: LoadedModel, task: str, language: str | None) -> WindowPacker:
     """Packs short utterances into one encoder chunk (30 s): every chunk costs the same,
     however much of it is padding. Longer utterances stay alone."""
-    _check_task(task)
+    require_transcribe(task, "Voxtral")
     return WindowPacker(chunk_seconds(loaded), limits(loaded).max_label_tokens - 1)
 
 
@@ -399,7 +383,7 @@ def generate(
     decoded. Without a language the model detects it. ``precision``: see
     :func:`asrtune.models.inference_precision`.
     """
-    _check_task(task)
+    require_transcribe(task, "Voxtral")
     longest = max(len(a) for a in audios) / SAMPLE_RATE
     if longest > MAX_AUDIO_SECONDS:
         log.warning(

@@ -29,9 +29,12 @@ from asrtune.models import (
     Limits,
     LoadedModel,
     Transcript,
+    from_pretrained,
     inference_precision,
     processor_from_first,
+    refuse_quantization,
     token_budget,
+    weight_options,
 )
 from asrtune.transcripts import Segment, tidy_segments
 
@@ -68,15 +71,9 @@ def load(
 ) -> LoadedModel:
     """Load a Whisper checkpoint (Hub id or folder). Only safetensors unless ``allow_pickle``;
     no ``quantization`` (the family declares no quantized base)."""
-    if quantization:
-        raise AsrtuneError("--quantization is not supported for whisper models")
-    try:
-        model = WhisperForConditionalGeneration.from_pretrained(
-            name_or_path, dtype=dtype, use_safetensors=None if allow_pickle else True
-        )
-    except (OSError, ValueError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise AsrtuneError(f"cannot load Whisper model {name_or_path!r}: {first_line}") from exc
+    refuse_quantization(quantization, FAMILY)
+    options = weight_options(dtype, allow_pickle)
+    model = from_pretrained(WhisperForConditionalGeneration, name_or_path, "Whisper", **options)
     if device is not None:
         model.to(device)
     return LoadedModel(model, load_processor(name_or_path), FAMILY, name_or_path)
