@@ -165,17 +165,18 @@ def _timestamp_tokens() -> list[str]:
     return ["<|%.2f|>" % (i * TIMESTAMP_PRECISION_S) for i in range(N_TIMESTAMPS)]
 
 
-@cache
-def _train_bpe(vocab_size: int = BPE_VOCAB_SIZE) -> tuple[tuple[tuple[str, int], ...], tuple]:
-    """Train a GPT-2 style byte-level BPE on :data:`SAMPLE_SENTENCES` (deterministic).
+def train_byte_level_bpe(
+    pre_tokenizer: pre_tokenizers.PreTokenizer, corpus: list[str], vocab_size: int
+) -> tuple[tuple[tuple[str, int], ...], tuple[tuple[str, str], ...]]:
+    """Train a byte-level BPE of at most ``vocab_size`` tokens on ``corpus``, split by
+    ``pre_tokenizer`` (deterministic).
 
     Returns ``(vocab items, merges)``: vocab maps byte-level token strings to ids
     ``0 .. len-1`` (the 256 byte symbols first, then one token per merge); merges are
     ``(left, right)`` pairs in priority order.
     """
     tokenizer = Tokenizer(models.BPE())
-    # Same pre-tokenization Whisper uses (GPT-2 regex, byte-level alphabet, no prefix space).
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.pre_tokenizer = pre_tokenizer
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
         min_frequency=2,
@@ -183,7 +184,6 @@ def _train_bpe(vocab_size: int = BPE_VOCAB_SIZE) -> tuple[tuple[tuple[str, int],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         special_tokens=[],
     )
-    corpus = [sentence for sentences in SAMPLE_SENTENCES.values() for sentence in sentences]
     tokenizer.train_from_iterator(corpus, trainer=trainer)
     model = json.loads(tokenizer.to_str())["model"]
     vocab = tuple(sorted(model["vocab"].items(), key=lambda item: item[1]))
@@ -193,6 +193,17 @@ def _train_bpe(vocab_size: int = BPE_VOCAB_SIZE) -> tuple[tuple[tuple[str, int],
         tuple(m) if isinstance(m, list) else tuple(m.split(" ", 1)) for m in model["merges"]
     )
     return vocab, merges
+
+
+@cache
+def _train_bpe(vocab_size: int = BPE_VOCAB_SIZE) -> tuple[tuple[tuple[str, int], ...], tuple]:
+    """A GPT-2 style byte-level BPE on :data:`SAMPLE_SENTENCES` (see
+    :func:`train_byte_level_bpe`), with the pre-tokenization Whisper uses (GPT-2 regex,
+    byte-level alphabet, no prefix space)."""
+    corpus = [sentence for sentences in SAMPLE_SENTENCES.values() for sentence in sentences]
+    return train_byte_level_bpe(
+        pre_tokenizers.ByteLevel(add_prefix_space=False), corpus, vocab_size
+    )
 
 
 def build_tiny_whisper_tokenizer(multilingual: bool = True) -> WhisperTokenizer:

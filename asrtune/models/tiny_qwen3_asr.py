@@ -33,7 +33,6 @@ tokenizer, the real 151 936-row vocabulary; :data:`QWEN3_ASR_SIZES`), for benchm
 
 from __future__ import annotations
 
-import json
 from functools import cache
 from pathlib import Path
 
@@ -126,32 +125,18 @@ def _training_text() -> list[str]:
 def _train_bpe() -> tuple[tuple[tuple[str, int], ...], tuple[tuple[str, str], ...]]:
     """A byte-level BPE (Qwen2's pre-tokenizer) on the sample text: ``(vocab items,
     merges)``, ids ``0 .. len-1`` with the 256 byte symbols first. Deterministic."""
-    from tokenizers import Regex, Tokenizer, models, pre_tokenizers, trainers
+    from tokenizers import Regex, pre_tokenizers
     from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
 
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.Sequence(
+    from asrtune.models.tiny import train_byte_level_bpe
+
+    pre_tokenizer = pre_tokenizers.Sequence(
         [
             pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated"),
             pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
         ]
     )
-    trainer = trainers.BpeTrainer(
-        vocab_size=BPE_VOCAB_SIZE,
-        min_frequency=2,
-        show_progress=False,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        special_tokens=[],
-    )
-    tok.train_from_iterator(_training_text(), trainer=trainer)
-    model = json.loads(tok.to_str())["model"]
-    vocab = tuple(sorted(model["vocab"].items(), key=lambda item: item[1]))
-    if [i for _, i in vocab] != list(range(len(vocab))):
-        raise RuntimeError("trained BPE vocabulary ids are not contiguous")
-    merges = tuple(
-        tuple(m) if isinstance(m, list) else tuple(m.split(" ", 1)) for m in model["merges"]
-    )
-    return vocab, merges
+    return train_byte_level_bpe(pre_tokenizer, _training_text(), BPE_VOCAB_SIZE)
 
 
 def tiny_qwen3_asr_tokenizer():
