@@ -125,6 +125,22 @@ def _imports(*lines: str, adapter: bool, own_generation_config: bool = False) ->
     return "\n".join([*head, *lines]) + "\n"
 
 
+def _preamble(model_class: str, processor_class: str, ctx: UsageContext) -> str:
+    """The usage code's imports, model and processor loading, and reading the audio into
+    ``audio``, a (n,) float32 16-kHz array: what every family's code starts with."""
+    return (
+        _imports(
+            f"from transformers import {', '.join(sorted({model_class, processor_class}))}",
+            adapter=ctx.base_model is not None,
+            own_generation_config=ctx.own_generation_config,
+        )
+        + "\n"
+        + _load_lines(model_class, processor_class, ctx)
+        + "\n"
+        + _READ_AUDIO
+    )
+
+
 # --------------------------------------------------------------------------- Whisper
 
 
@@ -143,15 +159,7 @@ def _whisper_usage(ctx: UsageContext) -> str:
     if _whisper_multilingual(ctx) and ctx.language:
         kwargs = f', language={_py(ctx.language)}, task="transcribe"'
     return (
-        _imports(
-            "from transformers import WhisperForConditionalGeneration, WhisperProcessor",
-            adapter=ctx.base_model is not None,
-            own_generation_config=ctx.own_generation_config,
-        )
-        + "\n"
-        + _load_lines("WhisperForConditionalGeneration", "WhisperProcessor", ctx)
-        + "\n"
-        + _READ_AUDIO
+        _preamble("WhisperForConditionalGeneration", "WhisperProcessor", ctx)
         + 'features = processor(audio, sampling_rate=16000, return_tensors="pt").input_features\n'
         + f"ids = model.generate(features.to(model.dtype){kwargs})\n"
         + "print(processor.batch_decode(ids, skip_special_tokens=True)[0].strip())\n"
@@ -193,15 +201,7 @@ _WHISPER_APP_DECODE = """\
 
 def _voxtral_usage(ctx: UsageContext) -> str:
     return (
-        _imports(
-            "from transformers import AutoProcessor, VoxtralForConditionalGeneration",
-            adapter=ctx.base_model is not None,
-            own_generation_config=ctx.own_generation_config,
-        )
-        + "\n"
-        + _load_lines("VoxtralForConditionalGeneration", "AutoProcessor", ctx)
-        + "\n"
-        + _READ_AUDIO
+        _preamble("VoxtralForConditionalGeneration", "AutoProcessor", ctx)
         + "extractor = processor.feature_extractor  # its chunks: 30 s for Voxtral\n"
         + "inputs = processor.apply_transcription_request(\n"
         + "    audio=audio,\n"
@@ -251,15 +251,7 @@ _VOXTRAL_APP_DECODE = """\
 def _parakeet_usage(model_class: str, generate: str, ctx: UsageContext) -> str:
     """A Parakeet family's usage code: ``generate`` is the line that sets ``ids``."""
     return (
-        _imports(
-            f"from transformers import AutoProcessor, {model_class}",
-            adapter=ctx.base_model is not None,
-            own_generation_config=ctx.own_generation_config,
-        )
-        + "\n"
-        + _load_lines(model_class, "AutoProcessor", ctx)
-        + "\n"
-        + _READ_AUDIO
+        _preamble(model_class, "AutoProcessor", ctx)
         + 'inputs = processor(audio, sampling_rate=16000, return_tensors="pt")\n'
         + "inputs = inputs.to(model.device)\n"
         + 'inputs["input_features"] = inputs["input_features"].to(model.dtype)\n'
@@ -332,15 +324,7 @@ VOXTRAL_RECIPE = FamilyRecipe(
 
 def _qwen3_asr_usage(ctx: UsageContext) -> str:
     return (
-        _imports(
-            "from transformers import AutoProcessor, Qwen3ASRForConditionalGeneration",
-            adapter=ctx.base_model is not None,
-            own_generation_config=ctx.own_generation_config,
-        )
-        + "\n"
-        + _load_lines("Qwen3ASRForConditionalGeneration", "AutoProcessor", ctx)
-        + "\n"
-        + _READ_AUDIO
+        _preamble("Qwen3ASRForConditionalGeneration", "AutoProcessor", ctx)
         + f"language = {_py(ctx.language)}  # None: the model names the language itself\n"
         + "inputs = processor.apply_transcription_request(audio=audio, language=language)\n"
         + "inputs = inputs.to(model.device, model.dtype)\n"
