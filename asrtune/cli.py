@@ -50,13 +50,24 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     _setup_logging()
     try:
-        return importlib.import_module(COMMANDS[command]).run(rest)
+        code = importlib.import_module(COMMANDS[command]).run(rest)
     except AsrtuneError as exc:
         print(f"asrtune: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("asrtune: interrupted", file=sys.stderr)
         return 130
+    _leave_launched_run()
+    return code
+
+
+def _leave_launched_run() -> None:
+    """Under torchrun / accelerate launch: every process done before any exits (a command
+    that never imported torch joined no process group)."""
+    if "torch.distributed" in sys.modules:
+        from asrtune.processes import leave_launched_run
+
+        leave_launched_run()
 
 
 if __name__ == "__main__":

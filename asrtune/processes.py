@@ -2,7 +2,8 @@
 
 asrtune has no distributed layer of its own: the Trainer (through accelerate) sets up the
 process group for training, and :func:`join_launched_run` asks accelerate to for
-evaluation and transcription. These helpers only read the group torch.distributed holds.
+evaluation and transcription; :func:`leave_launched_run` ends it when a command is done.
+The other helpers only read the group torch.distributed holds.
 """
 
 from __future__ import annotations
@@ -38,6 +39,15 @@ def join_launched_run() -> None:
         from accelerate import PartialState
 
         PartialState(cpu=not torch.cuda.is_available())
+
+
+def leave_launched_run() -> None:
+    """Wait for every process of the group, then leave it (no-op outside one): a process
+    that exits while the others still use the group tears gloo's threads down under them
+    (an abort at exit), and torch asks for ``destroy_process_group`` before exiting."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def all_processes(value: object) -> list:
