@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .whl
 WHEELS=(
-    transformers==5.23.0
+    transformers==5.24.0  # the first with Qwen3-ASR and Parakeet TDT
     soundfile==0.14.0 cffi==2.0.0 pycparser==3.0
     soxr==1.1.0
     jiwer==4.0.0 rapidfuzz==3.14.6
