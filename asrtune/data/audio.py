@@ -31,6 +31,16 @@ def resample(samples: np.ndarray, orig_rate: int, target_rate: int = SAMPLE_RATE
     return soxr.resample(samples, orig_rate, target_rate).astype(np.float32, copy=False)
 
 
+def consecutive_pieces(audio: np.ndarray, seconds: float) -> list[np.ndarray]:
+    """``audio`` (n,) at 16 kHz as float32, cut into consecutive pieces of at most
+    ``seconds`` (one piece when it fits)."""
+    audio = np.asarray(audio, dtype=np.float32)
+    size = int(seconds * SAMPLE_RATE)
+    if len(audio) <= size:
+        return [audio]
+    return [audio[start : start + size] for start in range(0, len(audio), size)]
+
+
 def load_audio(
     path: str | Path, sample_rate: int = SAMPLE_RATE, data: bytes | None = None
 ) -> np.ndarray:

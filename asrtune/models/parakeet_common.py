@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from asrtune.data.audio import SAMPLE_RATE
+from asrtune.data.audio import SAMPLE_RATE, consecutive_pieces
 from asrtune.data.batching import PackItem, WindowPacker
 from asrtune.data.windows import PLAIN_WINDOW, Example, WindowPlan, window_audio
 from asrtune.models import (
@@ -202,14 +202,6 @@ def collate_audio_and_labels(features: list[dict[str, Any]]) -> dict[str, torch.
     return {"input_features": input_features, "attention_mask": attention_mask, "labels": labels}
 
 
-def pieces(audio: np.ndarray, seconds: float) -> list[np.ndarray]:
-    """Consecutive pieces of at most ``seconds`` (one when it fits)."""
-    size = int(seconds * SAMPLE_RATE)
-    if len(audio) <= size:
-        return [audio]
-    return [audio[start : start + size] for start in range(0, len(audio), size)]
-
-
 @torch.no_grad()  # not inference_mode: it turns off autocast's weight cache
 def generate(
     loaded: LoadedModel,
@@ -232,7 +224,7 @@ def generate(
     """
     require_transcribe(task, loaded.spec.label)
     model, adapter = loaded.model, loaded.adapter
-    cut = [pieces(np.asarray(a, dtype=np.float32), adapter.MAX_AUDIO_SECONDS) for a in audios]
+    cut = [consecutive_pieces(a, adapter.MAX_AUDIO_SECONDS) for a in audios]
     inputs = features(loaded, [piece for row in cut for piece in row])
     param = next(model.parameters())
     with inference_precision(model, precision):

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from asrtune.data.audio import SAMPLE_RATE
+from asrtune.data.audio import SAMPLE_RATE, consecutive_pieces
 from asrtune.data.batching import PackItem, WindowPacker
 from asrtune.data.windows import PLAIN_WINDOW, Example, WindowPlan, window_audio
 from asrtune.errors import AsrtuneError
@@ -308,14 +308,6 @@ def transcript_of(raw: str, forced: bool) -> str:
     return raw.strip()
 
 
-def _pieces(audio: np.ndarray, seconds: float) -> list[np.ndarray]:
-    """Consecutive pieces of at most ``seconds`` (one when it fits)."""
-    size = int(seconds * SAMPLE_RATE)
-    if len(audio) <= size:
-        return [audio]
-    return [audio[start : start + size] for start in range(0, len(audio), size)]
-
-
 def _generate_batch(
     loaded: LoadedModel,
     audios: Sequence[np.ndarray],
@@ -376,7 +368,7 @@ def generate(
     ``precision``: see :func:`asrtune.models.inference_precision`.
     """
     require_transcribe(task, "Qwen3-ASR")
-    pieces = [_pieces(np.asarray(a, dtype=np.float32), MAX_GENERATE_SECONDS) for a in audios]
+    pieces = [consecutive_pieces(a, MAX_GENERATE_SECONDS) for a in audios]
     flat = [piece for row in pieces for piece in row]
     texts = _generate_batch(loaded, flat, language, num_beams, max_new_tokens, precision)
     out: list[Transcript] = []
