@@ -16,7 +16,7 @@ import soxr
 
 from asrtune.errors import AsrtuneError
 
-SAMPLE_RATE = 16000  # Hz, what Whisper and Voxtral expect
+SAMPLE_RATE = 16000  # Hz, what every model family expects
 
 
 def to_mono(samples: np.ndarray) -> np.ndarray:

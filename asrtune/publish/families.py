@@ -3,10 +3,11 @@
 Each :class:`FamilyRecipe` says how user-facing code loads and runs a model of that family
 with plain transformers/peft (for the model card's usage snippet and the demo app, which
 must not import asrtune), which extra packages that code needs, and which export formats
-exist. A family's registration (``asrtune/models/registry.py``) names its recipe: Whisper's,
-Voxtral's and Parakeet CTC's are here, with the helpers a recipe is written with; a new
-family's may live in its own module. Code elsewhere in :mod:`asrtune.publish` looks the
-recipe up with :func:`recipe_for` and never branches on a family name.
+exist. A family's registration (``asrtune/models/registry.py``) names its recipe: the five
+families' are here (Whisper, Voxtral, Qwen3-ASR, Parakeet CTC and TDT), with the helpers a
+recipe is written with; a new family's may live in its own module. Code elsewhere in
+:mod:`asrtune.publish` looks the recipe up with :func:`recipe_for` and never branches on a
+family name.
 """
 
 from __future__ import annotations
