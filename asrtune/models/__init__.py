@@ -58,6 +58,11 @@ def core_model(model: Any) -> Any:
     return model.get_base_model() if isinstance(model, PeftModel) else model
 
 
+def text_tokens(loaded: LoadedModel, text: str) -> list[int]:
+    """The token ids of ``text`` (stripped), without special tokens."""
+    return loaded.processor.tokenizer.encode(text.strip(), add_special_tokens=False)
+
+
 def weight_options(dtype: Any, allow_pickle: bool) -> dict[str, Any]:
     """``from_pretrained`` options every family loads with: the dtype (None: the
     checkpoint's) and safetensors only unless pickle is allowed."""

@@ -38,9 +38,11 @@ from asrtune.models import (
     refuse_quantization,
     refuse_timestamps,
     require_transcribe,
+    text_tokens,
     weight_options,
 )
 from asrtune.models.family import family_spec
+from asrtune.transcripts import join_texts
 
 # The self-attention and feed-forward linear layers of every conformer block.
 ATTENTION_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
@@ -124,8 +126,8 @@ def encode_labels(
     timestamps)."""
     require_transcribe(task, loaded.spec.label)
     refuse_timestamps(spans is not None, loaded.spec.label)
-    text = " ".join(t.strip() for t in texts if t.strip())
-    ids = loaded.processor.tokenizer.encode(text, add_special_tokens=False) if text else []
+    text = join_texts(texts)
+    ids = text_tokens(loaded, text) if text else []
     dropped = not_text(loaded)
     return [i for i in ids if i not in dropped]
 

@@ -57,9 +57,11 @@ from asrtune.models import (
     refuse_quantization,
     refuse_timestamps,
     require_transcribe,
+    text_tokens,
     token_budget,
     weight_options,
 )
+from asrtune.transcripts import join_texts
 
 log = logging.getLogger("asrtune")
 
@@ -165,10 +167,6 @@ def language_name(language: str) -> str:
     return name
 
 
-def text_tokens(loaded: LoadedModel, text: str) -> list[int]:
-    return loaded.processor.tokenizer.encode(text.strip(), add_special_tokens=False)
-
-
 def encode_labels(
     loaded: LoadedModel,
     texts: Sequence[str],
@@ -187,7 +185,7 @@ def encode_labels(
             "add a 'language' column or pass --language"
         )
     language_name(language)
-    ids = text_tokens(loaded, " ".join(t.strip() for t in texts if t.strip()))
+    ids = text_tokens(loaded, join_texts(texts))
     return [*ids, loaded.processor.tokenizer.eos_token_id]
 
 
@@ -376,8 +374,7 @@ def generate(
     for row in pieces:
         mine = texts[position : position + len(row)]
         position += len(row)
-        joined = " ".join(t for t in mine if t) if len(mine) > 1 else str(mine[0])
-        out.append(Transcript(joined, any(t.capped for t in mine)))
+        out.append(Transcript(join_texts(mine), any(t.capped for t in mine)))
     return out
 
 

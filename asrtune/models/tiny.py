@@ -165,6 +165,11 @@ def _timestamp_tokens() -> list[str]:
     return ["<|%.2f|>" % (i * TIMESTAMP_PRECISION_S) for i in range(N_TIMESTAMPS)]
 
 
+def sample_corpus() -> list[str]:
+    """Every sentence of :data:`SAMPLE_SENTENCES`, the text the tiny tokenizers train on."""
+    return [sentence for sentences in SAMPLE_SENTENCES.values() for sentence in sentences]
+
+
 def train_byte_level_bpe(
     pre_tokenizer: pre_tokenizers.PreTokenizer, corpus: list[str], vocab_size: int
 ) -> tuple[tuple[tuple[str, int], ...], tuple[tuple[str, str], ...]]:
@@ -200,9 +205,8 @@ def _train_bpe(vocab_size: int = BPE_VOCAB_SIZE) -> tuple[tuple[tuple[str, int],
     """A GPT-2 style byte-level BPE on :data:`SAMPLE_SENTENCES` (see
     :func:`train_byte_level_bpe`), with the pre-tokenization Whisper uses (GPT-2 regex,
     byte-level alphabet, no prefix space)."""
-    corpus = [sentence for sentences in SAMPLE_SENTENCES.values() for sentence in sentences]
     return train_byte_level_bpe(
-        pre_tokenizers.ByteLevel(add_prefix_space=False), corpus, vocab_size
+        pre_tokenizers.ByteLevel(add_prefix_space=False), sample_corpus(), vocab_size
     )
 
 

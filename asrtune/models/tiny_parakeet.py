@@ -134,16 +134,12 @@ CTC_SIZES: dict[str, dict[str, Any]] = {
 TDT_DURATIONS = (0, 1, 2, 3, 4)
 
 
-def _training_text() -> list[str]:
-    from asrtune.models.tiny import SAMPLE_SENTENCES
-
-    return [sentence for sentences in SAMPLE_SENTENCES.values() for sentence in sentences]
-
-
 def _bpe(special_tokens: list[str]):
     """A ``tokenizers.Tokenizer`` with :data:`TEXT_VOCAB_SIZE` BPE tokens, ``special_tokens``
     first (ids 0, 1, ...); trained offline, deterministic."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+    from asrtune.models.tiny import sample_corpus
 
     tok = Tokenizer(models.BPE(unk_token=UNK_TOKEN))
     tok.normalizer = normalizers.NFKC()
@@ -157,7 +153,7 @@ def _bpe(special_tokens: list[str]):
         limit_alphabet=len(alphabet),
         show_progress=False,
     )
-    tok.train_from_iterator(_training_text(), trainer=trainer)
+    tok.train_from_iterator(sample_corpus(), trainer=trainer)
     if tok.get_vocab_size() > TEXT_VOCAB_SIZE:  # pragma: no cover - the trainer's bound
         raise RuntimeError("the tiny Parakeet vocabulary came out too large")
     return tok

@@ -114,11 +114,10 @@ CHAT_TEMPLATE = (
 
 
 def _training_text() -> list[str]:
-    from asrtune.models.tiny import SAMPLE_SENTENCES
+    from asrtune.models.tiny import sample_corpus
 
-    sentences = [sentence for sentences in SAMPLE_SENTENCES.values() for sentence in sentences]
     # each line twice: the BPE trainer merges pairs seen at least twice
-    return sentences + [f"language {name}" for name in _LANGUAGE_LINES] * 2
+    return sample_corpus() + [f"language {name}" for name in _LANGUAGE_LINES] * 2
 
 
 @cache

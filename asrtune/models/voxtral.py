@@ -43,6 +43,7 @@ from asrtune.models import (
     processor_from_first,
     refuse_timestamps,
     require_transcribe,
+    text_tokens,
     token_budget,
     weight_options,
 )
@@ -207,10 +208,6 @@ def language_code(language: str) -> str:
             f"Voxtral takes ISO 639-1 language codes (en, fr, ...), not {language!r}"
         )
     return key
-
-
-def text_tokens(loaded: LoadedModel, text: str) -> list[int]:
-    return loaded.processor.tokenizer.encode(text.strip(), add_special_tokens=False)
 
 
 def encode_labels(
