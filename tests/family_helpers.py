@@ -1,11 +1,16 @@
-"""Steps the tests of several model families share: training a tiny model from the command
-line, and running a model card's usage code with plain transformers, as a reader would."""
+"""Steps the tests of several model families share: staying offline, training a tiny model
+from the command line, running a model card's usage code and importing a demo app with plain
+transformers, as a reader would."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
+import sys
+import uuid
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -14,6 +19,33 @@ import torch
 from safetensors.torch import load_file
 
 from tests.conftest import FAST_TRAINING, tone
+
+
+def stay_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No request leaves the machine: huggingface_hub stops at its network boundary, and
+    no token is set."""
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+
+
+def import_demo_app(
+    app_py: Path, monkeypatch: pytest.MonkeyPatch, model_id: str | None = None
+) -> ModuleType:
+    """A demo app written by ``asrtune demo-app``, imported as a fresh module, with
+    ``MODEL_ID`` set to ``model_id`` (None: the app's own model)."""
+    if model_id is None:
+        monkeypatch.delenv("MODEL_ID", raising=False)
+    else:
+        monkeypatch.setenv("MODEL_ID", model_id)
+    name = f"asrtune_demo_app_{uuid.uuid4().hex}"
+    spec = importlib.util.spec_from_file_location(name, app_py)
+    module = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(module)
+    sys.modules.pop(name, None)
+    return module
 
 
 def train_from_cli(
@@ -44,13 +76,11 @@ def run_card_usage(
     on a 1.2-s stereo 22.05-kHz clip, with the repo id and "audio.wav" replaced by the
     upload folder and the clip. Returns the card, what the code printed, and the clip as
     the code reads it (mono 16 kHz)."""
-    import huggingface_hub.constants
     import soxr
 
     from asrtune.cli import main
 
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.delenv("HF_TOKEN", raising=False)
+    stay_offline(monkeypatch)
     speech = tmp_path / "stereo.wav"
     sf.write(speech, tone(1.2, 330.0, rate=22050, channels=2), 22050)
     dst, repo = tmp_path / "upload", argv[0]

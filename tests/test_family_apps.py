@@ -4,11 +4,8 @@ text ``asrtune transcribe`` gives."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import sys
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -19,24 +16,12 @@ import asrtune
 from asrtune.cli import main
 from asrtune.models import FAMILIES
 from tests.conftest import FAST_TRAINING, tone, write_dataset
+from tests.family_helpers import import_demo_app, stay_offline
 
 
 @pytest.fixture(autouse=True)
 def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    import huggingface_hub.constants
-
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.delenv("HF_TOKEN", raising=False)
-
-
-def _import_app(app_py: Path) -> object:
-    name = f"asrtune_family_app_{uuid.uuid4().hex}"
-    spec = importlib.util.spec_from_file_location(name, app_py)
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
-    sys.modules.pop(name, None)
-    return module
+    stay_offline(monkeypatch)
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))
@@ -74,8 +59,7 @@ def test_make_tiny_train_eval_and_the_demo_app_from_the_cli(
     app_text = (app_dir / "app.py").read_text()
     assert not re.search(r"^\s*(import|from) asrtune", app_text, re.M)
     monkeypatch.setenv("ASR_VAD", "0")  # a tone is no speech: decode it whole
-    monkeypatch.delenv("MODEL_ID", raising=False)
-    app = _import_app(app_dir / "app.py")
+    app = import_demo_app(app_dir / "app.py", monkeypatch)
     assert app.LANGUAGE == "en"
     audio, rate = sf.read(clip, dtype="float32")
     assert app.transcribe((rate, audio)).strip() == expected.strip()

@@ -7,10 +7,7 @@ import importlib.util
 import json
 import re
 import shutil
-import sys
-import uuid
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
@@ -22,6 +19,7 @@ from asrtune.errors import AsrtuneError
 from asrtune.publish.card import base_license, front_matter
 from asrtune.publish.families import recipe_for
 from tests.conftest import tone
+from tests.family_helpers import import_demo_app, stay_offline
 
 TOKEN = "hf_asrtuneTestSecret" + "0123456789abcdef"
 REPO = "someone/tiny-ft"
@@ -44,11 +42,7 @@ TRAIN = [
 
 @pytest.fixture(autouse=True)
 def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No request leaves the machine: huggingface_hub stops at its network boundary."""
-    import huggingface_hub.constants
-
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.delenv("HF_TOKEN", raising=False)
+    stay_offline(monkeypatch)
 
 
 @pytest.fixture(scope="module")
@@ -377,19 +371,6 @@ def test_push_of_a_runs_merged_folder_keeps_the_runs_card(lora_out: Path, tmp_pa
 # --------------------------------------------------------------------------- demo app
 
 
-def _import_app(app_py: Path, monkeypatch: pytest.MonkeyPatch, model_id: str | None) -> ModuleType:
-    if model_id is None:
-        monkeypatch.delenv("MODEL_ID", raising=False)
-    else:
-        monkeypatch.setenv("MODEL_ID", model_id)
-    name = f"asrtune_demo_app_{uuid.uuid4().hex}"
-    spec = importlib.util.spec_from_file_location(name, app_py)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    sys.modules.pop(name, None)
-    return module
-
-
 def test_demo_app_transcribes_with_the_fine_tuned_model(
     lora_out: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, speech_file: Path
 ) -> None:
@@ -409,13 +390,13 @@ def test_demo_app_transcribes_with_the_fine_tuned_model(
 
     audio = (16000, (tone(1.5, 250.0) * 32767).astype(np.int16))  # what gr.Audio gives
     monkeypatch.setenv("ASR_VAD", "0")  # a tone is no speech: decode it whole
-    bundled = _import_app(app_dir / "app.py", monkeypatch, None)
+    bundled = import_demo_app(app_dir / "app.py", monkeypatch, None)
     assert bundled.MODEL_ID == "model" and bundled.LANGUAGE == "en"
     text = bundled.transcribe(audio)
     assert isinstance(text, str) and bundled.transcribe(None) == ""
     assert isinstance(bundled.transcribe(str(speech_file)), str)
     # MODEL_ID pointing at the LoRA folder: adapter merged onto its base, same text
-    adapter = _import_app(app_dir / "app.py", monkeypatch, str(lora_out))
+    adapter = import_demo_app(app_dir / "app.py", monkeypatch, str(lora_out))
     assert adapter.adapter_base(str(lora_out)) is not None
     assert adapter.transcribe(audio) == text
     if importlib.util.find_spec("gradio") is not None:
@@ -433,7 +414,7 @@ def test_demo_app_skips_non_speech_and_cuts_long_speech_with_vad(
     assert main(["demo-app", str(lora_out), str(app_dir)]) == 0
     assert "silero-vad" in (app_dir / "requirements.txt").read_text().split()
     monkeypatch.delenv("ASR_VAD", raising=False)  # on by default
-    app = _import_app(app_dir / "app.py", monkeypatch, None)
+    app = import_demo_app(app_dir / "app.py", monkeypatch, None)
     assert app.VAD
     hum = 0.1 * np.sin(2 * np.pi * 50 * np.arange(3 * 16000) / 16000)
     assert app.transcribe((16000, hum.astype(np.float32))) == ""
@@ -517,8 +498,8 @@ def test_voxtral_card_app_and_export(
     app_dir = tmp_path / "space"
     assert main(["demo-app", str(voxtral_lora_out), str(app_dir)]) == 0  # merged copy
     audio = (16000, tone(1.0, 300.0))
-    bundled = _import_app(app_dir / "app.py", monkeypatch, None)
-    adapter = _import_app(app_dir / "app.py", monkeypatch, str(voxtral_lora_out))
+    bundled = import_demo_app(app_dir / "app.py", monkeypatch, None)
+    adapter = import_demo_app(app_dir / "app.py", monkeypatch, str(voxtral_lora_out))
     assert adapter.adapter_base(str(voxtral_lora_out)) == base
     assert isinstance(bundled.transcribe(audio), str)
     assert adapter.transcribe(audio) == bundled.transcribe(audio)

@@ -29,6 +29,7 @@ from asrtune.trainer import AsrTrainer, summed_token_loss
 from asrtune.training_data import admit_rows
 from tests.conftest import FAST_TRAINING as FAST
 from tests.conftest import make_talkative, tone, write_dataset
+from tests.family_helpers import stay_offline
 
 #: What the real Qwen/Qwen3-ASR-*-hf processors render for one audio without a language
 #: (transformers' tests/models/qwen3_asr/test_processing_qwen3_asr.py::test_chat_template).
@@ -359,10 +360,7 @@ def test_cli_make_tiny_train_eval_transcribe(
 def test_push_dry_run_card_runs_with_plain_transformers(
     tiny_qwen3_asr: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    import huggingface_hub.constants
-
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.delenv("HF_TOKEN", raising=False)
+    stay_offline(monkeypatch)
     speech = tmp_path / "stereo.wav"
     sf.write(speech, tone(1.2, 330.0, rate=22050, channels=2), 22050)
     dst = tmp_path / "upload"
