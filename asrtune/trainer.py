@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from accelerate.data_loader import prepare_data_loader
 from transformers import Trainer, TrainerCallback
 
+from asrtune.checkpoints import CrashConsistentCheckpoints
 from asrtune.data.batching import DurationBatchSampler
 from asrtune.data.manifest import Row
 from asrtune.data.sharding import (
@@ -155,9 +156,11 @@ def summed_transducer_loss(
 FRAME_LEVEL_LOSSES = {"ctc": summed_ctc_loss, "transducer": summed_transducer_loss}
 
 
-class AsrTrainer(Trainer):
+class AsrTrainer(CrashConsistentCheckpoints, Trainer):
     """A Trainer whose evaluation is generation + corpus WER/CER (the same code as
     ``asrtune eval``), so best-checkpoint selection by WER needs no extra machinery.
+    Checkpoints are written aside and renamed into place once complete
+    (:class:`~asrtune.checkpoints.CrashConsistentCheckpoints`).
 
     Each evaluation also logs ``eval_train_seconds``: training time so far, evaluation
     excluded (time-to-WER curves).

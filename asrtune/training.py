@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,8 +22,8 @@ from typing import Any
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import Trainer, set_seed
-from transformers.trainer_utils import get_last_checkpoint
 
+from asrtune.checkpoints import newest_complete_checkpoint, staged_output
 from asrtune.config import TrainJob
 from asrtune.data.manifest import Row
 from asrtune.data.windows import Example
@@ -32,7 +33,7 @@ from asrtune.guards import GUARDED, change, guard_report
 from asrtune.inference import DecodingOptions
 from asrtune.metrics import headline_metric
 from asrtune.models import LoadedModel, load_model
-from asrtune.processes import is_main_process
+from asrtune.processes import all_processes, is_main_process
 from asrtune.trainer import AsrTrainer
 from asrtune.training_data import (
     SkipLog,
@@ -206,31 +207,53 @@ def loss_examples(loaded: LoadedModel, rows: list[Row], task: str) -> list[Examp
 
 
 def resume_checkpoint(job: TrainJob) -> str | None:
+    """With ``--resume``, the newest complete ``checkpoint-N`` in OUT (see
+    :mod:`asrtune.checkpoints`), chosen by the main process for all of them; incomplete
+    newer ones are named in one warning. No complete one is an error: resuming with a
+    fresh optimizer, or starting over, is never done silently."""
     if not job.run.resume:
         return None
     out = Path(job.training.output_dir)
-    last = get_last_checkpoint(str(out)) if out.is_dir() else None
-    if last is None:
+    if not (out.is_dir() and any(out.glob("checkpoint-*"))):
         raise AsrtuneError(f"--resume: no checkpoint-* folder in {out}")
-    log.info("resuming from %s", last)
-    return last
+    point = all_processes(newest_complete_checkpoint(out) if is_main_process() else None)[0]
+    if point.checkpoint is None:
+        raise AsrtuneError(
+            f"--resume: no complete checkpoint in {out}: {point.describe_passed_over()}; "
+            "run without --resume to start over"
+        )
+    if point.passed_over and is_main_process():
+        log.warning(
+            "--resume: passing over incomplete %s; resuming from %s",
+            point.describe_passed_over(),
+            point.checkpoint.name,
+        )
+    log.info("resuming from %s", point.checkpoint)
+    return str(point.checkpoint)
 
 
 def save_outputs(job: TrainJob, loaded: LoadedModel, trainer: AsrTrainer) -> None:
-    """Final model + processor in OUT (LoRA: the adapter); --merge adds OUT/merged."""
+    """Final model + processor in OUT (LoRA: the adapter); --merge adds OUT/merged.
+
+    Each is written aside first and moved into place once complete (see
+    :func:`asrtune.checkpoints.staged_output`): a kill during the save leaves the model
+    that was in OUT before as it was."""
     out = Path(job.training.output_dir)
-    trainer.save_model(str(out))  # the Trainer saves in the main process only
-    if is_main_process():
-        loaded.processor.save_pretrained(str(out))
-        if job.model.lora:  # the adapter's decoding settings (the base's, or changed)
-            loaded.model.generation_config.save_pretrained(str(out))
+    main, wait = is_main_process(), trainer.accelerator.wait_for_everyone
+    with staged_output(out, main, wait) as staged:
+        trainer.save_model(str(staged))  # the Trainer saves in the main process only
+        if main:
+            loaded.processor.save_pretrained(str(staged))
+            if job.model.lora:  # the adapter's decoding settings (the base's, or changed)
+                loaded.model.generation_config.save_pretrained(str(staged))
     if job.model.lora and job.model.merge:
         merged = LoadedModel(
             loaded.model.merge_and_unload(), loaded.processor, loaded.family, str(out)
         )
-        if is_main_process():
-            loaded.adapter.save(merged, out / "merged")
-            log.info("merged model written to %s", out / "merged")
+        with staged_output(out / "merged", main, wait) as staged:
+            if main:
+                loaded.adapter.save(merged, staged)
+                log.info("merged model written to %s", out / "merged")
         loaded.model = merged.model
 
 
@@ -249,10 +272,13 @@ def final_evaluation(trainer: AsrTrainer) -> EvalResult:
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write ``data`` as indented JSON (in the main process only)."""
+    """Write ``data`` as indented JSON (in the main process only), through a temporary
+    file renamed over ``path``: a kill leaves the previous file or the new one."""
     if not is_main_process():
         return
-    path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    os.replace(partial, path)
 
 
 def train(job: TrainJob, trainer_hook: Callable[[AsrTrainer], None] | None = None) -> TrainResult:
