@@ -262,7 +262,11 @@ class RunConfig:
         default=None, metadata={"help": "YAML file of any of these options; flags override it."}
     )
     resume: bool = field(
-        default=False, metadata={"help": "Continue from the last checkpoint in --output_dir."}
+        default=False,
+        metadata={
+            "help": "Continue from the newest complete checkpoint in --output_dir "
+            "(incomplete ones are named and passed over)."
+        },
     )
 
 

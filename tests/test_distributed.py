@@ -17,10 +17,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from asrtune.checkpoints import STAGING
 from asrtune.cli import main
 from asrtune.models import FAMILIES
 from asrtune.models.tiny_voxtral import make_tiny_voxtral
 from tests.conftest import write_dataset
+from tests.test_checkpoints import KILL_IN_SAVE
 
 REPO = Path(__file__).resolve().parents[1]
 # SGD and a constant rate: equal gradients give equal weights, with no Adam normalization
@@ -233,25 +235,61 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def test_kill_9_after_a_checkpoint_then_resume_ends_like_an_uninterrupted_run(
-    tiny_whisper: Path, nine_clips: Path, tmp_path: Path
-) -> None:
+@pytest.fixture(scope="module")
+def kill_args(tiny_whisper: Path, nine_clips: Path) -> list[str]:
+    """9 steps of 2 processes × 2, a checkpoint every 2 steps."""
     args = ["train", "--model", str(tiny_whisper), "--train-manifest", str(nine_clips), *EXACT]
     args += ["--num_train_epochs", "3", "--per_device_train_batch_size", "2"]
-    args += ["--save_strategy", "steps", "--save_steps", "2"]
-    _torchrun([*args, "--output_dir", str(tmp_path / "whole")])
+    return [*args, "--save_strategy", "steps", "--save_steps", "2"]
 
+
+@pytest.fixture(scope="module")
+def whole_2x2(kill_args: list[str], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The run the killed ones are compared with, uninterrupted."""
+    out = tmp_path_factory.mktemp("runs") / "whole"
+    _torchrun([*kill_args, "--output_dir", str(out)])
+    return out
+
+
+def test_kill_9_after_a_checkpoint_then_resume_ends_like_an_uninterrupted_run(
+    kill_args: list[str], whole_2x2: Path, tmp_path: Path
+) -> None:
     killer = tmp_path / "killer.py"
     killer.write_text(KILLER.format(step=5))
     broken = tmp_path / "broken"
-    process = _launch([*args, "--output_dir", str(broken)], script=str(killer))
+    process = _launch([*kill_args, "--output_dir", str(broken)], script=str(killer))
     output, _ = process.communicate(timeout=600)
     assert process.returncode != 0 and "SIGKILL" in output, output[-3000:]
     assert (broken / "checkpoint-4").is_dir() and not (broken / "train_results.json").exists()
 
-    _torchrun([*args, "--output_dir", str(broken), "--resume"])
-    assert _results(broken)["global_step"] == _results(tmp_path / "whole")["global_step"] == 9
-    _assert_same_weights(tmp_path / "whole", broken)
+    _torchrun([*kill_args, "--output_dir", str(broken), "--resume"])
+    assert _results(broken)["global_step"] == _results(whole_2x2)["global_step"] == 9
+    _assert_same_weights(whole_2x2, broken)
+
+
+def test_kill_9_during_a_checkpoint_save_then_resume_ends_like_an_uninterrupted_run(
+    kill_args: list[str], whole_2x2: Path, tmp_path: Path
+) -> None:
+    """The main process is killed while checkpoint-4 is being written (model and
+    optimizer done, trainer state not): checkpoint-2 is the one to resume from, and
+    every process resumes from it."""
+    killer = tmp_path / "kill_in_save.py"
+    killer.write_text(KILL_IN_SAVE.format(where="checkpoint", step=4))
+    broken = tmp_path / "broken"
+    process = _launch([*kill_args, "--output_dir", str(broken)], script=str(killer))
+    output, _ = process.communicate(timeout=600)
+    assert process.returncode != 0 and "SIGKILL" in output, output[-3000:]
+    assert (broken / STAGING / "checkpoint-4" / "optimizer.pt").is_file()
+    assert not (broken / "checkpoint-4").exists()
+
+    _torchrun([*kill_args, "--output_dir", str(broken), "--resume"])
+    assert _results(broken)["global_step"] == 9
+    _assert_same_weights(whole_2x2, broken)
+    # renamed into place once both processes had written their RNG states
+    assert {p.name for p in (broken / "checkpoint-8").glob("rng_state_*.pth")} == {
+        "rng_state_0.pth",
+        "rng_state_1.pth",
+    }
 
 
 def test_a_stream_is_split_between_processes_and_every_skip_is_reported(
