@@ -225,6 +225,29 @@ def test_kill_9_during_a_checkpoint_save_then_resume_ends_like_an_uninterrupted_
     assert not (out / STAGING).exists()
 
 
+def test_kill_9_during_a_lora_checkpoint_save_then_resume_ends_like_an_uninterrupted_run(
+    train_args: list[str], tmp_path: Path
+) -> None:
+    """A LoRA checkpoint holds the adapter's weights, not the model's: it is complete with
+    them, and the resumed adapter is the uninterrupted run's."""
+    lora = [*train_args, "--lora", "--learning_rate", "1e-2"]
+    whole = tmp_path / "whole"
+    assert main([*lora, "--output_dir", str(whole)]) == 0
+    out = tmp_path / "out"
+    run_killed([*lora, "--output_dir", str(out)], "checkpoint", 4, tmp_path)
+    assert not (out / "checkpoint-4").exists()
+    assert (out / "checkpoint-2" / "adapter_model.safetensors").is_file()
+    assert not (out / "checkpoint-2" / "model.safetensors").exists()
+    assert checkpoint_problem(out / "checkpoint-2") is None
+    assert main([*lora, "--output_dir", str(out), "--resume"]) == 0
+    assert _step(out) == 6
+    first = load_file(str(whole / "adapter_model.safetensors"))
+    second = load_file(str(out / "adapter_model.safetensors"))
+    assert first.keys() == second.keys()
+    for key in first:
+        torch.testing.assert_close(first[key], second[key], atol=1e-6, rtol=1e-5, msg=key)
+
+
 def test_kill_9_during_the_final_save_leaves_the_previous_model_whole(
     whole: Path, train_args: list[str], tmp_path: Path
 ) -> None:

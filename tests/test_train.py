@@ -200,6 +200,7 @@ def test_eval_each_epoch_best_by_wer_and_resume(
     # the epochs score differently, so picking the worse one would be seen
     assert len(evals) == 2 and evals[0] != evals[1]
     assert state["best_metric"] == min(evals)
+    assert Path(state["best_model_checkpoint"]).parent == out  # not where it was written
     assert report["wer"] == min(evals)  # the saved model is the best checkpoint's
     assert all("eval_loss" in e for e in state["log_history"] if "eval_wer" in e)
     assert main([*args, "--num_train_epochs", "3", "--resume"]) == 0
