@@ -25,7 +25,7 @@ import os
 import re
 import shutil
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -222,7 +222,7 @@ def move_files_into(staged: Path, final: Path) -> None:
 
 
 @contextlib.contextmanager
-def staged_output(final: Path, main: bool, wait: Any) -> Iterator[Path]:
+def staged_output(final: Path, main: bool, wait: Callable[[], None]) -> Iterator[Path]:
     """A fresh folder to write ``final``'s new files in (every process gets its path);
     when the block ends, all processes have finished (``wait()``, a barrier) and the main
     one moves the files into ``final`` (:func:`move_files_into`). An exception in the

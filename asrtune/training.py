@@ -23,7 +23,7 @@ import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import Trainer, set_seed
 
-from asrtune.checkpoints import newest_complete_checkpoint, staged_output
+from asrtune.checkpoints import checkpoint_folders, newest_complete_checkpoint, staged_output
 from asrtune.config import TrainJob
 from asrtune.data.manifest import Row
 from asrtune.data.windows import Example
@@ -214,7 +214,7 @@ def resume_checkpoint(job: TrainJob) -> str | None:
     if not job.run.resume:
         return None
     out = Path(job.training.output_dir)
-    if not (out.is_dir() and any(out.glob("checkpoint-*"))):
+    if not (out.is_dir() and checkpoint_folders(out)):
         raise AsrtuneError(f"--resume: no checkpoint-* folder in {out}")
     point = all_processes(newest_complete_checkpoint(out) if is_main_process() else None)[0]
     if point.checkpoint is None:
