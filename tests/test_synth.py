@@ -135,8 +135,16 @@ def _hang_while_marker_is_missing(conn: object) -> None:
     marker, _, mode = os.environ["ASRTUNE_TEST_HANG"].partition(":")
     if mode == "always" or not Path(marker).exists():
         Path(marker).touch()
+        conn.send(("ready",))  # type: ignore[attr-defined]
         conn.recv()  # type: ignore[attr-defined]
         time.sleep(3600)
+    synth._serve(conn)
+
+
+def _start_slowly(conn: object) -> None:
+    """A stand-in child that takes longer to start than a call may take (a spawned
+    interpreter importing a heavy main module on a busy machine), then serves."""
+    time.sleep(float(os.environ["ASRTUNE_TEST_START_SECONDS"]))
     synth._serve(conn)
 
 
@@ -165,3 +173,14 @@ def test_synthesis_that_keeps_hanging_is_a_clear_error(
     process = synth._SynthProcess(target=_hang_while_marker_is_missing)
     with pytest.raises(AsrtuneError, match="espeak-ng failed 2 times"):
         process.synth("restart the gateway", VoiceStyle("en", 175, 50))
+
+
+def test_a_slow_start_is_not_a_hang(
+    short_deadline: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ASRTUNE_TEST_START_SECONDS", "3")  # the call deadline is 2 s
+    monkeypatch.setattr(synth, "_ATTEMPTS", 1)
+    process = synth._SynthProcess(target=_start_slowly)
+    pcm, rate = process.synth("restart the gateway", VoiceStyle("en", 175, 50))
+    assert len(pcm) > rate // 4
+    process._stop()

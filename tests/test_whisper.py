@@ -325,3 +325,30 @@ def test_timestamps_mark_each_utterance_in_a_share_of_the_windows(
             assert (marked > 0) == (notimestamps not in inputs)  # one layout or the other
             assert marked % 2 == 0  # each utterance's start and end
     assert len(modes) >= 6 and any(modes) and not all(modes), modes
+
+
+def test_generation_prints_no_deprecation_warning_of_whisper_s_own_call(
+    tiny_whisper: Path,
+) -> None:
+    """transformers' Whisper generate passes suppress_tokens beside its generation config
+    in every call; the deprecation warning that triggers is not the user's to act on."""
+    import logging
+
+    class Collect(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__()
+            self.messages: list[str] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.messages.append(record.getMessage())
+
+    logger, collect = logging.getLogger("transformers.generation.utils"), Collect()
+    logger.addHandler(collect)
+    logging.Logger.warning_once.cache_clear()  # type: ignore[attr-defined]
+    try:
+        loaded = load_model(str(tiny_whisper))
+        W.generate(loaded, [tone(2, 300), tone(40, 400)], "en", "transcribe", max_new_tokens=4)
+        W.generate_segments(loaded, [tone(2, 300)], "en", "transcribe", max_new_tokens=4)
+    finally:
+        logger.removeHandler(collect)
+    assert not [m for m in collect.messages if "Passing `generation_config` together" in m]

@@ -175,12 +175,21 @@ _VARIANTS: list[str] | None = None
 _CALL_SECONDS = 10.0
 _CALL_SECONDS_PER_CHAR = 0.02
 _ATTEMPTS = 3
+# Seconds a new child may take to start (a spawned interpreter imports the caller's main
+# module first: seconds on a busy machine); not counted against a call's deadline.
+_START_SECONDS = 300.0
 
 
 def _serve(conn: Any) -> None:
-    """Child process: answer each ``(text, style)`` with ``("ok", pcm, rate)`` or
-    ``("error", message)``; stop at ``None``."""
-    engine = _Espeak()
+    """Child process: say ``("ready",)`` once the library is loaded (or ``("error",
+    message)`` if it cannot be), then answer each ``(text, style)`` with ``("ok", pcm,
+    rate)`` or ``("error", message)``; stop at ``None``."""
+    try:
+        engine = _Espeak()
+    except AsrtuneError as exc:
+        conn.send(("error", str(exc)))
+        return
+    conn.send(("ready",))
     while (request := conn.recv()) is not None:
         try:
             conn.send(("ok", engine.synth(*request), engine.sample_rate))
@@ -202,6 +211,17 @@ class _SynthProcess:
         self.process = context.Process(target=self.target, args=(child,), daemon=True)
         self.process.start()
         child.close()
+        if not self.conn.poll(_START_SECONDS):
+            self._stop()
+            raise AsrtuneError(f"espeak-ng did not start within {_START_SECONDS:.0f} s")
+        try:
+            status, *payload = self.conn.recv()
+        except EOFError:
+            self._stop()
+            raise AsrtuneError("espeak-ng exited while starting") from None
+        if status == "error":
+            self._stop()
+            raise AsrtuneError(payload[0])
 
     def _stop(self) -> None:
         self.process.kill()

@@ -8,6 +8,7 @@ token is never part of the labels.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,34 @@ TRAINING_MIX = {
 }
 GPU_INFERENCE_DTYPE = "float16"  # openai-whisper's own default on CUDA
 TIMESTAMP_STEP_SECONDS = 0.02
+
+
+class _WhisperOwnGenerateCall(logging.Filter):
+    """Drops transformers' "Passing `generation_config` together with generation-related
+    arguments" deprecation warning when it names only ``suppress_tokens`` /
+    ``begin_suppress_tokens``: Whisper's own ``generate`` (transformers 5.25,
+    ``generation_whisper.py``) passes both beside its generation config in every call,
+    whatever the caller does, so the warning tells a user nothing they could change."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (
+            message.startswith("Passing `generation_config` together with")
+            and "suppress_tokens" in message
+            and "arguments=({" in message
+            and _only_suppress_tokens(message)
+        )
+
+
+def _only_suppress_tokens(message: str) -> bool:
+    named = message.split("arguments=({", 1)[1].split("})", 1)[0]
+    return {name.strip(" '\"") for name in named.split(",")} <= {
+        "suppress_tokens",
+        "begin_suppress_tokens",
+    }
+
+
+logging.getLogger("transformers.generation.utils").addFilter(_WhisperOwnGenerateCall())
 
 
 def load_processor(path: str, fallback: str | None = None) -> WhisperProcessor:
