@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -85,6 +86,19 @@ def format_table(baseline: EvalResult, finetuned: EvalResult, guards: dict | Non
     return "\n".join(lines)
 
 
+def remove_checkpoints(model_dir: Path) -> int:
+    """Delete the training checkpoints (each a model copy with its optimizer state) under
+    ``model_dir``: the demo keeps only its final model. Returns how many were removed."""
+    folders = [p for p in model_dir.glob("checkpoint-*") if p.is_dir()]
+    for folder in folders:
+        shutil.rmtree(folder)
+    if folders:
+        log.info(
+            "removed %d checkpoint(s) with optimizer state; the final model stays", len(folders)
+        )
+    return len(folders)
+
+
 def run_demo(options: DemoOptions = DemoOptions()) -> DemoResult:
     from asrtune.data.demo_corpus import make_demo_dataset
 
@@ -104,7 +118,8 @@ def run_demo(options: DemoOptions = DemoOptions()) -> DemoResult:
     guard_manifest = out / "data" / "guard" / "manifest.jsonl"
     log.info("[3/5] evaluating the baseline")
     baseline = evaluate(str(base), test_manifest, output=out / "baseline_report.json")
-    log.info("baseline WER %.1f%%; [4/5] fine-tuning", 100 * baseline.score.wer)
+    log.info("baseline WER %.1f%%", 100 * baseline.score.wer)
+    log.info("[4/5] fine-tuning")
     model_dir = out / ("model-lora" if options.lora else "model")
     rate = {} if options.learning_rate is None else {"learning_rate": options.learning_rate}
     result = api_train(
@@ -124,6 +139,7 @@ def run_demo(options: DemoOptions = DemoOptions()) -> DemoResult:
     assert result.eval_result is not None
     # beside the model, so `asrtune push` puts the before/after comparison on the card
     write_report(baseline, model_dir / "baseline_results.json", {"model": str(base)})
+    remove_checkpoints(model_dir)
     log.info("[5/5] done")
     table = format_table(baseline, result.eval_result, result.guards)
     summary = {

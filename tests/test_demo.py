@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,10 @@ import pytest
 from asrtune.cli import main
 
 
-def test_demo_runs_the_whole_journey(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_demo_runs_the_whole_journey(
+    tmp_path: Path, capsys: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="asrtune")
     out = tmp_path / "demo"
     assert (
         main(
@@ -47,3 +51,7 @@ def test_demo_runs_the_whole_journey(tmp_path: Path, capsys: pytest.CaptureFixtu
     model = out / "model"
     assert (model / "model.safetensors").is_file()
     assert (model / "baseline_results.json").is_file()  # for the model card's before/after
+    assert not list(model.glob("checkpoint-*"))  # only the final model is kept
+    # one step a line: each "[n/5]" starts its own message
+    steps = [m for m in caplog.messages if "[" in m and "/5]" in m]
+    assert [m[:5] for m in steps] == ["[1/5]", "[2/5]", "[3/5]", "[4/5]", "[5/5]"]
