@@ -18,7 +18,8 @@ from asrtune.data.nonspeech import noise_files
 from asrtune.data.rows import LoadedRows, combine, load_rows
 from asrtune.data.sources import stream_source
 from asrtune.data.streaming import Stream, StreamingWindows
-from asrtune.data.windows import Example, TrainingMix, WindowDataset
+from asrtune.data.windows import Example, TrainingMix
+from asrtune.dataset import WindowDataset
 from asrtune.errors import AsrtuneError
 from asrtune.guards import parse_guards
 from asrtune.metrics import is_nonspeech
