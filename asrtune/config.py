@@ -1,26 +1,32 @@
-"""Training configuration: asrtune's dataclasses + transformers' Seq2SeqTrainingArguments.
+"""Training configuration: asrtune's dataclasses, its training arguments (:class:`TrainConfig`,
+a subclass of transformers' Seq2SeqTrainingArguments) and the ``asrtune train`` parser.
 
-Sources, later wins: the field defaults (asrtune's own where it deliberately differs from
-transformers, see :data:`TRAINING_DEFAULTS`), a YAML file (``--config``), command-line
-flags, and for the Python API keyword arguments. Unknown keys are an error everywhere.
+Sources, later wins: the field defaults (:class:`TrainConfig` states where asrtune's differ
+from transformers'), a YAML file (``--config``), command-line flags, and for the Python API
+keyword arguments. Unknown keys are an error everywhere. Every flag's help is its field's
+``metadata["help"]``; defaults that depend on the model, the data or the machine are None in
+the fields, resolved when the job is built (:func:`resolve_training_values`) and described
+in ``--help`` by :func:`resolved_defaults`, built when help is printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import logging
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import yaml
 from transformers import HfArgumentParser, Seq2SeqTrainingArguments
+from transformers.trainer_utils import IntervalStrategy, SaveStrategy
 
-from asrtune.commands.help import DefaultsHelpFormatter
-from asrtune.data.rows import eval_source
+from asrtune.data.sources import HubOptions, SourceSpec, parse_source
 from asrtune.errors import AsrtuneError
+from asrtune.help_format import DefaultsHelpFormatter
 from asrtune.models import FAMILIES, PRECISIONS, detect_family, family_spec
 from asrtune.processes import launched_world_size
 
@@ -165,7 +171,9 @@ class DataConfig:
         metadata={
             "help": "Guard set NAME=SOURCE (repeatable): general speech the model must not "
             "forget (other voices, other topics). Evaluated on the base model before "
-            "training and at every evaluation; reported as the change from the base model."
+            "training and at every evaluation; reported as the change from the base model.",
+            # --guard a=x --guard b=y, as well as --guard a=x b=y
+            "action": "extend",
         },
     )
     max_guard_regression: float | None = field(
@@ -256,6 +264,41 @@ class DataConfig:
             )
 
 
+def hub_options(data: DataConfig, streaming: bool | None = None) -> HubOptions:
+    return HubOptions(
+        audio_column=data.audio_column,
+        text_column=data.text_column,
+        streaming=data.streaming if streaming is None else streaming,
+        granary_audio_root=data.granary_audio_root,
+    )
+
+
+def training_sources(data: DataConfig) -> list[SourceSpec]:
+    """The training sources named by the config, with their mixing weights."""
+    main: list[SourceSpec] = []
+    if data.train_manifest:
+        main.append(parse_source(data.train_manifest))
+    if data.dataset:
+        main.append(SourceSpec("hub", data.dataset, data.dataset_config, data.split))
+    if data.granary:
+        main.append(SourceSpec("granary", data.granary, None, data.split))
+    extra = [parse_source(text) for text in data.mix or []]
+    share = sum(s.weight for s in extra)
+    if main and extra and share < 1:
+        main = [replace(s, weight=(1 - share) / len(main)) for s in main]
+    return main + extra
+
+
+def eval_source(data: DataConfig) -> SourceSpec | None:
+    if data.eval_manifest:
+        return parse_source(data.eval_manifest)
+    if data.eval_split and data.dataset:
+        return SourceSpec("hub", data.dataset, data.dataset_config, data.eval_split)
+    if data.eval_split and data.granary:
+        return SourceSpec("granary", data.granary, None, data.eval_split)
+    return None
+
+
 @dataclass
 class RunConfig:
     config: str | None = field(
@@ -287,6 +330,11 @@ def bf16_available() -> bool:
     return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
 
 
+def default_bf16(fp16: bool, use_cpu: bool) -> bool:
+    """bf16 unless fp16 was asked for, or the CPU, or the machine cannot (bf16_available)."""
+    return bf16_available() and not fp16 and not use_cpu
+
+
 #: The learning rate each method trains with unless told otherwise; a family's
 #: ``LORA_LEARNING_RATE`` takes LoRA's place for its models (benchmarks/lora_lr.py measured
 #: Whisper's: see docs/benchmarks.md).
@@ -307,56 +355,228 @@ def default_learning_rate(model: ModelConfig) -> float:
 #: Metrics a best checkpoint can be chosen by; evaluation logs each as ``eval_<name>``.
 BEST_MODEL_METRICS = ("wer", "cer", "wer_unnormalized", "loss")
 
-# Where asrtune's defaults differ from transformers', on purpose. A training item is a
-# packed 30-s window holding ~5-7 short utterances, so batch 4 is ~25 utterances a step.
-# None: resolved when the job is built (see RESOLVED_DEFAULTS).
-TRAINING_DEFAULTS: dict[str, Any] = {
-    "per_device_train_batch_size": 4,
-    "per_device_eval_batch_size": 16,
-    "learning_rate": None,
-    "num_train_epochs": 3,
-    "warmup_steps": 0.1,
-    "logging_steps": 10,
-    "save_strategy": "epoch",
-    "save_total_limit": 2,
-    "report_to": "trackio",
-    "project": "asrtune",
-    "trackio_static_space_id": False,
-    "remove_unused_columns": False,
-    "label_names": ["labels"],
-    "bf16": None,
-    "eval_strategy": None,
-    "load_best_model_at_end": None,
-    "metric_for_best_model": None,
-    "eval_steps": None,
-}
 
-#: How the defaults left None above are resolved when a job is built.
-RESOLVED_DEFAULTS: dict[str, str] = {
-    "learning_rate": f"{LEARNING_RATES['full']:g} (full fine-tuning); with --lora "
-    + ", ".join(f"{family.name} {family.lora_learning_rate:g}" for family in FAMILIES.values()),
-    "bf16": "True on a CUDA GPU with bf16 support, else False",
-    "eval_strategy": "with an eval set: as --save_strategy when that is epoch or steps, "
-    "else epoch; without one: no",
-    "eval_steps": "--save_steps, so evaluation happens when a checkpoint is saved",
-    "load_best_model_at_end": "True with an eval set and checkpoints saved when evaluating "
-    "(or --save_strategy best), else False",
-    **{
-        name: "the model family's: "
-        + ", ".join(
-            f"{family.name} {family.training_mix.get(name, off)}" for family in FAMILIES.values()
+def _optional_flag(help_text: str) -> dict[str, Any]:
+    """Field metadata of a ``bool | None`` option that, like a plain bool, may be given bare
+    (``--bf16``) or with a value (``--bf16 false``): HfArgumentParser passes the metadata on
+    to ``add_argument``."""
+    return {"help": help_text, "nargs": "?", "const": True}
+
+
+@dataclass
+class TrainConfig(Seq2SeqTrainingArguments):
+    """transformers' Seq2SeqTrainingArguments with asrtune's defaults where they differ on
+    purpose (the fields declared here), as trl's ``SFTConfig`` is.
+
+    A training item is a packed 30-s window holding ~5-7 short utterances, so batch 4 is
+    ~25 utterances a step. Fields left None depend on the model, the data or the machine:
+    :func:`build_train_job` resolves them (:func:`resolve_training_values`) before the
+    arguments are built, and ``--help`` describes them (:func:`resolved_defaults`). Built
+    directly (``TrainConfig(output_dir=...)``), they fall back to what holds without a model
+    or an eval set: full fine-tuning's learning rate, no evaluation.
+    """
+
+    per_device_train_batch_size: int = field(
+        default=4,
+        metadata={"help": "Training items (packed 30-s windows when packing) per device and step."},
+    )
+    per_device_eval_batch_size: int = field(
+        default=16, metadata={"help": "Utterances per device in one evaluation batch."}
+    )
+    learning_rate: float | None = field(
+        default=None, metadata={"help": "The initial learning rate for the optimizer."}
+    )
+    num_train_epochs: float = field(
+        default=3, metadata={"help": "Total number of training epochs to perform."}
+    )
+    warmup_steps: float = field(
+        default=0.1,
+        metadata={
+            "help": "Number of steps for a linear warmup from 0 to `learning_rate`. Can be an "
+            "integer (exact steps) or a float in [0, 1) (ratio of total steps)."
+        },
+    )
+    logging_steps: float = field(
+        default=10,
+        metadata={
+            "help": "Log every X updates steps. Should be an integer or a float in range "
+            "`[0,1)`. If smaller than 1, will be interpreted as ratio of total training steps."
+        },
+    )
+    eval_strategy: IntervalStrategy | str | None = field(
+        default=None,
+        metadata={
+            "help": "When to run evaluation. Options: 'no', 'steps', 'epoch'.",
+            "choices": [strategy.value for strategy in IntervalStrategy],
+        },
+    )
+    eval_steps: float | None = field(
+        default=None,
+        metadata={"help": "Update steps between evaluations with --eval_strategy steps."},
+    )
+    save_strategy: SaveStrategy | str = field(
+        default="epoch",
+        metadata={
+            "help": "The checkpoint save strategy to adopt during training. Options: 'no', "
+            "'epoch', 'steps', 'best'."
+        },
+    )
+    save_total_limit: int | None = field(
+        default=2,
+        metadata={
+            "help": "Maximum number of checkpoints to keep. Deletes older checkpoints in "
+            "`output_dir`. The best checkpoint is always retained when "
+            "`load_best_model_at_end=True`."
+        },
+    )
+    bf16: bool | None = field(
+        default=None,
+        metadata=_optional_flag("Enable bfloat16 (BF16) mixed precision training."),
+    )
+    load_best_model_at_end: bool | None = field(
+        default=None,
+        metadata=_optional_flag(
+            "Load the best checkpoint at the end of training. Requires `eval_strategy` to be set."
+        ),
+    )
+    # transformers' own annotations, in its order: HfArgumentParser picks the flag's type by
+    # the position in the union
+    report_to: None | str | list[str] = field(  # noqa: RUF036
+        default="trackio",
+        metadata={
+            "help": "The list of integrations to report the results and logs to: trackio "
+            "logs offline to a local database (`trackio show --project asrtune`); 'all' for "
+            "all installed integrations, 'none' for no integrations."
+        },
+    )
+    project: str = field(
+        default="asrtune",
+        metadata={"help": "The name of the project to use for logging (trackio)."},
+    )
+    trackio_static_space_id: str | None | Literal[False] = field(  # noqa: RUF036
+        default=False,
+        metadata={
+            "help": "Static read-only Trackio Space over the Bucket. False: no static sync on "
+            "Hub push and no freeze after training (asrtune logs offline)."
+        },
+    )
+    remove_unused_columns: bool = field(
+        default=False,
+        metadata={
+            "help": "Whether or not to automatically remove the columns unused by the model "
+            "forward method (asrtune's collators build exactly the model's inputs)."
+        },
+    )
+    label_names: list[str] | None = field(
+        default_factory=lambda: ["labels"],
+        metadata={
+            "help": "The list of keys in your dictionary of inputs that correspond to the labels."
+        },
+    )
+
+    def __post_init__(self) -> None:
+        self._fill_without_job()
+        if self.metric_for_best_model is not None:
+            self.metric_for_best_model = best_model_metric(self.metric_for_best_model)
+        if not self.run_name and self.output_dir:
+            self.run_name = Path(self.output_dir).name
+        if self.dataloader_persistent_workers:
+            log.warning(
+                "--dataloader_persistent_workers ignored: workers start afresh each epoch to "
+                "build that epoch's windows (repacked)"
+            )
+            self.dataloader_persistent_workers = False
+        if cpu_processes_launched():
+            if any(os.environ.get(f"ACCELERATE_USE_{x}") == "true" for x in ("FSDP", "DEEPSPEED")):
+                log.warning("FSDP and DeepSpeed need CUDA GPUs: training with DDP on the CPU")
+            self.use_cpu = True
+            self.ddp_backend = self.ddp_backend or "gloo"
+        super().__post_init__()
+
+    def _fill_without_job(self) -> None:
+        """The defaults left None, where no job resolved them (no model, no eval set)."""
+        if self.learning_rate is None:
+            self.learning_rate = LEARNING_RATES["full"]
+        if self.bf16 is None:
+            self.bf16 = default_bf16(self.fp16, self.use_cpu)
+        if self.eval_strategy is None:
+            self.eval_strategy = "no"
+        if self.load_best_model_at_end is None:
+            self.load_best_model_at_end = False
+
+
+def best_model_metric(name: str) -> str:
+    """``name`` (``wer`` or ``eval_wer``) as one of :data:`BEST_MODEL_METRICS`."""
+    metric = name.removeprefix("eval_")
+    if metric not in BEST_MODEL_METRICS:
+        raise AsrtuneError(
+            f"--metric_for_best_model must be one of {', '.join(BEST_MODEL_METRICS)}, "
+            f"not {metric!r}"
         )
+    return metric
+
+
+def asrtune_training_defaults() -> dict[str, Any]:
+    """The defaults :class:`TrainConfig` sets where transformers' differ (None: resolved
+    when the job is built, see :func:`resolved_defaults`)."""
+    own = inspect.get_annotations(TrainConfig)
+    return {
+        f.name: f.default_factory() if f.default is MISSING else f.default
+        for f in fields(TrainConfig)
+        if f.name in own
+    }
+
+
+#: :func:`asrtune_training_defaults`, for the UI's form and the CLI reference.
+TRAINING_DEFAULTS: dict[str, Any] = asrtune_training_defaults()
+
+#: Options whose None default is resolved per job; their ``--help`` says how.
+RESOLVED_OPTIONS = (
+    "learning_rate",
+    "bf16",
+    "eval_strategy",
+    "eval_steps",
+    "load_best_model_at_end",
+    "timestamp_share",
+    "nonspeech_share",
+    "single_share",
+    "natural_gaps",
+    "metric_for_best_model",
+)
+
+
+def resolved_defaults() -> dict[str, str]:
+    """How each of :data:`RESOLVED_OPTIONS` is resolved when a job is built, in words.
+
+    Built when asked (``--help``, the CLI reference, the UI), not at import: the family
+    figures come from the adapters (their LoRA learning rate, their training mix), and
+    importing this module imports none of them.
+    """
+    families = FAMILIES.values()
+    mix_texts = {
+        name: "the model family's: "
+        + ", ".join(f"{family.name} {family.training_mix.get(name, off)}" for family in families)
         for name, off in (
             ("timestamp_share", 0),
             ("nonspeech_share", 0),
             ("single_share", 0),
             ("natural_gaps", False),
         )
-    },
-    "metric_for_best_model": "cer when every eval row's language is written without "
-    "spaces (zh, ja, th, lo, my, km, bo, yue), else wer; or one of "
-    + ", ".join(BEST_MODEL_METRICS),
-}
+    }
+    return {
+        "learning_rate": f"{LEARNING_RATES['full']:g} (full fine-tuning); with --lora "
+        + ", ".join(f"{family.name} {family.lora_learning_rate:g}" for family in families),
+        "bf16": "True on a CUDA GPU with bf16 support, else False",
+        "eval_strategy": "with an eval set: as --save_strategy when that is epoch or steps, "
+        "else epoch; without one: no",
+        "eval_steps": "--save_steps, so evaluation happens when a checkpoint is saved",
+        "load_best_model_at_end": "True with an eval set and checkpoints saved when evaluating "
+        "(or --save_strategy best), else False",
+        **mix_texts,
+        "metric_for_best_model": "cer when every eval row's language is written without "
+        "spaces (zh, ja, th, lo, my, km, bo, yue), else wer; or one of "
+        + ", ".join(BEST_MODEL_METRICS),
+    }
 
 
 @dataclass
@@ -366,7 +586,7 @@ class TrainJob:
     model: ModelConfig
     data: DataConfig
     run: RunConfig
-    training: Seq2SeqTrainingArguments
+    training: TrainConfig
     #: True when no --metric_for_best_model was given: training picks wer or cer from the
     #: eval rows' languages (metrics.headline_metric) once it has read them.
     best_metric_by_language: bool = False
@@ -381,41 +601,37 @@ class TrainJob:
         }
 
 
-#: transformers' help where asrtune's behaviour differs from what it says.
-HELP_OVERRIDES = {
-    "eval_steps": "Update steps between evaluations with --eval_strategy steps.",
-}
-
-
 class _HelpFormatter(DefaultsHelpFormatter):
-    """Shows how asrtune resolves a default (RESOLVED_DEFAULTS), not "(default: None)"."""
+    """Shows how asrtune resolves a default (:func:`resolved_defaults`, built when the help
+    is printed), not "(default: None)"."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.dest in RESOLVED_DEFAULTS and action.default is None:
-            return f"{action.help} (default: {RESOLVED_DEFAULTS[action.dest]})"
+        if action.dest in RESOLVED_OPTIONS and action.default is None:
+            return f"{action.help} (default: {resolved_defaults()[action.dest]})"
         return super()._get_help_string(action)
 
 
+#: The dataclasses ``asrtune train`` is configured with, in the order of its ``--help``.
+TRAIN_CONFIG_TYPES = (ModelConfig, DataConfig, RunConfig, TrainConfig)
+
+
 def train_parser() -> HfArgumentParser:
-    parser = HfArgumentParser(
-        (ModelConfig, DataConfig, RunConfig, Seq2SeqTrainingArguments),
+    """``asrtune train``'s parser: one flag per field of :data:`TRAIN_CONFIG_TYPES`, its help
+    and parser options from the field's metadata."""
+    return HfArgumentParser(
+        TRAIN_CONFIG_TYPES,
         prog="asrtune train",
         description="Fine-tune a speech recognition model (full or LoRA) on a manifest.",
         formatter_class=_HelpFormatter,
     )
-    parser.set_defaults(**TRAINING_DEFAULTS)
-    for action in parser._actions:
-        action.help = HELP_OVERRIDES.get(action.dest, action.help)
-        if action.dest == "guard":  # --guard a=x --guard b=y, as well as --guard a=x b=y
-            action.__class__ = argparse._ExtendAction
-    return parser
 
 
-def _option_names(parser: argparse.ArgumentParser) -> set[str]:
-    return {a.dest for a in parser._actions if a.dest != "help"}
+def option_names() -> set[str]:
+    """Every option ``asrtune train`` takes (YAML keys and API keywords alike)."""
+    return {f.name for cls in TRAIN_CONFIG_TYPES for f in fields(cls) if f.init}
 
 
-def load_yaml(path: str | Path, parser: argparse.ArgumentParser) -> dict[str, Any]:
+def load_yaml(path: str | Path) -> dict[str, Any]:
     """Options from a YAML mapping; keys may use - or _; unknown keys raise."""
     path = Path(path)
     if not path.is_file():
@@ -426,7 +642,7 @@ def load_yaml(path: str | Path, parser: argparse.ArgumentParser) -> dict[str, An
     values = {str(k).replace("-", "_"): v for k, v in values.items()}
     # YAML 1.1 reads a bare `no` as False: `eval_strategy: no` means the strategy "no"
     values = {k: "no" if k.endswith("_strategy") and v is False else v for k, v in values.items()}
-    unknown = sorted(set(values) - _option_names(parser))
+    unknown = sorted(set(values) - option_names())
     if unknown:
         raise AsrtuneError(f"{path}: unknown option(s): {', '.join(unknown)}")
     return values
@@ -437,7 +653,7 @@ def parse_train_args(argv: list[str]) -> TrainJob:
     parser = train_parser()
     first = parser.parse_args(argv)
     if first.config:
-        parser.set_defaults(**load_yaml(first.config, parser))
+        parser.set_defaults(**load_yaml(first.config))
     return build_train_job(vars(parser.parse_args(argv)))
 
 
@@ -445,8 +661,8 @@ def train_job_from_kwargs(**kwargs: Any) -> TrainJob:
     """The Python API's way in: the same defaults and checks as the CLI."""
     parser = train_parser()
     if kwargs.get("config"):
-        parser.set_defaults(**load_yaml(kwargs["config"], parser))
-    unknown = sorted(set(kwargs) - _option_names(parser))
+        parser.set_defaults(**load_yaml(kwargs["config"]))
+    unknown = sorted(set(kwargs) - option_names())
     if unknown:
         raise AsrtuneError(f"unknown option(s): {', '.join(unknown)}")
     return build_train_job({**vars(parser.parse_args([])), **kwargs})
@@ -473,10 +689,9 @@ def build_train_job(values: dict[str, Any]) -> TrainJob:
         raise AsrtuneError("--streaming needs --max_steps (a stream has no known length)")
     if not values.get("output_dir"):
         raise AsrtuneError("--output_dir is required")
-    training_values = resolve_training_values(model, data, _pick(Seq2SeqTrainingArguments, values))
-    training_values["run_name"] = training_values.get("run_name") or Path(values["output_dir"]).name
+    training_values = resolve_training_values(model, data, _pick(TrainConfig, values))
     try:
-        training = Seq2SeqTrainingArguments(**training_values)
+        training = TrainConfig(**training_values)
     except (ValueError, TypeError) as exc:
         raise AsrtuneError(f"invalid training arguments: {exc}") from exc
     chosen = values.get("metric_for_best_model")
@@ -486,24 +701,14 @@ def build_train_job(values: dict[str, Any]) -> TrainJob:
 def resolve_training_values(
     model: ModelConfig, data: DataConfig, values: dict[str, Any]
 ) -> dict[str, Any]:
-    """The defaults of :data:`RESOLVED_DEFAULTS`, for this method, data and machine."""
+    """:class:`TrainConfig`'s None defaults (see :func:`resolved_defaults`) for this method,
+    data and machine; the rest of ``values`` as given."""
     values = dict(values)
     if values.get("learning_rate") is None:
         values["learning_rate"] = default_learning_rate(model)
     if values.get("bf16") is None:
-        values["bf16"] = bf16_available() and not values.get("fp16") and not values.get("use_cpu")
+        values["bf16"] = default_bf16(values.get("fp16", False), values.get("use_cpu", False))
     values.update(evaluation_values(eval_source(data) is not None, values))
-    if values.get("dataloader_persistent_workers"):
-        log.warning(
-            "--dataloader_persistent_workers ignored: workers start afresh each epoch to "
-            "build that epoch's windows (repacked)"
-        )
-        values["dataloader_persistent_workers"] = False
-    if cpu_processes_launched():
-        if any(os.environ.get(f"ACCELERATE_USE_{x}") == "true" for x in ("FSDP", "DEEPSPEED")):
-            log.warning("FSDP and DeepSpeed need CUDA GPUs: training with DDP on the CPU")
-        values["use_cpu"] = True
-        values["ddp_backend"] = values.get("ddp_backend") or "gloo"
     return values
 
 
@@ -526,12 +731,7 @@ def evaluation_values(has_eval_set: bool, values: dict[str, Any]) -> dict[str, A
     if load_best is None:  # needs checkpoints saved when evaluating (or --save_strategy best)
         load_best = strategy != "no" and save in (strategy, "best")
     resolved["load_best_model_at_end"] = load_best
-    metric = values.get("metric_for_best_model") or "wer"
-    metric = metric.removeprefix("eval_")
-    if metric not in BEST_MODEL_METRICS:
-        raise AsrtuneError(
-            f"--metric_for_best_model must be one of {', '.join(BEST_MODEL_METRICS)}, "
-            f"not {metric!r}"
-        )
-    resolved["metric_for_best_model"] = metric
+    resolved["metric_for_best_model"] = best_model_metric(
+        values.get("metric_for_best_model") or "wer"
+    )
     return resolved

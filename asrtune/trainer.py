@@ -35,7 +35,8 @@ from asrtune.data.sharding import (
     fixed_size_steps,
     grouped_steps,
 )
-from asrtune.data.windows import Example, WindowDataset
+from asrtune.data.windows import Example
+from asrtune.dataset import WindowDataset
 from asrtune.evaluation import EvalResult, evaluate_rows
 from asrtune.guards import GUARDED, guard_metrics, guarded_value, within_limit
 from asrtune.inference import DecodingOptions

@@ -12,20 +12,14 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from asrtune.config import TrainJob
+from asrtune.config import TrainJob, eval_source, hub_options, training_sources
 from asrtune.data.manifest import BadRow, Row, skip_record, with_language
 from asrtune.data.nonspeech import noise_files
-from asrtune.data.rows import (
-    LoadedRows,
-    combine,
-    eval_source,
-    hub_options,
-    load_rows,
-    training_sources,
-)
+from asrtune.data.rows import LoadedRows, combine, load_rows
 from asrtune.data.sources import stream_source
 from asrtune.data.streaming import Stream, StreamingWindows
-from asrtune.data.windows import Example, TrainingMix, WindowDataset
+from asrtune.data.windows import Example, TrainingMix
+from asrtune.dataset import WindowDataset
 from asrtune.errors import AsrtuneError
 from asrtune.guards import parse_guards
 from asrtune.metrics import is_nonspeech

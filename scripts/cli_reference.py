@@ -20,11 +20,11 @@ sys.path.insert(0, str(ROOT))  # document this checkout, whatever asrtune is ins
 def own_train_flags() -> str:
     """asrtune's own train options (the ~120 TrainingArguments flags are summarised)."""
     from asrtune.config import (
-        RESOLVED_DEFAULTS,
         TRAINING_DEFAULTS,
         DataConfig,
         ModelConfig,
         RunConfig,
+        resolved_defaults,
     )
 
     lines = ["| flag | default | meaning |", "| --- | --- | --- |"]
@@ -40,7 +40,7 @@ def own_train_flags() -> str:
         "| --- | --- |",
     ]
     lines += [f"| `--{k}` | `{v}` |" for k, v in TRAINING_DEFAULTS.items() if v is not None]
-    lines += [f"| `--{k}` | {v} |" for k, v in RESOLVED_DEFAULTS.items()]
+    lines += [f"| `--{k}` | {v} |" for k, v in resolved_defaults().items()]
     return "\n".join(lines)
 
 

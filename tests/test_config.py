@@ -237,3 +237,56 @@ def test_yaml_no_is_the_strategy_no(tmp_path: Path) -> None:
     config.write_text("eval_strategy: no\nsave_strategy: no\n")
     job = parse_train_args([*BASE, "--eval-manifest", "e", "--config", str(config)])
     assert job.training.eval_strategy == "no" and job.training.save_strategy == "no"
+
+
+def test_training_arguments_are_a_seq2seq_subclass_with_asrtune_defaults(tmp_path: Path) -> None:
+    """TrainConfig is transformers' Seq2SeqTrainingArguments with asrtune's defaults (as
+    trl's SFTConfig): built directly, the defaults that need a job fall back to full
+    fine-tuning without evaluation; the job's arguments are the same type."""
+    from transformers import Seq2SeqTrainingArguments
+
+    from asrtune.config import TrainConfig
+
+    direct = TrainConfig(output_dir=str(tmp_path / "run"))
+    assert isinstance(direct, Seq2SeqTrainingArguments)
+    assert direct.per_device_train_batch_size == 4 and direct.report_to == ["trackio"]
+    assert direct.learning_rate == LEARNING_RATES["full"] and direct.eval_strategy == "no"
+    assert direct.run_name == "run" and direct.label_names == ["labels"]
+    assert type(parse_train_args(BASE).training) is TrainConfig
+    with pytest.raises(AsrtuneError, match="metric_for_best_model must be one of"):
+        TrainConfig(output_dir="o", metric_for_best_model="bleu")
+
+
+def test_every_train_flag_takes_its_help_from_its_field() -> None:
+    """--help text is the fields' metadata (no help patched into the parser afterwards)."""
+    from dataclasses import fields
+
+    from asrtune.config import TRAIN_CONFIG_TYPES, train_parser
+
+    helps = {f.name: f.metadata.get("help") for c in TRAIN_CONFIG_TYPES for f in fields(c)}
+    actions = [a for a in train_parser()._actions if a.dest in helps]
+    assert len({a.dest for a in actions}) == len(helps)
+    assert all(a.help == helps[a.dest] for a in actions)
+
+
+def test_guard_flags_add_up() -> None:
+    job = parse_train_args(
+        [*BASE, "--eval-manifest", "e", "--guard", "a=x.jsonl", "--guard", "b=y.jsonl", "c=z"]
+    )
+    assert job.data.guard == ["a=x.jsonl", "b=y.jsonl", "c=z"]
+
+
+def test_importing_the_config_imports_no_family_adapter() -> None:
+    """--help's family figures are built when help is printed: importing asrtune.config
+    (as the UI, the API and every train run do) loads no adapter module."""
+    import subprocess
+    import sys
+
+    from asrtune.models import FAMILIES
+
+    adapters = sorted(family.adapter for family in FAMILIES.values())
+    code = "import sys, asrtune.config; print(' '.join(sorted(sys.modules)))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert not set(adapters) & set(loaded), set(adapters) & set(loaded)

@@ -14,7 +14,7 @@ import torch
 from asrtune.commands import make_tiny
 from asrtune.data.batching import PackItem, WindowPacker
 from asrtune.data.rows import load_rows
-from asrtune.data.windows import WindowDataset
+from asrtune.dataset import WindowDataset
 from asrtune.errors import AsrtuneError
 from asrtune.models import FAMILIES, Limits, LoadedModel, detect_family, load_model
 from asrtune.models.family import DECODINGS, Capabilities, Family, FamilyAdapter, family_spec

@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 from asrtune.cli import main
 from asrtune.data.rows import load_rows
-from asrtune.data.windows import WindowDataset
+from asrtune.dataset import WindowDataset
 from asrtune.errors import AsrtuneError
 from asrtune.models import LoadedModel, load_model
 from asrtune.models import parakeet_ctc as P

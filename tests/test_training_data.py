@@ -118,7 +118,8 @@ def test_rows_over_the_limit_with_timestamps_are_left_out_when_read(
 def test_the_mix_adds_non_speech_and_single_windows_the_same_count_each_epoch(
     tiny_whisper: Path, tmp_path: Path
 ) -> None:
-    from asrtune.data.windows import TrainingMix, WindowDataset
+    from asrtune.data.windows import TrainingMix
+    from asrtune.dataset import WindowDataset
     from asrtune.training_data import admit_rows
     from tests.conftest import write_dataset
 

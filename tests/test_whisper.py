@@ -11,7 +11,7 @@ import soundfile as sf
 import torch
 
 from asrtune.data.rows import load_rows
-from asrtune.data.windows import WindowDataset
+from asrtune.dataset import WindowDataset
 from asrtune.errors import AsrtuneError
 from asrtune.models import (
     computes_bf16_natively,

@@ -6,7 +6,7 @@ import argparse
 from dataclasses import fields
 from typing import Any
 
-from asrtune.commands.help import DefaultsHelpFormatter
+from asrtune.help_format import DefaultsHelpFormatter
 from asrtune.inference import DecodingOptions
 
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from asrtune.commands.common import new_parser
-from asrtune.commands.help import DefaultsHelpFormatter
 from asrtune.errors import AsrtuneError
+from asrtune.help_format import DefaultsHelpFormatter
 
 _LISTED = 20  # entries of each kind printed by `data check`
 

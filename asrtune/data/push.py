@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from asrtune.data.manifest import Row
 from asrtune.data.sources import read_source
 from asrtune.errors import AsrtuneError
+from asrtune.hub import hub_upload
 
 SPLIT_FILES = {
     "manifest": "train",
@@ -158,8 +159,6 @@ def push_dataset(
     that never show the token.
     """
     import tempfile
-
-    from asrtune.publish.upload import hub_upload
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = build_dataset_folder(source, repo, Path(tmp) / "dataset")

@@ -6,10 +6,9 @@ Nothing is dropped silently: every row left out comes back with a reason.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from asrtune.data.manifest import BadRow, Manifest, Row, with_language
 from asrtune.data.sources import (
@@ -21,9 +20,6 @@ from asrtune.data.sources import (
     stream_source,
 )
 from asrtune.data.validate import NONSPEECH_NOTE, validate_rows
-
-if TYPE_CHECKING:
-    from asrtune.config import DataConfig
 
 log = logging.getLogger("asrtune")
 
@@ -88,41 +84,6 @@ def read_stream_head(spec: SourceSpec, options: HubOptions, limit: int) -> Manif
         [r for r in items if isinstance(r, Row)],
         [b for b in items if isinstance(b, BadRow)],
     )
-
-
-def hub_options(data: DataConfig, streaming: bool | None = None) -> HubOptions:
-    return HubOptions(
-        audio_column=data.audio_column,
-        text_column=data.text_column,
-        streaming=data.streaming if streaming is None else streaming,
-        granary_audio_root=data.granary_audio_root,
-    )
-
-
-def training_sources(data: DataConfig) -> list[SourceSpec]:
-    """The training sources named by the config, with their mixing weights."""
-    main: list[SourceSpec] = []
-    if data.train_manifest:
-        main.append(parse_source(data.train_manifest))
-    if data.dataset:
-        main.append(SourceSpec("hub", data.dataset, data.dataset_config, data.split))
-    if data.granary:
-        main.append(SourceSpec("granary", data.granary, None, data.split))
-    extra = [parse_source(text) for text in data.mix or []]
-    share = sum(s.weight for s in extra)
-    if main and extra and share < 1:
-        main = [replace(s, weight=(1 - share) / len(main)) for s in main]
-    return main + extra
-
-
-def eval_source(data: DataConfig) -> SourceSpec | None:
-    if data.eval_manifest:
-        return parse_source(data.eval_manifest)
-    if data.eval_split and data.dataset:
-        return SourceSpec("hub", data.dataset, data.dataset_config, data.eval_split)
-    if data.eval_split and data.granary:
-        return SourceSpec("granary", data.granary, None, data.eval_split)
-    return None
 
 
 def combine(loaded: list[LoadedRows], specs: list[SourceSpec], seed: int) -> list[Row]:

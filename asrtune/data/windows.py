@@ -1,9 +1,9 @@
-"""Training items: admitted utterances, grouped into windows, featurized on access.
+"""Training windows: admitted utterances (:class:`Example`) grouped into windows, and each
+window's layout (:class:`WindowPlan`) and audio (:func:`window_audio`).
 
-One dataset class for every family: the family's adapter says how big an utterance is for
-packing (``pack_item``), what a window may hold (``packer``) and how a window becomes model
-inputs (``window_item``, which lays out its audio with :func:`window_audio`). Packed
-datasets repack every epoch with the same window count.
+The one dataset over them, :class:`asrtune.dataset.WindowDataset`, lives above the model
+families (the family's adapter featurizes each window); this module knows durations and
+token counts only.
 
 A :class:`TrainingMix` keeps what a pretrained model could do: a share of windows with
 timestamp tokens (the rest ``<|notimestamps|>``), windows of non-speech audio with an empty
@@ -17,19 +17,13 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from asrtune.data.audio import SAMPLE_RATE, load_row_audio
-from asrtune.data.batching import PACK_GAP_SECONDS, pack_indices, repack_same_count
+from asrtune.data.batching import PACK_GAP_SECONDS
 from asrtune.data.manifest import Row
 from asrtune.data.nonspeech import NonspeechClip, gap_noise, nonspeech_clips
-from asrtune.data.sharding import LossFreeIndex
-
-if TYPE_CHECKING:
-    from asrtune.models import LoadedModel
 
 #: Natural gaps: seconds between packed utterances, drawn uniformly, and the most silence
 #: before a window's first utterance; both shrink to fit a full window.
@@ -177,125 +171,3 @@ def pull_out_singles(
         windows[i].remove(shortest)
         singles.append([shortest])
     return windows + singles
-
-
-class WindowDataset(torch.utils.data.Dataset):
-    """Windows of one or more utterances; ``__getitem__`` returns the family's item
-    (``adapter.window_item``). When packed, :meth:`set_epoch` repacks with a new seed each
-    epoch (same number of windows, so an epoch's length never changes). ``mix`` adds the
-    :class:`TrainingMix` windows (the same number each epoch, new draws)."""
-
-    def __init__(
-        self,
-        loaded: LoadedModel,
-        examples: list[Example],
-        task: str,
-        pack: bool,
-        seed: int,
-        timestamps: bool = False,
-        mix: TrainingMix | None = None,
-    ) -> None:
-        self.loaded, self.examples, self.task, self.seed = loaded, examples, task, seed
-        self.timestamps = timestamps  # some windows' labels hold timestamp tokens
-        self.mix = mix or TrainingMix()
-        adapter = loaded.adapter
-        self.max_seconds = adapter.limits(loaded).max_seconds
-        self.items = (
-            [adapter.pack_item(loaded, ex, task, self.timestamps) for ex in examples]
-            if pack
-            else None
-        )
-        self.windows: list[list[Example]] = [[ex] for ex in examples]
-        self.speech_windows = self.windows
-        self.epoch = -1
-        self.set_epoch(0)
-
-    def set_epoch(self, epoch: int) -> None:
-        if epoch == self.epoch or not self.examples:
-            return
-        if self.items is not None:
-            self.speech_windows = self._packed(epoch)
-        self.windows = self._with_mix(self.speech_windows, epoch)
-        self.epoch = epoch
-
-    def _packed(self, epoch: int) -> list[list[Example]]:
-        """This epoch's packing of the examples (the count of epoch 0's)."""
-        limits = self.loaded.adapter.packer(self.loaded, self.task, None)
-        if self.epoch < 0:
-            packs = pack_indices(
-                self.items, limits.max_seconds, limits.max_tokens, limits.gap_seconds, self.seed
-            )
-        else:
-            packs = repack_same_count(
-                self.items,
-                len(self.speech_windows),
-                limits.max_seconds,
-                limits.max_tokens,
-                seed=self.seed + epoch,
-            )
-        if packs is None:  # no packing with the same count: same windows, new order
-            windows = list(self.speech_windows)
-            random.Random(self.seed + epoch).shuffle(windows)
-            return windows
-        return [[self.examples[i] for i in pack] for pack in packs]
-
-    def _with_mix(self, windows: list[list[Example]], epoch: int) -> list[list[Example]]:
-        """The speech windows plus this epoch's single-utterance and non-speech windows,
-        in a seeded order (the speech windows' own when nothing is mixed in)."""
-        mix, count = self.mix, len(windows)
-        singles, nonspeech = round(mix.single_share * count), round(mix.nonspeech_share * count)
-        if not singles and not nonspeech:
-            return windows
-        rng = random.Random(self.seed * 1_000_003 + epoch)
-        mixed = pull_out_singles(windows, singles, rng) if singles else list(windows)
-        languages = sorted({ex.language or "" for ex in self.examples})
-        # as long as a window when packed, else as long as the longest utterance
-        longest = max(ex.row.duration or 0.0 for ex in self.examples)
-        clip_seconds = self.max_seconds if self.items is not None else max(longest, 1.0)
-        mixed += [
-            [example]
-            for example in nonspeech_examples(
-                nonspeech,
-                rng.randrange(2**31),
-                clip_seconds,
-                [lang or None for lang in languages],
-                mix.noise_files,
-            )
-        ]
-        rng.shuffle(mixed)
-        return mixed
-
-    def __len__(self) -> int:
-        return len(self.windows)
-
-    def window_seconds(self) -> list[float]:
-        """Audio seconds in each window (packed utterances and the gaps between them)."""
-        return [
-            sum(ex.row.duration or 0.0 for ex in window) + PACK_GAP_SECONDS * (len(window) - 1)
-            for window in self.windows
-        ]
-
-    def audio_seconds(self) -> float:
-        """Seconds of speech (non-speech windows left out)."""
-        return sum(
-            ex.row.duration or 0.0 for window in self.windows for ex in window if ex.clip is None
-        )
-
-    def plan(self, index: int) -> WindowPlan:
-        """Window ``index``'s layout in this epoch (seeded by run seed, epoch, index)."""
-        window = self.windows[index]
-        rng = np.random.default_rng([self.seed, self.epoch, int(index)])
-        durations = [ex.row.duration or 0.0 for ex in window]
-        nonspeech = window[0].clip is not None
-        return plan_window(durations, self.max_seconds, self.mix, rng, nonspeech)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        """The family's item for window ``index``; a :class:`LossFreeIndex` gets its labels
-        masked (-100), so it trains nothing (a data-parallel placeholder)."""
-        window = self.windows[index]
-        item = self.loaded.adapter.window_item(
-            self.loaded, window, self.task, plan=self.plan(index)
-        )
-        if isinstance(index, LossFreeIndex):
-            item = {**item, "labels": [-100] * len(item["labels"])}
-        return item

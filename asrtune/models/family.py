@@ -1,5 +1,6 @@
 """The model-family contract: what every family's adapter provides (:class:`FamilyAdapter`),
-what it can do (:class:`Capabilities`), and its one registration (:class:`Family`).
+what it can do (:class:`Capabilities`), its one registration (:class:`Family`), and how
+published code runs it (:class:`FamilyRecipe`, :class:`UsageContext`).
 
 A registration holds everything family-specific outside the adapter module: the UI's sizes,
 the make-tiny builder, the publish recipe; LoRA defaults and the training mix are read from
@@ -12,7 +13,7 @@ family is one adapter module and one :func:`register` call in ``asrtune/models/r
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
     from asrtune.data.batching import PackItem, WindowPacker
     from asrtune.data.windows import Example, WindowPlan
     from asrtune.models import Limits, LoadedModel, Transcript
-    from asrtune.publish.families import FamilyRecipe
 
 Decoding = Literal["generative", "ctc", "transducer"]
 DECODINGS: tuple[str, ...] = ("generative", "ctc", "transducer")
@@ -142,6 +142,63 @@ class FamilyAdapter(Protocol):
         """Write the model and its processor to ``out_dir``."""
 
 
+@dataclass(frozen=True)
+class UsageContext:
+    """What the usage snippet of a model card needs.
+
+    ``base_model`` is set for a LoRA adapter (the base it loads onto); ``generation_config``
+    is the published model's (or its base's) generation_config.json when known;
+    ``own_generation_config``: the adapter carries its own (e.g. a fine-tune allowed to say
+    nothing on silence), which replaces the base's.
+    """
+
+    model_id: str
+    base_model: str | None = None
+    language: str | None = None
+    generation_config: dict[str, Any] | None = None
+    own_generation_config: bool = False
+
+
+@dataclass(frozen=True)
+class FamilyRecipe:
+    """How published code (model card, demo app) loads and runs one family with plain
+    transformers/peft: its classes, the usage snippet, the extra packages, the export
+    formats. The families' recipes are in :mod:`asrtune.publish.families`.
+
+    ``app_decode`` is the body of the demo app's ``decode(model, processor, samples,
+    language)``: ``samples`` is a (n,) float32 16-kHz array, ``language`` a code or None;
+    it returns the text.
+    """
+
+    family: str
+    model_class: str
+    processor_class: str
+    usage: Callable[[UsageContext], str]
+    app_decode: str
+    requirements: tuple[str, ...] = ()
+    exports: dict[str, str] = field(default_factory=dict)  # format -> "module:function"
+    # format -> "module:function" transcribing with an exported folder, called as
+    # f(loaded, folder, audios, languages, task, max_new_tokens) -> list[Transcript]
+    # (see asrtune.publish.exported); used by the export parity check
+    export_decoders: dict[str, str] = field(default_factory=dict)
+
+    def exporter(self, fmt: str) -> Callable[..., Any]:
+        """The export function for ``fmt``; an AsrtuneError when this family has none."""
+        if fmt not in self.exports:
+            known = ", ".join(sorted(self.exports)) or "none"
+            raise AsrtuneError(
+                f"export to {fmt} is not supported for {self.family} models "
+                f"(formats for {self.family}: {known})"
+            )
+        return _resolve(self.exports[fmt])
+
+    def export_decoder(self, fmt: str) -> Callable[..., Any]:
+        """The function that transcribes with an ``fmt`` export (see ``export_decoders``)."""
+        if fmt not in self.export_decoders:
+            raise AsrtuneError(f"asrtune cannot run {fmt} exports of {self.family} models")
+        return _resolve(self.export_decoders[fmt])
+
+
 def _resolve(target: str) -> Any:
     """The module ``"a.b"`` or the attribute ``"a.b:name"``."""
     module, _, name = target.partition(":")
@@ -155,7 +212,7 @@ class Family:
 
     ``name``: the family's name in configs and on the command line. ``adapter``: the path of
     its adapter module. ``label``: its name in the UI. ``recipe``: ``"module:attribute"`` of
-    its :class:`asrtune.publish.families.FamilyRecipe`. ``tiny_builder``:
+    its :class:`FamilyRecipe`. ``tiny_builder``:
     ``"module:function"`` called as ``f(out_dir, seed=0, size="tiny") -> Path``, writing a
     random checkpoint with a working processor, offline; ``tiny_sizes``: the ``size``
     values it takes (``"tiny"`` first). ``sizes``: the UI's size label → Hub id, and

@@ -18,10 +18,10 @@ from string import Template
 import yaml
 
 from asrtune.errors import AsrtuneError
+from asrtune.hub import check_repo_id, hub_upload
 from asrtune.publish.bundle import describe, is_hub_id, model_bundle, write_files
 from asrtune.publish.card import base_license, languages_of
 from asrtune.publish.families import recipe_for
-from asrtune.publish.upload import check_repo_id, hub_upload
 
 log = logging.getLogger("asrtune")
 

@@ -1,86 +1,23 @@
 """What publishing needs to know per model family.
 
-Each :class:`FamilyRecipe` says how user-facing code loads and runs a model of that family
-with plain transformers/peft (for the model card's usage snippet and the demo app, which
-must not import asrtune), which extra packages that code needs, and which export formats
-exist. A family's registration (``asrtune/models/registry.py``) names its recipe: the five
-families' are here (Whisper, Voxtral, Qwen3-ASR, Parakeet CTC and TDT), with the helpers a
-recipe is written with; a new family's may live in its own module. Code elsewhere in
-:mod:`asrtune.publish` looks the recipe up with :func:`recipe_for` and never branches on a
-family name.
+Each :class:`~asrtune.models.family.FamilyRecipe` (a type of the family contract, with
+:class:`~asrtune.models.family.UsageContext`) says how user-facing code loads and runs a
+model of that family with plain transformers/peft (for the model card's usage snippet and
+the demo app, which must not import asrtune), which extra packages that code needs, and
+which export formats exist. A family's registration (``asrtune/models/registry.py``) names
+its recipe: the five families' are here (Whisper, Voxtral, Qwen3-ASR, Parakeet CTC and
+TDT), with the helpers a recipe is written with; a new family's may live in its own module.
+Code elsewhere in :mod:`asrtune.publish` looks the recipe up with :func:`recipe_for` and
+never branches on a family name.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 from asrtune.errors import AsrtuneError
 from asrtune.models import FAMILIES
-
-
-@dataclass(frozen=True)
-class UsageContext:
-    """What the usage snippet of a model card needs.
-
-    ``base_model`` is set for a LoRA adapter (the base it loads onto); ``generation_config``
-    is the published model's (or its base's) generation_config.json when known;
-    ``own_generation_config``: the adapter carries its own (e.g. a fine-tune allowed to say
-    nothing on silence), which replaces the base's.
-    """
-
-    model_id: str
-    base_model: str | None = None
-    language: str | None = None
-    generation_config: dict[str, Any] | None = None
-    own_generation_config: bool = False
-
-
-@dataclass(frozen=True)
-class FamilyRecipe:
-    """How published code loads and runs one family (see the module docstring).
-
-    ``app_decode`` is the body of the demo app's ``decode(model, processor, samples,
-    language)``: ``samples`` is a (n,) float32 16-kHz array, ``language`` a code or None;
-    it returns the text.
-    """
-
-    family: str
-    model_class: str
-    processor_class: str
-    usage: Callable[[UsageContext], str]
-    app_decode: str
-    requirements: tuple[str, ...] = ()
-    exports: dict[str, str] = field(default_factory=dict)  # format -> "module:function"
-    # format -> "module:function" transcribing with an exported folder, called as
-    # f(loaded, folder, audios, languages, task, max_new_tokens) -> list[Transcript]
-    # (see asrtune.publish.exported); used by the export parity check
-    export_decoders: dict[str, str] = field(default_factory=dict)
-
-    def exporter(self, fmt: str) -> Callable[..., Any]:
-        """The export function for ``fmt``; an AsrtuneError when this family has none."""
-        if fmt not in self.exports:
-            known = ", ".join(sorted(self.exports)) or "none"
-            raise AsrtuneError(
-                f"export to {fmt} is not supported for {self.family} models "
-                f"(formats for {self.family}: {known})"
-            )
-        return _function(self.exports[fmt])
-
-    def export_decoder(self, fmt: str) -> Callable[..., Any]:
-        """The function that transcribes with an ``fmt`` export (see ``export_decoders``)."""
-        if fmt not in self.export_decoders:
-            raise AsrtuneError(f"asrtune cannot run {fmt} exports of {self.family} models")
-        return _function(self.export_decoders[fmt])
-
-
-def _function(target: str) -> Callable[..., Any]:
-    """The function named by ``"module:function"``."""
-    module, name = target.split(":")
-    return getattr(importlib.import_module(module), name)
+from asrtune.models.family import FamilyRecipe, UsageContext
 
 
 def _py(value: str | None) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from asrtune.config import RESOLVED_DEFAULTS, TRAINING_DEFAULTS, ModelConfig
+from asrtune.config import TRAINING_DEFAULTS, ModelConfig, resolved_defaults
 from asrtune.errors import AsrtuneError
 from asrtune.models import family_spec
 from asrtune.publish.upload import scrub
@@ -53,7 +53,7 @@ FORM_DEFAULTS: dict[str, Any] = {
 
 
 #: What an empty Learning rate field trains with.
-LEARNING_RATE_HINT = f"empty: {RESOLVED_DEFAULTS['learning_rate']}"
+LEARNING_RATE_HINT = f"empty: {resolved_defaults()['learning_rate']}"
 
 
 def saved_form(project: Project) -> dict[str, Any]:

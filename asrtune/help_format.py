@@ -1,4 +1,5 @@
-"""``--help`` formatting shared by every command."""
+"""``--help`` formatting shared by every command (and by ``asrtune train``'s parser, which
+:mod:`asrtune.config` builds)."""
 
 from __future__ import annotations
 
