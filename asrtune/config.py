@@ -445,7 +445,8 @@ class TrainConfig(Seq2SeqTrainingArguments):
         default="trackio",
         metadata={
             "help": "The list of integrations to report the results and logs to: trackio "
-            "logs offline to a local database (`trackio show --project asrtune`); 'all' for "
+            "logs offline to a local database in OUT/trackio, or in TRACKIO_DIR when set "
+            "(`TRACKIO_DIR=OUT/trackio trackio show --project asrtune`); 'all' for "
             "all installed integrations, 'none' for no integrations."
         },
     )

@@ -34,6 +34,7 @@ from asrtune.inference import DecodingOptions
 from asrtune.metrics import headline_metric
 from asrtune.models import LoadedModel, load_model
 from asrtune.processes import all_processes, is_main_process
+from asrtune.tracking import quiet_trackio, reports_to_trackio, tracking_folder
 from asrtune.trainer import AsrTrainer
 from asrtune.training_data import (
     SkipLog,
@@ -308,7 +309,10 @@ def train(job: TrainJob, trainer_hook: Callable[[AsrTrainer], None] | None = Non
 
     if dataset.mix.nonspeech_share > 0:  # trained to say nothing: generation may end at once
         loaded.adapter.allow_empty_transcripts(loaded)
+    if reports_to_trackio(job.training.report_to):
+        tracking_folder(out)  # before the Trainer imports trackio, which reads it once
     trainer = build_trainer(job, loaded, dataset, eval_rows, guard_rows)
+    quiet_trackio(trainer, out, job.training.project)
     if trainer_hook is not None:
         trainer_hook(trainer)
     start = time.perf_counter()

@@ -284,6 +284,37 @@ def test_trackio_logs_locally_by_default(tiny_whisper: Path, dataset: Path, tmp_
     assert list(Path(os.environ["TRACKIO_DIR"]).glob(f"{project}*.db"))
 
 
+def test_trackio_writes_beside_the_run_and_quietly(
+    tiny_whisper: Path, dataset: Path, tmp_path: Path
+) -> None:
+    """Without TRACKIO_DIR, a run's curves go to OUT/trackio (not the home cache), and
+    trackio's own console lines (colour codes, "Uploading logs" of a local run) are not
+    shown: one asrtune line says how to see the curves."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TRACKIO_DIR"}
+    env |= {"HOME": str(tmp_path / "home"), "HF_HOME": str(tmp_path / "home" / "hf")}
+    args = [a for a in FAST if a not in ("--report_to", "none")]  # trackio is the default
+    out = tmp_path / "o"
+    command = [sys.executable, "-m", "asrtune.cli", "train", "--model", str(tiny_whisper)]
+    command += ["--train-manifest", str(dataset), "--output_dir", str(out)]
+    done = subprocess.run(
+        [*command, "--num_train_epochs", "1", "--max_steps", "2", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert list((out / "trackio").glob("asrtune*.db"))
+    assert not (tmp_path / "home" / "hf" / "trackio").exists()
+    printed = done.stdout + done.stderr
+    assert "Uploading" not in printed and "\x1b[" not in printed
+    assert f"TRACKIO_DIR={out / 'trackio'} trackio show --project asrtune" in printed
+
+
 def test_unpacked_duration_buckets(tiny_whisper: Path, tmp_path: Path) -> None:
     from tests.conftest import write_dataset
 
