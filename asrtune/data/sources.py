@@ -250,8 +250,11 @@ def read_granary_rows(spec: SourceSpec, options: HubOptions) -> Manifest:
 # ----- one entry point ------------------------------------------------------------------
 
 
-def read_source(spec: SourceSpec | str | Path, options: HubOptions | None = None) -> Manifest:
-    """All rows of a finite source (bad ones separated, nothing dropped)."""
+def read_source(
+    spec: SourceSpec | str | Path, options: HubOptions | None = None, language: str | None = None
+) -> Manifest:
+    """All rows of a finite source (bad ones separated, nothing dropped); ``language``
+    (``--language``) fills the rows that name none: the one place it is filled."""
     spec = spec if isinstance(spec, SourceSpec) else parse_source(str(spec))
     options = options or HubOptions()
     readers: dict[str, Callable[[], Manifest]] = {
@@ -260,12 +263,27 @@ def read_source(spec: SourceSpec | str | Path, options: HubOptions | None = None
         "hub": lambda: read_hub_rows(spec, options),
         "granary": lambda: read_granary_rows(spec, options),
     }
-    return readers[spec.kind]()
+    manifest = readers[spec.kind]()
+    if not language:
+        return manifest
+    return replace(manifest, rows=[with_language(row, language) for row in manifest.rows])
 
 
-def stream_source(spec: SourceSpec, options: HubOptions) -> tuple[Any, Callable[..., Any]]:
+def stream_source(
+    spec: SourceSpec, options: HubOptions, language: str | None = None
+) -> tuple[Any, Callable[..., Any]]:
     """A ``datasets.IterableDataset`` of records and the function that makes rows of them
-    (``to_row(record, index)``, ``index`` the 1-based position in the stream)."""
+    (``to_row(record, index)``, ``index`` the 1-based position in the stream); ``language``
+    fills the rows that name none, as in :func:`read_source`."""
+    records, to_row = _stream_records(spec, options)
+
+    def to_row_with_language(record: dict[str, Any], index: int) -> Row | BadRow:
+        return with_language(to_row(record, index), language)
+
+    return records, to_row_with_language if language else to_row
+
+
+def _stream_records(spec: SourceSpec, options: HubOptions) -> tuple[Any, Callable[..., Any]]:
     if spec.kind == "manifest":
         return _stream_manifest(spec.name)
     if spec.kind == "hub":

@@ -1,0 +1,153 @@
+"""One admission rule: can a row be trained on a model? → its Example, or the reason why not.
+
+``asrtune data check`` and the UI's check (:func:`asrtune.data.validate.validate_rows`),
+finite training and ``--streaming`` (:mod:`asrtune.training_data`) all decide with
+:func:`admit`, so they leave out the same rows in the same words. It checks, in order:
+
+1. text: an empty text is invalid, except in an evaluation set, where the row is a
+   non-speech probe (and no model check applies);
+2. audio: what a full decode found wrong (``audio_problem``, see
+   :func:`asrtune.data.validate.check_audio`) makes the row invalid; a row whose duration
+   is not measured yet (streaming) has it read from the file's header here;
+3. language: one the model knows (a multilingual Whisper needs one): else invalid;
+4. unknown tokens: labels holding the tokenizer's unknown token (a character its
+   vocabulary lacks: another script, a casing) leave the row out, unless
+   ``allow_unknown_tokens`` (``--allow_unknown_tokens``) keeps it, with a note;
+5. limits: seconds of audio and label tokens (timestamp tokens included) within the
+   model's :class:`~asrtune.models.Limits`.
+
+Invalid rows (1-3) are broken data: training stops on them unless ``--drop_invalid``.
+Rows left out (4-5) are valid but not for this model: training lists them in
+OUT/skipped.jsonl and ``data check`` under "over the model's limits".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from asrtune.data.audio import audio_duration
+from asrtune.data.manifest import Row
+from asrtune.errors import AsrtuneError
+from asrtune.models import Limits, LoadedModel, over_limit_reason, row_labels
+
+if TYPE_CHECKING:
+    from asrtune.data.windows import Example
+
+EMPTY_TEXT = "empty text (allowed in evaluation sets only)"
+UNKNOWN_TOKENS = "unknown token(s)"  # in every reason and note about unknown tokens
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a row cannot be trained: ``invalid`` when its data is broken (text, audio,
+    language), else it is valid but this model cannot take it (unknown tokens, limits)."""
+
+    reason: str
+    invalid: bool = False
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """An admitted row's example (its row with the measured duration) and what it was
+    admitted despite (``notes``: unknown tokens kept by ``allow_unknown_tokens``)."""
+
+    example: Example
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ModelFit:
+    """What a row must fit: ``loaded``'s languages, vocabulary and limits for ``task``.
+
+    ``timestamps``: the label budget counts the two timestamp tokens around the text
+    (None: when the family trains some windows with timestamps by default).
+    """
+
+    loaded: LoadedModel
+    task: str = "transcribe"
+    timestamps: bool | None = None
+    allow_unknown_tokens: bool = False
+
+    @cached_property
+    def limits(self) -> Limits:
+        return self.loaded.adapter.limits(self.loaded)
+
+    @property
+    def tokenizer(self) -> Any:
+        return getattr(self.loaded.processor, "tokenizer", self.loaded.processor)
+
+    @cached_property
+    def unknown_id(self) -> int | None:
+        """The tokenizer's unknown token, unless it doubles as end-of-text or padding
+        (Whisper's), which plain text cannot encode to."""
+        unk = getattr(self.tokenizer, "unk_token_id", None)
+        ends = (getattr(self.tokenizer, name, None) for name in ("eos_token_id", "pad_token_id"))
+        return None if unk in set(ends) else unk
+
+    def unknown_characters(self, text: str) -> str:
+        """The characters of ``text`` the tokenizer encodes to its unknown token, sorted."""
+        encode = self.tokenizer.encode
+        return "".join(
+            sorted(
+                ch
+                for ch in set(text)
+                if not ch.isspace() and self.unknown_id in encode(ch, add_special_tokens=False)
+            )
+        )
+
+
+def unknown_tokens_note(fit: ModelFit, text: str, labels: list[int]) -> str | None:
+    """What is wrong with labels holding the unknown token, or None when they hold none."""
+    count = labels.count(fit.unknown_id) if fit.unknown_id is not None else 0
+    if not count:
+        return None
+    missing = fit.unknown_characters(text)
+    which = f" for {missing!r}" if missing else ""
+    return f"{count} {UNKNOWN_TOKENS}: the tokenizer has no token{which}"
+
+
+def admit(
+    row: Row,
+    fit: ModelFit | None = None,
+    *,
+    audio_problem: str | None = None,
+    nonspeech_ok: bool = False,
+) -> Admitted | Refusal:
+    """Whether ``row`` can be trained on ``fit``'s model (the module docstring's checks in
+    order; without ``fit`` only the text and audio ones).
+
+    ``audio_problem``: what a full decode of the row's audio found wrong (None: nothing,
+    or not decoded); ``nonspeech_ok``: an evaluation set, where an empty text makes a
+    non-speech probe. Returns the :class:`Admitted` example (its row with a duration in
+    seconds) or a :class:`Refusal`.
+    """
+    from asrtune.data.windows import Example  # windows imports torch: only when used
+
+    text = (row.text or "").strip()
+    if not text and not nonspeech_ok:
+        return Refusal(EMPTY_TEXT, invalid=True)
+    if audio_problem:
+        return Refusal(audio_problem, invalid=True)
+    if row.duration is None:
+        try:
+            row = replace(row, duration=audio_duration(row.audio_path, row.audio_bytes))
+        except AsrtuneError as exc:
+            return Refusal(f"unreadable audio: {exc}", invalid=True)
+    if not text or fit is None:
+        return Admitted(Example(row, row.language, 0))
+    try:
+        labels = row_labels(fit.loaded, text, row.language, fit.task, row.duration, fit.timestamps)
+    except AsrtuneError as exc:  # a language the model does not know, or none
+        return Refusal(str(exc), invalid=True)
+    notes: tuple[str, ...] = ()
+    unknown = unknown_tokens_note(fit, text, labels)
+    if unknown and not fit.allow_unknown_tokens:
+        return Refusal(f"{unknown} (--allow_unknown_tokens keeps such rows)")
+    if unknown:
+        notes = (f"{unknown}; kept (--allow_unknown_tokens)",)
+    reason = over_limit_reason(fit.limits, row.duration, len(labels))
+    if reason:
+        return Refusal(reason)
+    return Admitted(Example(row, row.language, len(labels)), notes)
