@@ -325,3 +325,41 @@ def test_timestamps_mark_each_utterance_in_a_share_of_the_windows(
             assert (marked > 0) == (notimestamps not in inputs)  # one layout or the other
             assert marked % 2 == 0  # each utterance's start and end
     assert len(modes) >= 6 and any(modes) and not all(modes), modes
+
+
+@pytest.mark.parametrize("multilingual", [True, False])
+@pytest.mark.parametrize(("requested", "new_tokens"), [(5, 5), (None, 32 + 25), (100, None)])
+def test_generation_stops_at_the_token_budget(
+    tiny_whisper: Path,
+    tiny_whisper_en: Path,
+    multilingual: bool,
+    requested: int | None,
+    new_tokens: int | None,
+) -> None:
+    """A short-form hypothesis gets ``max_new_tokens`` (default: 32 + 25 per second of
+    audio) new tokens after its prompt, never more than the decoder's positions leave; a
+    model that never says end-of-text runs to exactly that many decoder steps."""
+    loaded = load_model(str(tiny_whisper if multilingual else tiny_whisper_en))
+    end = loaded.processor.tokenizer.eos_token_id
+    loaded.model.generation_config.suppress_tokens = [end]  # it never stops by itself
+    loaded.model.generation_config.begin_suppress_tokens = [end]
+    prompt = (
+        4 if multilingual else 2
+    )  # <|startoftranscript|> (<|en|><|transcribe|>) <|notimestamps|>
+    if new_tokens is None:
+        new_tokens = loaded.model.config.max_target_positions - prompt
+    steps: list[int] = []
+    decoder = loaded.model.model.decoder
+    hook = decoder.register_forward_hook(lambda _m, _i, _o: steps.append(1))
+    try:
+        [text] = W.generate(
+            loaded,
+            [tone(1.0, 300)],
+            "en" if multilingual else None,
+            "transcribe",
+            max_new_tokens=requested,
+        )
+    finally:
+        hook.remove()
+    assert len(steps) == new_tokens  # one decoder step per new token
+    assert text.capped
