@@ -225,7 +225,7 @@ def measure_parity(
     """Decode ``sample`` with the model in ``out`` (transformers, fp32, greedy) and with
     its ``fmt`` export in ``export_dir``; score both."""
     from asrtune.data.audio import load_row_audio
-    from asrtune.evaluation import evaluate_rows
+    from asrtune.evaluation import evaluate_rows, scoring_languages
     from asrtune.inference import DecodingOptions
     from asrtune.metrics import score_corpus
     from asrtune.models import load_model, token_budget
@@ -252,11 +252,10 @@ def measure_parity(
         language=language, task=task, num_beams=1, max_new_tokens=requested, precision="fp32"
     )
     hf_result = evaluate_rows(loaded, rows, options, progress=False)
-    implied = loaded.adapter.sole_language(loaded)
     exported, _ = score_corpus(
         [row.text for row in rows],
         hypotheses,
-        [lang or implied for lang in languages],
+        scoring_languages(loaded, rows, language),  # as evaluate_rows scores
         [row.id for row in rows],
         task=task,
     )
