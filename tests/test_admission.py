@@ -5,6 +5,7 @@ never trained silently (left out with a reason, or kept with --allow_unknown_tok
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import soundfile as sf
 
 from asrtune.cli import main
 from asrtune.config import train_job_from_kwargs
+from asrtune.data.admission import EMPTY_TEXT
 from asrtune.data.validate import check_manifest
 from asrtune.models import LoadedModel, load_model
 from asrtune.models.tiny_parakeet import make_tiny_parakeet_ctc
@@ -130,3 +132,33 @@ def test_data_check_cli_reports_unknown_tokens(
     assert "line 2:" in out and "unknown token" in out
     assert main([*argv, "--allow-unknown-tokens"]) == 0
     assert "1 over the model's limits" not in capsys.readouterr().out
+
+
+def test_the_rule_refuses_broken_data_as_invalid_and_ill_fitting_rows_as_left_out(
+    tiny_whisper: Path, ctc: LoadedModel, tmp_path: Path
+) -> None:
+    from asrtune.data.admission import Admitted, ModelFit, Refusal, admit
+    from asrtune.data.manifest import Row
+
+    sf.write(tmp_path / "a.wav", tone(1.5, 300), 16000)
+    row = Row(id="a", audio_path=str(tmp_path / "a.wav"), text="hello world")
+    whisper = ModelFit(load_model(str(tiny_whisper)))
+    assert admit(row) == Admitted(replace(row, duration=1.5))  # the header's duration
+    assert admit(replace(row, text=" ")) == Refusal(EMPTY_TEXT, invalid=True)
+    assert admit(replace(row, text=""), nonspeech_ok=True) == Admitted(
+        replace(row, text="", duration=1.5)
+    )
+    assert admit(row, audio_problem="silent audio") == Refusal("silent audio", invalid=True)
+    missing = admit(replace(row, audio_path=str(tmp_path / "b.wav")))
+    assert isinstance(missing, Refusal) and missing.invalid
+    assert missing.reason.startswith("unreadable audio:")
+    no_language = admit(row, whisper)
+    assert isinstance(no_language, Refusal) and no_language.invalid
+    assert "needs a language" in no_language.reason
+    admitted = admit(replace(row, language="en"), whisper)
+    assert isinstance(admitted, Admitted) and admitted.example.num_tokens > 0
+    unknown = admit(replace(row, text="hello мир"), ModelFit(ctc))
+    assert isinstance(unknown, Refusal) and not unknown.invalid
+    assert unknown.reason.startswith("3 unknown token(s): the tokenizer has no token for 'имр'")
+    kept = admit(replace(row, text="hello мир"), ModelFit(ctc, allow_unknown_tokens=True))
+    assert isinstance(kept, Admitted) and kept.notes

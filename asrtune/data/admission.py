@@ -50,11 +50,20 @@ class Refusal:
 
 @dataclass(frozen=True)
 class Admitted:
-    """An admitted row's example (its row with the measured duration) and what it was
-    admitted despite (``notes``: unknown tokens kept by ``allow_unknown_tokens``)."""
+    """An admitted row (with its measured duration), its label token count (0 without a
+    model, or for a non-speech probe) and what it was admitted despite (``notes``: unknown
+    tokens kept by ``allow_unknown_tokens``)."""
 
-    example: Example
+    row: Row
+    num_tokens: int = 0
     notes: tuple[str, ...] = ()
+
+    @property
+    def example(self) -> Example:
+        """The training example of the row."""
+        from asrtune.data.windows import Example  # windows imports torch: only for training
+
+        return Example(self.row, self.row.language, self.num_tokens)
 
 
 @dataclass(frozen=True)
@@ -120,11 +129,9 @@ def admit(
 
     ``audio_problem``: what a full decode of the row's audio found wrong (None: nothing,
     or not decoded); ``nonspeech_ok``: an evaluation set, where an empty text makes a
-    non-speech probe. Returns the :class:`Admitted` example (its row with a duration in
-    seconds) or a :class:`Refusal`.
+    non-speech probe. Returns the :class:`Admitted` row (with a duration in seconds; its
+    training ``example``) or a :class:`Refusal`.
     """
-    from asrtune.data.windows import Example  # windows imports torch: only when used
-
     text = (row.text or "").strip()
     if not text and not nonspeech_ok:
         return Refusal(EMPTY_TEXT, invalid=True)
@@ -136,7 +143,7 @@ def admit(
         except AsrtuneError as exc:
             return Refusal(f"unreadable audio: {exc}", invalid=True)
     if not text or fit is None:
-        return Admitted(Example(row, row.language, 0))
+        return Admitted(row)
     try:
         labels = row_labels(fit.loaded, text, row.language, fit.task, row.duration, fit.timestamps)
     except AsrtuneError as exc:  # a language the model does not know, or none
@@ -150,4 +157,4 @@ def admit(
     reason = over_limit_reason(fit.limits, row.duration, len(labels))
     if reason:
         return Refusal(reason)
-    return Admitted(Example(row, row.language, len(labels)), notes)
+    return Admitted(row, len(labels), notes)
