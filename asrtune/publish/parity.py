@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from asrtune.data.manifest import Row, with_language
+from asrtune.data.manifest import Row
 from asrtune.errors import AsrtuneError
 from asrtune.metrics import CorpusScore
 
@@ -173,9 +173,8 @@ def read_sample(source: str, count: int, language: str | None, strict: bool) -> 
     from asrtune.data.sources import read_source
     from asrtune.data.validate import validate_rows
 
-    manifest = read_source(source)
-    rows = [with_language(row, language) for row in manifest.rows[:count]]
-    report = validate_rows(rows, progress=False, source=Path(source).name)
+    manifest = read_source(source, language=language)
+    report = validate_rows(manifest.rows[:count], progress=False, source=Path(source).name)
     if report.problems:
         first = report.problems[0]
         message = (
