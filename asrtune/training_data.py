@@ -199,7 +199,9 @@ def build_stream_dataset(job: TrainJob, loaded: LoadedModel, skips: SkipLog) -> 
 
     def admit_streamed(row: Row) -> tuple[Example, Any] | str:
         admitted = admit(row, fit)
-        if isinstance(admitted, Refusal):
+        if isinstance(admitted, Refusal) and admitted.language:  # not one row's problem
+            raise AsrtuneError(admitted.reason)
+        if isinstance(admitted, Refusal):  # broken or unfit rows are skipped as they come
             return admitted.reason
         example = admitted.example
         return example, adapter.pack_item(loaded, example, task, timestamps)

@@ -153,7 +153,7 @@ def test_the_rule_refuses_broken_data_as_invalid_and_ill_fitting_rows_as_left_ou
     assert isinstance(missing, Refusal) and missing.invalid
     assert missing.reason.startswith("unreadable audio:")
     no_language = admit(row, whisper)
-    assert isinstance(no_language, Refusal) and no_language.invalid
+    assert isinstance(no_language, Refusal) and no_language.invalid and no_language.language
     assert "needs a language" in no_language.reason
     admitted = admit(replace(row, language="en"), whisper)
     assert isinstance(admitted, Admitted) and admitted.example.num_tokens > 0
@@ -162,3 +162,15 @@ def test_the_rule_refuses_broken_data_as_invalid_and_ill_fitting_rows_as_left_ou
     assert unknown.reason.startswith("3 unknown token(s): the tokenizer has no token for 'имр'")
     kept = admit(replace(row, text="hello мир"), ModelFit(ctc, allow_unknown_tokens=True))
     assert isinstance(kept, Admitted) and kept.notes
+
+
+def test_streaming_stops_on_a_language_the_model_needs(tiny_whisper: Path, tmp_path: Path):
+    """A missing language is the run's mistake, not one row's: streaming stops on it with
+    the reason, as training on read rows does, rather than skipping every row."""
+    from asrtune.errors import AsrtuneError
+
+    manifest = _manifest(tmp_path / "data")
+    job = _job(tiny_whisper, manifest, tmp_path / "out", streaming=True, max_steps=1)
+    stream = build_stream_dataset(job, load_model(str(tiny_whisper)), SkipLog(tmp_path / "out"))
+    with pytest.raises(AsrtuneError, match="needs a language"):
+        list(stream)

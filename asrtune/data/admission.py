@@ -41,11 +41,14 @@ UNKNOWN_TOKENS = "unknown token(s)"  # in every reason and note about unknown to
 
 @dataclass(frozen=True)
 class Refusal:
-    """Why a row cannot be trained: ``invalid`` when its data is broken (text, audio,
-    language), else it is valid but this model cannot take it (unknown tokens, limits)."""
+    """Why a row cannot be trained: ``invalid`` when its data is broken (text, audio) or
+    its language is not one the model knows (``language``: a flag or column to fix, which
+    streaming training stops on), else it is valid but this model cannot take it (unknown
+    tokens, limits)."""
 
     reason: str
     invalid: bool = False
+    language: bool = False
 
 
 @dataclass(frozen=True)
@@ -147,7 +150,7 @@ def admit(
     try:
         labels = row_labels(fit.loaded, text, row.language, fit.task, row.duration, fit.timestamps)
     except AsrtuneError as exc:  # a language the model does not know, or none
-        return Refusal(str(exc), invalid=True)
+        return Refusal(str(exc), invalid=True, language=True)
     notes: tuple[str, ...] = ()
     unknown = unknown_tokens_note(fit, text, labels)
     if unknown and not fit.allow_unknown_tokens:
