@@ -243,6 +243,15 @@ class DataConfig:
             "OUT/dropped.jsonl) instead of stopping."
         },
     )
+    allow_unknown_tokens: bool = field(
+        default=False,
+        metadata={
+            "help": "Train on rows whose text has characters the model's tokenizer has no "
+            "token for (another script, a casing its vocabulary lacks): their labels hold "
+            "the unknown token, and the model learns to say it. By default such rows are "
+            "left out (listed in OUT/skipped.jsonl)."
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.max_batch_seconds is not None and self.pack:

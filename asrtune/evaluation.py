@@ -78,11 +78,10 @@ def evaluate_rows(
     hypotheses = gather_in_order(len(rows), mine, decoded)
     if was_training:
         loaded.model.train()
-    implied = loaded.adapter.sole_language(loaded)  # rows of an English-only model are English
     score, utterances = score_corpus(
         [r.text for r in rows],
         hypotheses,
-        [language or implied for language in languages],
+        scoring_languages(loaded, rows, options.language),
         [r.id for r in rows],
         task=options.task,
     )
@@ -98,6 +97,19 @@ def evaluate_rows(
     nonspeech = nonspeech_score(probes) if probes else None
     seconds = time.perf_counter() - start
     return EvalResult(score, utterances, seconds, precision, longform, nonspeech)
+
+
+def scoring_languages(
+    loaded: LoadedModel, rows: list[Row], language: str | None = None
+) -> list[str | None]:
+    """The language each row is scored in, which picks its normalizer
+    (:func:`asrtune.metrics.normalizer_for`): the row's own (``--language`` fills rows
+    without one where they are read), else ``language`` (decoding's), else the model's
+    sole language (an English-only checkpoint's, ``sole_language``), else None: unknown,
+    scored with the multilingual normalizer. The same rule for every family, so the same
+    rows score alike whichever model transcribed them."""
+    implied = language or loaded.adapter.sole_language(loaded)
+    return [row.language or implied for row in rows]
 
 
 def rows_to_decode_here(durations: list[float]) -> list[int]:

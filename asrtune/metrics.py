@@ -6,6 +6,10 @@ Whisper's ``EnglishTextNormalizer``; other languages and text of unknown languag
 :func:`normalize_multilingual`, which keeps combining marks (Whisper's
 ``BasicTextNormalizer`` deletes them and breaks Brahmic scripts) and accents.
 
+A row's language is its own, else the model's sole language (an English-only checkpoint's),
+else unknown (:func:`asrtune.evaluation.scoring_languages`): never the model's family, so
+the same rows score alike whichever family transcribed them.
+
 Languages written without spaces between words (:data:`NO_SPACE_LANGUAGES`) have no words
 to count: their word errors count characters, as Whisper's own evaluation does, and their
 headline figure is CER (:func:`headline_metric`).

@@ -1,7 +1,8 @@
 """Training data for ``asrtune train``: sources → checked rows → admitted examples → dataset.
 
 Nothing is dropped silently: invalid rows stop training (or, with --drop_invalid, go to
-OUT/dropped.jsonl); rows over the model's limits go to OUT/skipped.jsonl. Under several
+OUT/dropped.jsonl); rows the model cannot take (over its limits, unknown tokens: the
+admission rule, :mod:`asrtune.data.admission`) go to OUT/skipped.jsonl. Under several
 processes every process reads the same rows; only the main one writes those files.
 """
 
@@ -13,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from asrtune.config import TrainJob, eval_source, hub_options, training_sources
-from asrtune.data.manifest import BadRow, Row, skip_record, with_language
+from asrtune.data.admission import Refusal, admit
+from asrtune.data.manifest import Row, skip_record
 from asrtune.data.nonspeech import noise_files
 from asrtune.data.rows import LoadedRows, combine, load_rows
 from asrtune.data.sources import stream_source
@@ -22,8 +24,8 @@ from asrtune.data.windows import Example, TrainingMix
 from asrtune.dataset import WindowDataset
 from asrtune.errors import AsrtuneError
 from asrtune.guards import parse_guards
-from asrtune.metrics import is_nonspeech
-from asrtune.models import LoadedModel, over_limit_reason, row_labels
+from asrtune.models import LoadedModel
+from asrtune.models.fit import ModelFit
 from asrtune.processes import all_processes, is_main_process
 
 log = logging.getLogger("asrtune")
@@ -59,30 +61,56 @@ def _write_jsonl(path: Path, records: list[dict]) -> None:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
-def admit_row(loaded: LoadedModel, row: Row, task: str, timestamps: bool = False) -> Example | str:
-    """The family's Example for a row, or the reason it is over the model's limits.
+def admit_row(
+    loaded: LoadedModel,
+    row: Row,
+    task: str,
+    timestamps: bool = False,
+    allow_unknown_tokens: bool = False,
+) -> Example | str:
+    """The family's Example for a row, or the reason the model cannot take it (the
+    admission rule, :func:`asrtune.data.admission.admit`); an AsrtuneError when the row is
+    invalid for the model (a language it does not know, or none).
 
     Its labels are those of a window holding the row alone: with ``timestamps`` (some
     windows are trained with timestamps, see :func:`build_finite_dataset`) they include the
     timestamp tokens around the text.
     """
-    labels = row_labels(loaded, row.text, row.language, task, row.duration, timestamps)
-    reason = over_limit_reason(loaded.adapter.limits(loaded), row.duration, len(labels))
-    return reason or Example(row, row.language, len(labels))
+    admitted = admit(row, ModelFit(loaded, task, timestamps, allow_unknown_tokens))
+    if isinstance(admitted, Refusal):
+        if admitted.invalid:
+            raise AsrtuneError(admitted.reason)
+        return admitted.reason
+    return admitted.example
 
 
 def admit_rows(
-    loaded: LoadedModel, rows: list[Row], task: str, timestamps: bool = False
+    loaded: LoadedModel,
+    rows: list[Row],
+    task: str,
+    timestamps: bool = False,
+    allow_unknown_tokens: bool = False,
 ) -> tuple[list[Example], list[dict[str, Any]]]:
-    """Split rows into trainable examples and the skip records (with reasons) of those over
-    the model's limits; ``timestamps`` as for :func:`admit_row`."""
-    examples, skipped = [], []
+    """Split rows into trainable examples and the skip records (with reasons) of those the
+    model cannot take; ``timestamps`` and ``allow_unknown_tokens`` as for :func:`admit_row`.
+    Rows kept despite unknown tokens are counted in a warning."""
+    examples, skipped, kept_unknown = [], [], 0
+    fit = ModelFit(loaded, task, timestamps, allow_unknown_tokens)
     for row in rows:
-        admitted = admit_row(loaded, row, task, timestamps)
-        if isinstance(admitted, str):
-            skipped.append(skip_record(row, admitted))
-        else:
-            examples.append(admitted)
+        admitted = admit(row, fit)
+        if isinstance(admitted, Refusal) and admitted.invalid:
+            raise AsrtuneError(admitted.reason)
+        if isinstance(admitted, Refusal):
+            skipped.append(skip_record(row, admitted.reason))
+            continue
+        examples.append(admitted.example)
+        kept_unknown += bool(admitted.notes)
+    if kept_unknown:
+        log.warning(
+            "--allow_unknown_tokens: %d training row(s) hold characters the tokenizer has no "
+            "token for; the model learns its unknown token for them",
+            kept_unknown,
+        )
     return examples, skipped
 
 
@@ -153,27 +181,29 @@ class SkipLog:
 
 
 def build_stream_dataset(job: TrainJob, loaded: LoadedModel, skips: SkipLog) -> Any:
-    """--streaming: rows are read, checked, packed and featurized as training goes."""
+    """--streaming: rows are read, admitted, packed and featurized as training goes."""
     adapter, task, language = loaded.adapter, job.model.task, job.model.language
     mix = training_mix(job, loaded)
     timestamps = mix.timestamp_share > 0
+    fit = ModelFit(loaded, task, timestamps, job.data.allow_unknown_tokens)
     streams = []
     for spec in training_sources(job.data):
-        records, to_row = stream_source(spec, hub_options(job.data))
+        records, to_row = stream_source(spec, hub_options(job.data), language)
         records = records.shuffle(seed=job.training.seed, buffer_size=job.data.shuffle_buffer)
-        streams.append(Stream(records, _with_language(to_row, language), spec.weight))
+        streams.append(Stream(records, to_row, spec.weight))
 
-    def admit(row: Row) -> tuple[Example, Any] | str:
-        if is_nonspeech(row.text):
-            return "empty text (allowed in evaluation sets only)"
-        example = admit_row(loaded, row, task, timestamps)
-        if isinstance(example, str):
-            return example
+    def admit_streamed(row: Row) -> tuple[Example, Any] | str:
+        admitted = admit(row, fit)
+        if isinstance(admitted, Refusal) and admitted.language:  # not one row's problem
+            raise AsrtuneError(admitted.reason)
+        if isinstance(admitted, Refusal):  # broken or unfit rows are skipped as they come
+            return admitted.reason
+        example = admitted.example
         return example, adapter.pack_item(loaded, example, task, timestamps)
 
     return StreamingWindows(
         streams,
-        admit=admit,
+        admit=admit_streamed,
         make_item=lambda window, plan: adapter.window_item(loaded, window, task, plan=plan),
         packer=adapter.packer(loaded, task, language) if packs(job, loaded) else None,
         on_skip=skips.add,
@@ -183,13 +213,6 @@ def build_stream_dataset(job: TrainJob, loaded: LoadedModel, skips: SkipLog) -> 
         mix=mix,
         max_seconds=adapter.limits(loaded).max_seconds,
     )
-
-
-def _with_language(to_row: Any, language: str | None) -> Any:
-    def wrapped(record: dict, index: int) -> Row | BadRow:
-        return with_language(to_row(record, index), language)
-
-    return wrapped
 
 
 def training_mix(job: TrainJob, loaded: LoadedModel) -> TrainingMix:
@@ -230,13 +253,16 @@ def build_finite_dataset(
     # with any window trained with timestamps, every utterance's label budget counts its
     # two timestamp tokens
     timestamps = mix.timestamp_share > 0
-    examples, skipped = admit_rows(loaded, rows, job.model.task, timestamps)
+    examples, skipped = admit_rows(
+        loaded, rows, job.model.task, timestamps, job.data.allow_unknown_tokens
+    )
     if skipped:
         _write_jsonl(out / "skipped.jsonl", skipped)
         log.warning(
-            "left out %d row(s) over the model's limits, e.g. %s: see %s",
+            "left out %d row(s) the model cannot take, e.g. %s (%s): see %s",
             len(skipped),
             skipped[0]["id"],
+            skipped[0]["reason"],
             out / "skipped.jsonl",
         )
     if not examples:

@@ -160,3 +160,62 @@ def test_rows_without_text_are_scored_apart_as_non_speech() -> None:
     # a probe in a language written without spaces counts characters
     _, zh = score_corpus([""], ["谢谢观看"], ["zh"])
     assert nonspeech_score(zh).words == 4
+
+
+# ----- one normalizer rule: the row's language, never the family ------------------------
+
+#: English the two normalizers write differently ("mister ... $20" vs "mr ... twenty
+#: dollars"), so a family scoring it with the other normalizer shows.
+ENGLISH_ROWS = ["Mr. Smith paid twenty dollars.", "The colour is grey, isn't it?"]
+FAMILY_BUILDERS = {
+    "whisper": "asrtune.models.tiny:make_tiny_whisper",
+    "parakeet_ctc": "asrtune.models.tiny_parakeet:make_tiny_parakeet_ctc",
+    "parakeet_tdt": "asrtune.models.tiny_parakeet:make_tiny_parakeet_tdt",
+    "qwen3_asr": "asrtune.models.tiny_qwen3_asr:make_tiny_qwen3_asr",
+}
+
+
+@pytest.fixture(scope="module")
+def english_rows(tmp_path_factory: pytest.TempPathFactory) -> list:
+    import soundfile as sf
+
+    from asrtune.data.manifest import Row
+    from tests.conftest import tone
+
+    folder = tmp_path_factory.mktemp("english")
+    rows = []
+    for index, text in enumerate(ENGLISH_ROWS):
+        path = folder / f"{index}.wav"
+        sf.write(path, tone(1.0, 300 + 100 * index), 16000)
+        rows.append(Row(id=str(index), audio_path=str(path), text=text, duration=1.0))
+    return rows
+
+
+@pytest.mark.parametrize("language", [None, "en"])
+def test_the_same_english_rows_score_the_same_whatever_the_family(
+    english_rows: list, tmp_path_factory: pytest.TempPathFactory, language: str | None
+) -> None:
+    """Rows are scored with the normalizer of their language (given, or the model's sole
+    language); rows of unknown language with the multilingual one, in every family."""
+    from dataclasses import replace
+
+    from asrtune.evaluation import evaluate_rows, scoring_languages
+    from asrtune.inference import DecodingOptions
+    from asrtune.models import load_model
+    from asrtune.models.family import _resolve
+
+    rows = [replace(row, language=language) for row in english_rows]
+    hypotheses = ["mister smith paid twenty dollars", "the color is gray isn't it"]
+    normalized, wers = {}, {}
+    for family, builder in FAMILY_BUILDERS.items():
+        loaded = load_model(str(_resolve(builder)(tmp_path_factory.mktemp(family))))
+        options = DecodingOptions(max_new_tokens=4)
+        result = evaluate_rows(loaded, rows, options, progress=False)
+        normalized[family] = [u.reference_normalized for u in result.utterances]
+        languages = scoring_languages(loaded, rows, options.language)
+        wers[family] = score_corpus([r.text for r in rows], hypotheses, languages)[0].wer
+    expected = "mister smith paid $20" if language == "en" else "mr smith paid twenty dollars"
+    assert {family: texts[0] for family, texts in normalized.items()} == dict.fromkeys(
+        FAMILY_BUILDERS, expected
+    )
+    assert len(set(wers.values())) == 1, wers

@@ -70,6 +70,22 @@ def test_a_streamed_manifest_gives_the_rows_a_read_gives(
     assert bad == read.bad_rows
 
 
+def test_a_streamed_manifest_streams_its_rows_reshuffled_each_epoch(tmp_path: Path) -> None:
+    from tests.conftest import write_dataset
+
+    manifest = write_dataset(tmp_path / "d", 12)
+    records, to_row = stream_source(parse_source(str(manifest)), HubOptions(streaming=True))
+    in_order = list(records)
+    assert all(isinstance(r, Row) for r in in_order)  # the rows themselves, nothing to parse
+    assert [to_row(r, 0) for r in in_order] == read_source(str(manifest)).rows
+    shuffled = records.shuffle(seed=1, buffer_size=5)
+    first = [r.id for r in shuffled]
+    assert sorted(first) == sorted(r.id for r in in_order) and first != [r.id for r in in_order]
+    assert [r.id for r in shuffled] == first  # the same epoch, the same order
+    shuffled.set_epoch(1)
+    assert [r.id for r in shuffled] != first
+
+
 def _text_of(loaded: object, tokens: int) -> str:
     """A text of exactly ``tokens`` text tokens for ``loaded``'s tokenizer."""
     text = " ".join(["a"] * tokens)

@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from asrtune.config import train_job_from_kwargs
-from asrtune.data.validate import check_manifest
+from asrtune.data_check import check_manifest
 from asrtune.models import load_model, over_limit_reason
 from asrtune.models import whisper as W
 from asrtune.training_data import (

@@ -15,10 +15,10 @@ from asrtune.data.validate import (
     MAX_CHARS_PER_SECOND,
     SILENCE_PEAK,
     check_audio,
-    check_manifest,
     tokenizer_warning,
     validate_rows,
 )
+from asrtune.data_check import check_manifest
 from asrtune.errors import AsrtuneError
 from tests.conftest import tone
 

@@ -352,3 +352,41 @@ def test_generation_prints_no_deprecation_warning_of_whisper_s_own_call(
     finally:
         logger.removeHandler(collect)
     assert not [m for m in collect.messages if "Passing `generation_config` together" in m]
+
+
+@pytest.mark.parametrize("multilingual", [True, False])
+@pytest.mark.parametrize(("requested", "new_tokens"), [(5, 5), (None, 32 + 25), (100, None)])
+def test_generation_stops_at_the_token_budget(
+    tiny_whisper: Path,
+    tiny_whisper_en: Path,
+    multilingual: bool,
+    requested: int | None,
+    new_tokens: int | None,
+) -> None:
+    """A short-form hypothesis gets ``max_new_tokens`` (default: 32 + 25 per second of
+    audio) new tokens after its prompt, never more than the decoder's positions leave; a
+    model that never says end-of-text runs to exactly that many decoder steps."""
+    loaded = load_model(str(tiny_whisper if multilingual else tiny_whisper_en))
+    end = loaded.processor.tokenizer.eos_token_id
+    loaded.model.generation_config.suppress_tokens = [end]  # it never stops by itself
+    loaded.model.generation_config.begin_suppress_tokens = [end]
+    prompt = (
+        4 if multilingual else 2
+    )  # <|startoftranscript|> (<|en|><|transcribe|>) <|notimestamps|>
+    if new_tokens is None:
+        new_tokens = loaded.model.config.max_target_positions - prompt
+    steps: list[int] = []
+    decoder = loaded.model.model.decoder
+    hook = decoder.register_forward_hook(lambda _m, _i, _o: steps.append(1))
+    try:
+        [text] = W.generate(
+            loaded,
+            [tone(1.0, 300)],
+            "en" if multilingual else None,
+            "transcribe",
+            max_new_tokens=requested,
+        )
+    finally:
+        hook.remove()
+    assert len(steps) == new_tokens  # one decoder step per new token
+    assert text.capped

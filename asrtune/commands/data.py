@@ -71,7 +71,8 @@ def _check_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         default=None,
-        help="also check against this model's limits (length, label tokens) and tokenizer",
+        help="also check against this model's limits (length, label tokens), languages and "
+        "tokenizer (unknown tokens), as training admits rows",
     )
     parser.add_argument("--language", default=None, help="language for rows without one")
     parser.add_argument(
@@ -88,6 +89,14 @@ def _check_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="allow non-safetensors (pickle) weights for --model; only for models you trust",
     )
+    parser.add_argument(
+        "--allow-unknown-tokens",
+        "--allow_unknown_tokens",
+        action="store_true",
+        help="as asrtune train --allow_unknown_tokens: rows whose text the --model's "
+        "tokenizer turns into unknown tokens are kept (a warning), not left out of training "
+        "(default: off)",
+    )
 
 
 def _print_entries(title: str, entries: list) -> None:
@@ -101,7 +110,7 @@ def _print_entries(title: str, entries: list) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from asrtune.data.validate import check_manifest
+    from asrtune.data_check import check_manifest
 
     report = check_manifest(
         args.source,
@@ -110,6 +119,7 @@ def _check(args: argparse.Namespace) -> int:
         allow_pickle=args.allow_pickle,
         options=_hub_options(args),
         nonspeech_ok=args.eval_set,
+        allow_unknown_tokens=args.allow_unknown_tokens,
     )
     _print_entries("invalid rows", report.problems)
     _print_entries("over the model's limits (valid, left out of training)", report.over_limits)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
-from asrtune.data.manifest import BadRow, Manifest, Row, with_language
+from asrtune.data.manifest import BadRow, Manifest, Row
 from asrtune.data.sources import (
     HubOptions,
     SourceSpec,
@@ -43,7 +43,7 @@ def load_rows(
     limit: int | None = None,
     nonspeech_ok: bool = False,
 ) -> LoadedRows:
-    """Read a source, fill missing languages with ``language``, and decode every file once
+    """Read a source (``language`` filling the rows without one), and decode every file once
     (:func:`~asrtune.data.validate.validate_rows`: the same check as ``asrtune data check``).
 
     With ``options.streaming`` only the first ``limit`` rows (default 500) are read.
@@ -52,13 +52,12 @@ def load_rows(
     spec = source if isinstance(source, SourceSpec) else parse_source(str(source))
     options = options or HubOptions()
     parsed = (
-        read_stream_head(spec, options, limit or 500)
+        read_stream_head(spec, options, limit or 500, language)
         if options.streaming
-        else read_source(spec, options)
+        else read_source(spec, options, language)
     )
-    rows = [with_language(r, language) for r in parsed.rows]
     report = validate_rows(
-        rows, parsed.bad_rows, source=Path(spec.name).name, nonspeech_ok=nonspeech_ok
+        parsed.rows, parsed.bad_rows, source=Path(spec.name).name, nonspeech_ok=nonspeech_ok
     )
     probes = sum(w.reason == NONSPEECH_NOTE for w in report.warnings)
     if probes:
@@ -75,9 +74,11 @@ def load_rows(
     return LoadedRows(spec.label(), report.rows, report.problems)
 
 
-def read_stream_head(spec: SourceSpec, options: HubOptions, limit: int) -> Manifest:
-    """The first ``limit`` rows of a streamed source."""
-    records, to_row = stream_source(spec, options)
+def read_stream_head(
+    spec: SourceSpec, options: HubOptions, limit: int, language: str | None = None
+) -> Manifest:
+    """The first ``limit`` rows of a streamed source (``language`` fills rows without one)."""
+    records, to_row = stream_source(spec, options, language)
     items = [to_row(record, i) for i, record in enumerate(islice(records, limit), start=1)]
     return Manifest(
         Path(spec.name),

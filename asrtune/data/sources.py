@@ -15,17 +15,16 @@ values and ``asrtune data check SOURCE``):
 Hub audio stays encoded (``Audio(decode=False)``) and is decoded by soundfile, so no
 torchcodec is needed. Every record becomes a row through one parser,
 :func:`~asrtune.data.manifest.record_to_row` (a Hub dataset's detected columns narrow its
-aliases). Streaming sources become ``datasets.IterableDataset`` of records, each with the
-function that makes a row of it; a streamed manifest gives exactly the rows and bad lines
-that reading it gives.
+aliases). Streaming Hub and Granary sources become ``datasets.IterableDataset`` of records,
+each with the function that makes a row of it; a streamed manifest is a
+:class:`ManifestStream` of its rows and bad lines themselves, exactly those reading it gives.
 """
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -250,8 +249,11 @@ def read_granary_rows(spec: SourceSpec, options: HubOptions) -> Manifest:
 # ----- one entry point ------------------------------------------------------------------
 
 
-def read_source(spec: SourceSpec | str | Path, options: HubOptions | None = None) -> Manifest:
-    """All rows of a finite source (bad ones separated, nothing dropped)."""
+def read_source(
+    spec: SourceSpec | str | Path, options: HubOptions | None = None, language: str | None = None
+) -> Manifest:
+    """All rows of a finite source (bad ones separated, nothing dropped); ``language``
+    (``--language``) fills the rows that name none: the one place it is filled."""
     spec = spec if isinstance(spec, SourceSpec) else parse_source(str(spec))
     options = options or HubOptions()
     readers: dict[str, Callable[[], Manifest]] = {
@@ -260,12 +262,27 @@ def read_source(spec: SourceSpec | str | Path, options: HubOptions | None = None
         "hub": lambda: read_hub_rows(spec, options),
         "granary": lambda: read_granary_rows(spec, options),
     }
-    return readers[spec.kind]()
+    manifest = readers[spec.kind]()
+    if not language:
+        return manifest
+    return replace(manifest, rows=[with_language(row, language) for row in manifest.rows])
 
 
-def stream_source(spec: SourceSpec, options: HubOptions) -> tuple[Any, Callable[..., Any]]:
+def stream_source(
+    spec: SourceSpec, options: HubOptions, language: str | None = None
+) -> tuple[Any, Callable[..., Any]]:
     """A ``datasets.IterableDataset`` of records and the function that makes rows of them
-    (``to_row(record, index)``, ``index`` the 1-based position in the stream)."""
+    (``to_row(record, index)``, ``index`` the 1-based position in the stream); ``language``
+    fills the rows that name none, as in :func:`read_source`."""
+    records, to_row = _stream_records(spec, options)
+
+    def to_row_with_language(record: dict[str, Any], index: int) -> Row | BadRow:
+        return with_language(to_row(record, index), language)
+
+    return records, to_row_with_language if language else to_row
+
+
+def _stream_records(spec: SourceSpec, options: HubOptions) -> tuple[Any, Callable[..., Any]]:
     if spec.kind == "manifest":
         return _stream_manifest(spec.name)
     if spec.kind == "hub":
@@ -286,28 +303,56 @@ def stream_source(spec: SourceSpec, options: HubOptions) -> tuple[Any, Callable[
     return dataset, to_row
 
 
-def _stream_manifest(path: str) -> tuple[Any, Callable[[dict[str, str], int], Row | BadRow]]:
-    """A manifest as a stream: :func:`~asrtune.data.manifest.manifest_items`, read lazily
-    in file order (so lines and ``#k`` id suffixes are those of a read, whatever the
-    shuffling after), one JSON string per record so that every record has one schema."""
-    from datasets import IterableDataset
-
+def _stream_manifest(path: str) -> tuple[ManifestStream, Callable[[Row | BadRow, int], Any]]:
+    """A manifest as a stream of its rows and bad lines themselves (no records to parse:
+    ``to_row`` hands each on as it is)."""
     manifest_items(path)  # a missing file or an unknown format fails now
-    records = IterableDataset.from_generator(_manifest_records, gen_kwargs={"path": path})
-    return records, _manifest_item
+    return ManifestStream(path), _as_it_is
 
 
-def _manifest_records(path: str) -> Iterator[dict[str, str]]:
-    for item in manifest_items(path):
-        fields = item.as_dict() if isinstance(item, BadRow) else asdict(item)
-        yield {"item": json.dumps(fields, ensure_ascii=False)}
+def _as_it_is(item: Row | BadRow, index: int) -> Row | BadRow:
+    """``to_row`` of a :class:`ManifestStream`: its items are rows already (``index`` is
+    unused: an item keeps its manifest line)."""
+    return item
 
 
-def _manifest_item(record: dict[str, str], index: int) -> Row | BadRow:
-    """The row (or bad line) a :func:`_manifest_records` record holds; ``index`` is unused:
-    the record keeps its manifest line."""
-    fields = json.loads(record["item"])
-    return BadRow(**fields) if "reason" in fields else Row(**fields)
+@dataclass
+class ManifestStream:
+    """A manifest read lazily as :func:`~asrtune.data.manifest.manifest_items` (so lines and
+    ``#k`` id suffixes are those of a read, whatever the shuffling after), with the parts
+    of ``datasets.IterableDataset`` streaming training uses: :meth:`shuffle` (a seeded
+    buffer of ``buffer_size`` items, reshuffled for each epoch), :meth:`set_epoch`, and one
+    shard (``num_shards``)."""
+
+    path: str
+    seed: int | None = None
+    buffer_size: int = 0
+    epoch: int = 0
+    num_shards: int = 1
+
+    def shuffle(self, seed: int, buffer_size: int) -> ManifestStream:
+        """A copy that shuffles (``buffer_size`` < 2: none)."""
+        return replace(self, seed=seed, buffer_size=buffer_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[Row | BadRow]:
+        items = manifest_items(self.path)
+        if self.seed is None or self.buffer_size < 2:
+            yield from items
+            return
+        rng = random.Random(f"{self.seed}:{self.epoch}")
+        buffer: list[Row | BadRow] = []
+        for item in items:
+            if len(buffer) < self.buffer_size:
+                buffer.append(item)
+                continue
+            pick = rng.randrange(len(buffer))
+            yield buffer[pick]
+            buffer[pick] = item
+        rng.shuffle(buffer)
+        yield from buffer
 
 
 def mix_rows(sources: Iterable[tuple[list[Row], float]], seed: int = 0) -> list[Row]:

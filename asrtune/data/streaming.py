@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,7 +20,6 @@ import torch
 from datasets import IterableDataset as HubIterable
 from datasets.distributed import split_dataset_by_node
 
-from asrtune.data.audio import audio_duration
 from asrtune.data.batching import PackItem, WindowPacker
 from asrtune.data.manifest import BadRow, Row, skip_record
 from asrtune.data.windows import (
@@ -88,7 +87,8 @@ def interleave(
 class StreamingWindows(torch.utils.data.IterableDataset):
     """Yields ``make_item(window)`` for windows of admitted examples.
 
-    ``admit(row)`` returns ``(example, PackItem)`` or a skip reason (str); ``packer`` is
+    ``admit(row)`` returns ``(example, PackItem)`` (the example's row with its duration)
+    or a skip reason (str); ``packer`` is
     None to yield one example per window. Rows left out (bad lines, unreadable audio, rows
     ``admit`` refuses) go to ``on_skip`` as :func:`~asrtune.data.manifest.skip_record`
     records. With several processes (``world_size`` > 1) each reads its own share and the
@@ -123,17 +123,13 @@ class StreamingWindows(torch.utils.data.IterableDataset):
                 stream.records.set_epoch(epoch)
 
     def _rows(self) -> Iterator[Row]:
+        """This epoch's rows; lines that never became rows go to ``on_skip``. ``admit``
+        measures the durations (see :func:`asrtune.data.admission.admit`)."""
         rows = interleave(self.streams, self.seed + self.epoch, self.rank, self.world_size)
         for row in rows:
             if isinstance(row, BadRow):
                 self.on_skip(skip_record(row, row.reason))
                 continue
-            if row.duration is None:
-                try:
-                    row = replace(row, duration=audio_duration(row.audio_path, row.audio_bytes))
-                except AsrtuneError as exc:
-                    self.on_skip(skip_record(row, f"unreadable audio: {exc}"))
-                    continue
             yield row
 
     def __iter__(self) -> Iterator[dict[str, Any]]:

@@ -9,11 +9,17 @@ blocks, so memory stays flat for long files. Three outcomes per row:
   rows (malformed JSON, non-UTF-8, no audio column: the ``bad_rows`` of
   :func:`~asrtune.data.manifest.read_manifest`). With a model, also a language the model
   does not know (or none for a multilingual model).
-* **over the limits** (``over_limits``, only with a model): valid, but longer than the model
-  takes (Whisper: 30 s of audio, 448 label tokens); training leaves them out.
+* **over the limits** (``over_limits``, only with a model): valid, but not for this model:
+  longer than it takes (Whisper: 30 s of audio, 448 label tokens), or text its vocabulary
+  lacks characters of (labels with its unknown token, unless ``allow_unknown_tokens``);
+  training leaves them out.
 * **warnings** (the row is kept): duplicate audio (the same decoded samples as an earlier
-  row), text too long for its audio (more than :data:`MAX_CHARS_PER_SECOND`), characters
-  the model's tokenizer cannot represent, an MP3 that decodes shorter than its header says.
+  row), text too long for its audio (more than :data:`MAX_CHARS_PER_SECOND`), a text the
+  model's tokenizer does not reproduce, unknown tokens kept by ``allow_unknown_tokens``,
+  an MP3 that decodes shorter than its header says.
+
+Which rows are invalid or over the limits is training's admission rule
+(:func:`asrtune.data.admission.admit`), so the check and training say the same.
 
 The valid rows come back with their measured ``duration``, so ``asrtune train`` can use them
 without probing the files again.
@@ -25,7 +31,7 @@ import hashlib
 import io
 import json
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -34,10 +40,16 @@ import numpy as np
 import soundfile as sf
 from tqdm.auto import tqdm
 
+from asrtune.data.admission import (
+    EMPTY_TEXT,
+    UNKNOWN_TOKENS,
+    Admitted,
+    Refusal,
+    RowFit,
+    admit,
+)
 from asrtune.data.cache import file_cache
-from asrtune.data.manifest import BadRow, Row, with_language
-from asrtune.errors import AsrtuneError
-from asrtune.models import over_limit_reason, row_labels
+from asrtune.data.manifest import BadRow, Row
 
 # Peak amplitude (full scale = 1.0) below which a file counts as silent: about -80 dBFS,
 # i.e. at most 3 steps of 16-bit PCM. Digital silence and bare dither fall below it; any
@@ -263,26 +275,43 @@ def _cache_key(row: Row) -> str | None:
     return None if row.audio_bytes is not None else str(Path(row.audio_path).resolve())
 
 
+def _decoded(row: Row, checks: dict[str, AudioCheck]) -> AudioCheck:
+    """The row's :func:`check_audio`, shared by the rows (keys in ``checks``) naming its file."""
+    key = _cache_key(row)
+    check = checks.get(key) if key else None
+    if check is None:
+        check = check_audio(row.audio_path, row.audio_bytes)
+        if key:
+            checks[key] = check
+    return check
+
+
+def _left_for_unknown_tokens(admitted: Admitted | Refusal) -> bool:
+    """Whether the admission rule already said the text holds unknown tokens."""
+    said = admitted.reason if isinstance(admitted, Refusal) else " ".join(admitted.notes)
+    return UNKNOWN_TOKENS in said
+
+
 # ----- the pass -------------------------------------------------------------------------
 
 
 def validate_rows(
     rows: Iterable[Row],
     bad_rows: Iterable[BadRow] = (),
-    loaded: Any = None,
+    fit: RowFit | None = None,
     progress: bool = True,
     *,
-    task: str = "transcribe",
     source: str = "",
     nonspeech_ok: bool = False,
 ) -> ValidationReport:
     """Check every row (decoding each audio file fully, once) → :class:`ValidationReport`.
 
-    ``bad_rows`` are lines the reader already rejected; they count as invalid. ``loaded``
-    (a :class:`~asrtune.models.LoadedModel`) adds the model checks: its limits
-    (``adapter.limits``), label length (:func:`~asrtune.models.row_labels` for ``task``,
-    timestamp tokens counted as training's default counts them) and whether its tokenizer
-    reproduces each text.
+    ``bad_rows`` are lines the reader already rejected; they count as invalid. Each row is
+    judged by training's admission rule (:func:`asrtune.data.admission.admit`); ``fit``
+    (a model's, :class:`asrtune.models.fit.ModelFit`) adds its model checks (language,
+    unknown tokens unless it allows them, limits with timestamp tokens counted as
+    training's default counts them) and a warning where the tokenizer does not reproduce
+    a text.
 
     A row with empty text is invalid, unless ``nonspeech_ok`` (an evaluation set): there it
     is a non-speech probe (silence, noise), valid with a warning, and may be silent.
@@ -296,51 +325,38 @@ def validate_rows(
     warnings: list[BadRow] = []
     checks: dict[str, AudioCheck] = {}
     first_line: dict[str, int] = {}  # content digest → line of the first row with it
-    adapter = loaded.adapter if loaded is not None else None
-    limits = adapter.limits(loaded) if adapter is not None else None
-    tokenizer = getattr(loaded.processor, "tokenizer", loaded.processor) if loaded else None
+    tokenizer = fit.tokenizer if fit is not None else None
     bar = tqdm(rows, desc=f"checking {source or 'rows'}", unit="row", disable=not progress)
     for row in bar:
         text = (row.text or "").strip()
         if not text and not nonspeech_ok:
-            problems.append(_issue(row, "empty text (allowed in evaluation sets only)"))
+            problems.append(_issue(row, EMPTY_TEXT))  # refused before any decoding
             continue
-        key = _cache_key(row)
-        check = checks.get(key) if key else None
-        if check is None:
-            check = check_audio(row.audio_path, row.audio_bytes)
-            if key:
-                checks[key] = check
-        if check.problem and (text or not check.silent):
-            problems.append(_issue(row, check.problem))
+        check = _decoded(row, checks)
+        row = replace(row, duration=check.seconds)
+        problem = None if not text and check.silent else check.problem
+        admitted = admit(row, fit, audio_problem=problem, nonspeech_ok=nonspeech_ok)
+        if isinstance(admitted, Refusal) and admitted.invalid:
+            problems.append(_issue(row, admitted.reason))
             continue
+        valid.append(row)
         if not text:
-            valid.append(replace(row, duration=check.seconds))
-            within.append(valid[-1])
+            within.append(row)
             warnings.append(_issue(row, NONSPEECH_NOTE))
             continue
-        labels: list[int] = []
-        if adapter is not None:
-            try:
-                labels = row_labels(loaded, text, row.language, task, check.seconds)
-            except AsrtuneError as exc:
-                problems.append(_issue(row, str(exc)))
-                continue
-        row = replace(row, duration=check.seconds)
-        valid.append(row)
         notes = [check.warning, _chars_per_second_warning(text, check.seconds)]
         if check.digest in first_line:
             notes.append(f"duplicate audio: same content as line {first_line[check.digest]}")
         else:
             first_line[check.digest] = row.line or 0
-        if tokenizer is not None:
-            notes.append(tokenizer_warning(tokenizer, text))
-        warnings += [_issue(row, note) for note in notes if note]
-        reason = over_limit_reason(limits, check.seconds, len(labels)) if limits else None
-        if reason:
-            over.append(_issue(row, reason))
+        if isinstance(admitted, Refusal):
+            over.append(_issue(row, admitted.reason))
         else:
             within.append(row)
+            notes += admitted.notes
+        if tokenizer is not None and not _left_for_unknown_tokens(admitted):
+            notes.append(tokenizer_warning(tokenizer, text))
+        warnings += [_issue(row, note) for note in notes if note]
     return ValidationReport(
         source=source,
         num_rows=len(rows) + num_bad,
@@ -349,43 +365,4 @@ def validate_rows(
         problems=sorted(problems, key=lambda b: b.line),
         over_limits=over,
         warnings=warnings,
-    )
-
-
-def check_manifest(
-    path: str | Path,
-    model: str | None = None,
-    language: str | None = None,
-    *,
-    task: str = "transcribe",
-    progress: bool = True,
-    allow_pickle: bool = False,
-    options: Any = None,
-    nonspeech_ok: bool = False,
-) -> ValidationReport:
-    """Validate a source (manifest, audio folder, ``hf:`` dataset, ``granary:``), optionally
-    against ``model``'s limits and tokenizer.
-
-    ``language`` fills rows that have none (as ``asrtune train --language`` does);
-    ``nonspeech_ok``: an evaluation set (see :func:`validate_rows`).
-    """
-    from asrtune.data.sources import read_source
-
-    manifest = read_source(str(path), options)
-    rows: Sequence[Row] = [with_language(r, language) for r in manifest.rows]
-    loaded = None
-    if model is not None:
-        from asrtune.models import load_model
-
-        loaded = load_model(model, allow_pickle=allow_pickle)
-        if language:  # an unknown --language is a flag error, not one per row
-            loaded.adapter.encode_labels(loaded, ["a"], language, task)
-    return validate_rows(
-        rows,
-        manifest.bad_rows,
-        loaded,
-        progress,
-        task=task,
-        source=str(manifest.path),
-        nonspeech_ok=nonspeech_ok,
     )

@@ -80,8 +80,11 @@ def limits(loaded: LoadedModel) -> Limits:
 
 
 def sole_language(loaded: LoadedModel) -> str | None:
-    """nvidia/parakeet-ctc-0.6b and -1.1b are English-only (their tokenizer too)."""
-    return "en"
+    """None: a checkpoint's config says nothing of its languages (nvidia/parakeet-ctc-0.6b
+    and -1.1b are English-only, a fine-tune of one need not be), as for Parakeet TDT; rows
+    without a language are scored as every family scores them (the multilingual
+    normalizer): give them one (``--language en``) for English's."""
+    return None
 
 
 def collate(features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:

@@ -352,13 +352,25 @@ def window_features(
     return full, mask
 
 
+def _prompt_length(loaded: LoadedModel) -> int:
+    """Tokens of the decoder prompt one window's decoding starts from: ``<|startoftranscript|>``,
+    a multilingual model's language and task (given or detected), ``<|notimestamps|>``."""
+    return 4 if is_multilingual(loaded) else 2
+
+
 def _token_budget(loaded: LoadedModel, audios: Sequence[np.ndarray], requested: int | None) -> int:
     """New tokens allowed per window: ``requested`` or a cap from the audio's duration,
-    never more than the decoder's positions leave after the prompt."""
+    never more than the decoder's positions leave after the prompt.
+
+    It is passed as ``max_length``: transformers' Whisper generate adds the prompt's length
+    to it (``WhisperGenerationMixin._set_max_new_tokens_and_length``, capped at
+    ``max_target_positions``), so it caps the new tokens. ``max_new_tokens`` is not used
+    because the checkpoint's generation config sets ``max_length`` and the two conflict.
+    """
     extractor = loaded.processor.feature_extractor
     window_seconds = min(max(len(a) for a in audios), extractor.n_samples) / SAMPLE_RATE
     budget = token_budget(window_seconds, requested)
-    return min(budget, loaded.model.config.max_target_positions - 4)
+    return min(budget, loaded.model.config.max_target_positions - _prompt_length(loaded))
 
 
 # Clips a CPU encodes at once: in slices of 2 the encoder's activations stay in cache;
@@ -416,9 +428,8 @@ def generate(
         # one window, one pass: without this, a hypothesis that emits two timestamps in a
         # row is decoded again from its "next segment", which encoder states cannot cut
         kwargs["force_unique_generate_call"] = True
-    # max_length counts the decoder prompt (at most 4 tokens) too; the model's own
-    # generation config sets it, so passing max_new_tokens as well would conflict
-    kwargs["max_length"] = _token_budget(loaded, audios, max_new_tokens) + 4
+    budget = _token_budget(loaded, audios, max_new_tokens)
+    kwargs["max_length"] = budget  # new tokens: transformers adds the prompt (see _token_budget)
     features = features.to(param.device, param.dtype)
     with inference_precision(model, precision):
         if not long_form and param.device.type == "cpu":
@@ -429,8 +440,9 @@ def generate(
         ids = ids["sequences"]
     tokenizer = loaded.processor.tokenizer
     texts = tokenizer.batch_decode(ids, skip_special_tokens=True)
-    # a sequence as long as allowed that did not end (padding is EOS too) hit the cap
-    at_cap = not long_form and ids.shape[-1] >= kwargs["max_length"]
+    # a sequence as long as allowed that did not end (padding is EOS too) hit the cap; the
+    # sequences start with the prompt
+    at_cap = not long_form and ids.shape[-1] >= _prompt_length(loaded) + budget
     capped = [at_cap and int(row[-1]) != tokenizer.eos_token_id for row in ids]
     return [Transcript(t.strip(), cap) for t, cap in zip(texts, capped, strict=True)]
 
@@ -462,7 +474,7 @@ def generate_segments(
         "return_timestamps": True,
         "return_segments": True,
         "force_unique_generate_call": False,
-        "max_length": _token_budget(loaded, audios, max_new_tokens) + 4,
+        "max_length": _token_budget(loaded, audios, max_new_tokens),  # per window, see there
     }
     with inference_precision(model, precision):
         out = model.generate(features.to(param.device, param.dtype), **kwargs)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from asrtune.data.manifest import Row, with_language
+from asrtune.data.manifest import Row
 from asrtune.errors import AsrtuneError
 from asrtune.metrics import CorpusScore
 
@@ -173,9 +173,8 @@ def read_sample(source: str, count: int, language: str | None, strict: bool) -> 
     from asrtune.data.sources import read_source
     from asrtune.data.validate import validate_rows
 
-    manifest = read_source(source)
-    rows = [with_language(row, language) for row in manifest.rows[:count]]
-    report = validate_rows(rows, progress=False, source=Path(source).name)
+    manifest = read_source(source, language=language)
+    report = validate_rows(manifest.rows[:count], progress=False, source=Path(source).name)
     if report.problems:
         first = report.problems[0]
         message = (
@@ -225,7 +224,7 @@ def measure_parity(
     """Decode ``sample`` with the model in ``out`` (transformers, fp32, greedy) and with
     its ``fmt`` export in ``export_dir``; score both."""
     from asrtune.data.audio import load_row_audio
-    from asrtune.evaluation import evaluate_rows
+    from asrtune.evaluation import evaluate_rows, scoring_languages
     from asrtune.inference import DecodingOptions
     from asrtune.metrics import score_corpus
     from asrtune.models import load_model, token_budget
@@ -252,11 +251,10 @@ def measure_parity(
         language=language, task=task, num_beams=1, max_new_tokens=requested, precision="fp32"
     )
     hf_result = evaluate_rows(loaded, rows, options, progress=False)
-    implied = loaded.adapter.sole_language(loaded)
     exported, _ = score_corpus(
         [row.text for row in rows],
         hypotheses,
-        [lang or implied for lang in languages],
+        scoring_languages(loaded, rows, language),  # as evaluate_rows scores
         [row.id for row in rows],
         task=task,
     )

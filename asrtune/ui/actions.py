@@ -308,7 +308,7 @@ def _check_source(
     """One source's data check; in an evaluation set (``eval_set``) rows without text are
     non-speech probes."""
     from asrtune.data.sources import HubOptions
-    from asrtune.data.validate import check_manifest
+    from asrtune.data_check import check_manifest
 
     root = project.settings()["granary_audio_root"] or None
     report = check_manifest(
