@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -25,14 +26,12 @@ import torch.nn.functional as F
 from accelerate.data_loader import prepare_data_loader
 from transformers import Trainer, TrainerCallback
 
-from asrtune.data.batching import DurationBatchSampler
 from asrtune.data.manifest import Row
 from asrtune.data.sharding import (
+    DurationSteps,
     LossFreeIndex,
     ShardedBatchSampler,
-    Step,
     fixed_size_steps,
-    grouped_steps,
 )
 from asrtune.data.windows import Example, WindowDataset
 from asrtune.evaluation import EvalResult, evaluate_rows
@@ -281,24 +280,38 @@ class AsrTrainer(Trainer):
 
     def _training_steps(self) -> Any:
         """``epoch → steps``: fixed-size batches, or duration buckets with
-        ``max_batch_seconds``; the same in every process for (seed, epoch)."""
+        ``max_batch_seconds``; the same in every process for (seed, epoch), and the same
+        number of steps in every epoch (the Trainer plans with the first epoch's count).
+
+        Every epoch of the dataset has the same number of windows, so fixed-size steps are
+        built from one count; duration buckets are cut from each epoch's own window
+        seconds (:class:`~asrtune.data.sharding.DurationSteps`, which looks ahead over the
+        epochs this run trains to keep the count).
+        """
         per_device, world = self.args.per_device_train_batch_size, self.accelerator.num_processes
         seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+        dataset = self.train_dataset
         if self.max_batch_seconds is None:
-            count = len(self.train_dataset)
+            count = len(dataset)
             return lambda epoch: fixed_size_steps(count, per_device, world, seed, epoch)
-        buckets = DurationBatchSampler(
-            self.train_dataset.window_seconds(),
-            self.max_batch_seconds,
-            max_batch_items=per_device,
-            seed=seed,
+        first = DurationSteps(
+            dataset.window_seconds, self.max_batch_seconds, per_device, world, seed, 1
+        )
+        epochs = self._planned_epochs(-(-first.num_batches // world))
+        if epochs == 1:
+            return first
+        return DurationSteps(
+            dataset.window_seconds, self.max_batch_seconds, per_device, world, seed, epochs
         )
 
-        def bucketed(epoch: int) -> list[Step]:
-            buckets.set_epoch(epoch)
-            return grouped_steps(list(buckets), world)
-
-        return bucketed
+    def _planned_epochs(self, steps_per_epoch: int) -> int:
+        """The epochs this run trains with ``steps_per_epoch`` batches an epoch (or fewer:
+        more batches an epoch never need more epochs)."""
+        args = self.args
+        if args.max_steps > 0:
+            updates = max(-(-steps_per_epoch // args.gradient_accumulation_steps), 1)
+            return -(-args.max_steps // updates)
+        return max(math.ceil(args.num_train_epochs), 1)
 
     def _loader_options(self) -> dict[str, Any]:
         workers = self.args.dataloader_num_workers

@@ -17,6 +17,8 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterator, Sequence
 
+from asrtune.data.batching import DurationBatchSampler
+
 Step = list[list[int]]  # one micro-batch of item indices per process
 
 
@@ -48,6 +50,69 @@ def grouped_steps(batches: Sequence[list[int]], world_size: int) -> list[Step]:
         step = [list(b) for b in batches[start : start + world_size]]
         steps.append(step + [[] for _ in range(world_size - len(step))])
     return steps
+
+
+def split_to_count(batches: Sequence[list[int]], count: int) -> list[list[int]]:
+    """``batches`` with the one of most items cut in two (halves side by side) until there
+    are ``count``: a half holds fewer items and none longer, so it keeps every limit its
+    batch kept. Raises ValueError when ``count`` is more than the items."""
+    batches = [list(batch) for batch in batches]
+    while len(batches) < count:
+        biggest = max(range(len(batches)), key=lambda i: len(batches[i]), default=None)
+        if biggest is None or len(batches[biggest]) < 2:
+            raise ValueError(f"{count} batches asked of {sum(map(len, batches))} items")
+        batch, cut = batches[biggest], len(batches[biggest]) // 2
+        batches[biggest : biggest + 1] = [batch[:cut], batch[cut:]]
+    return batches
+
+
+class DurationSteps:
+    """``epoch → steps`` of batches sized by padded seconds (:class:`DurationBatchSampler`)
+    from that epoch's item durations, with the same number of steps in every epoch.
+
+    Items whose durations change between epochs (repacked windows, redrawn non-speech
+    clips) batch into different numbers of batches; the Trainer plans its steps from the
+    first epoch's count. So the plan looks ``epochs`` epochs ahead, takes the most batches
+    any of them needs, and cuts batches of the others in two (:func:`split_to_count`) to
+    reach it: every epoch has the same length, every batch holds to ``max_batch_seconds``
+    (and ``max_batch_items``), and every item is in exactly one batch an epoch.
+    ``seconds_of(epoch)`` must depend on the epoch only (every process builds the same plan).
+    """
+
+    def __init__(
+        self,
+        seconds_of: Callable[[int], Sequence[float]],
+        max_batch_seconds: float,
+        max_batch_items: int | None,
+        world_size: int,
+        seed: int,
+        epochs: int,
+    ) -> None:
+        self.seconds_of, self.max_batch_seconds = seconds_of, max_batch_seconds
+        self.max_batch_items, self.world_size, self.seed = max_batch_items, world_size, seed
+        self.epochs = max(epochs, 1)
+        self.num_batches = max(len(self.natural_batches(e)) for e in range(self.epochs))
+
+    def natural_batches(self, epoch: int) -> list[list[int]]:
+        """Epoch ``epoch``'s batches as :class:`DurationBatchSampler` cuts them."""
+        return list(
+            DurationBatchSampler(
+                self.seconds_of(epoch),
+                self.max_batch_seconds,
+                max_batch_items=self.max_batch_items,
+                seed=self.seed,
+                epoch=epoch,
+            )
+        )
+
+    def __call__(self, epoch: int) -> list[Step]:
+        batches = self.natural_batches(epoch)
+        if len(batches) > self.num_batches:  # an epoch past those planned for
+            raise RuntimeError(
+                f"epoch {epoch} needs {len(batches)} batches, the plan for {self.epochs} "
+                f"epoch(s) has {self.num_batches}"
+            )
+        return grouped_steps(split_to_count(batches, self.num_batches), self.world_size)
 
 
 class ShardedBatchSampler:

@@ -166,24 +166,42 @@ def nonspeech_examples(
 def pull_out_singles(
     windows: list[list[Example]], count: int, rng: random.Random
 ) -> list[list[Example]]:
-    """Take the shortest utterance out of ``count`` random windows of two or more (fewer
-    when there are not enough) into windows of their own: one short input per window, as
-    users' short clips come."""
+    """Take the shortest utterance out of ``count`` random windows of two or more into
+    windows of their own: one short input per window, as users' short clips come.
+
+    When fewer windows than ``count`` hold two or more, the rest are taken from windows
+    still holding two or more (a second utterance from the same window, and so on): the
+    ``count`` is met whenever the windows hold that many utterances beyond the first of
+    each. That number is the same in every epoch of the same utterances in the same number
+    of windows, so the window count is too.
+    """
     shared = [i for i, window in enumerate(windows) if len(window) > 1]
     windows = [list(window) for window in windows]
     singles = []
     for i in rng.sample(shared, min(count, len(shared))):
-        shortest = min(windows[i], key=lambda ex: ex.row.duration or 0.0)
-        windows[i].remove(shortest)
+        windows[i], shortest = _without_shortest(windows[i])
+        singles.append([shortest])
+    while len(singles) < count:  # rare: few windows share, and some of those hold more
+        left = [i for i in shared if len(windows[i]) > 1]
+        if not left:
+            break
+        i = rng.choice(left)
+        windows[i], shortest = _without_shortest(windows[i])
         singles.append([shortest])
     return windows + singles
+
+
+def _without_shortest(window: list[Example]) -> tuple[list[Example], Example]:
+    shortest = min(window, key=lambda ex: ex.row.duration or 0.0)
+    return [ex for ex in window if ex is not shortest], shortest
 
 
 class WindowDataset(torch.utils.data.Dataset):
     """Windows of one or more utterances; ``__getitem__`` returns the family's item
     (``adapter.window_item``). When packed, :meth:`set_epoch` repacks with a new seed each
     epoch (same number of windows, so an epoch's length never changes). ``mix`` adds the
-    :class:`TrainingMix` windows (the same number each epoch, new draws)."""
+    :class:`TrainingMix` windows (the same number each epoch, new draws). An epoch's windows
+    depend only on (seed, epoch) (:meth:`epoch_windows`), whatever epochs came before."""
 
     def __init__(
         self,
@@ -205,7 +223,13 @@ class WindowDataset(torch.utils.data.Dataset):
             if pack
             else None
         )
-        self.windows: list[list[Example]] = [[ex] for ex in examples]
+        # epoch 0's speech windows; later epochs repack to the same count
+        self.first_windows: list[list[Example]] = (
+            self._first_packing()
+            if self.items is not None and examples
+            else [[ex] for ex in examples]
+        )
+        self.windows: list[list[Example]] = self.first_windows
         self.speech_windows = self.windows
         self.epoch = -1
         self.set_epoch(0)
@@ -213,28 +237,38 @@ class WindowDataset(torch.utils.data.Dataset):
     def set_epoch(self, epoch: int) -> None:
         if epoch == self.epoch or not self.examples:
             return
-        if self.items is not None:
-            self.speech_windows = self._packed(epoch)
+        self.speech_windows = self._packed(epoch)
         self.windows = self._with_mix(self.speech_windows, epoch)
         self.epoch = epoch
 
-    def _packed(self, epoch: int) -> list[list[Example]]:
-        """This epoch's packing of the examples (the count of epoch 0's)."""
+    def epoch_windows(self, epoch: int) -> list[list[Example]]:
+        """Epoch ``epoch``'s windows (what :meth:`set_epoch` makes current), without making
+        them current: a step plan can be built for any epoch ahead of it."""
+        if epoch == self.epoch or not self.examples:
+            return self.windows
+        return self._with_mix(self._packed(epoch), epoch)
+
+    def _first_packing(self) -> list[list[Example]]:
         limits = self.loaded.adapter.packer(self.loaded, self.task, None)
-        if self.epoch < 0:
-            packs = pack_indices(
-                self.items, limits.max_seconds, limits.max_tokens, limits.gap_seconds, self.seed
-            )
-        else:
-            packs = repack_same_count(
-                self.items,
-                len(self.speech_windows),
-                limits.max_seconds,
-                limits.max_tokens,
-                seed=self.seed + epoch,
-            )
+        packs = pack_indices(
+            self.items, limits.max_seconds, limits.max_tokens, limits.gap_seconds, self.seed
+        )
+        return [[self.examples[i] for i in pack] for pack in packs]
+
+    def _packed(self, epoch: int) -> list[list[Example]]:
+        """This epoch's speech windows: epoch 0's packing, or a repacking with its count."""
+        if self.items is None or epoch == 0:
+            return self.first_windows
+        limits = self.loaded.adapter.packer(self.loaded, self.task, None)
+        packs = repack_same_count(
+            self.items,
+            len(self.first_windows),
+            limits.max_seconds,
+            limits.max_tokens,
+            seed=self.seed + epoch,
+        )
         if packs is None:  # no packing with the same count: same windows, new order
-            windows = list(self.speech_windows)
+            windows = list(self.first_windows)
             random.Random(self.seed + epoch).shuffle(windows)
             return windows
         return [[self.examples[i] for i in pack] for pack in packs]
@@ -268,11 +302,13 @@ class WindowDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.windows)
 
-    def window_seconds(self) -> list[float]:
-        """Audio seconds in each window (packed utterances and the gaps between them)."""
+    def window_seconds(self, epoch: int | None = None) -> list[float]:
+        """Audio seconds in each window (packed utterances and the gaps between them) of
+        epoch ``epoch`` (default: the current one)."""
+        windows = self.windows if epoch is None else self.epoch_windows(epoch)
         return [
             sum(ex.row.duration or 0.0 for ex in window) + PACK_GAP_SECONDS * (len(window) - 1)
-            for window in self.windows
+            for window in windows
         ]
 
     def audio_seconds(self) -> float:
