@@ -9,22 +9,47 @@ same gradients too).
 
 All processes must take part in every step (their gradients are all-reduced), so a step
 with fewer items than processes fills the empty places with :class:`LossFreeIndex`: an item
-whose labels are masked, which adds no loss, no gradient and no token to the count.
+whose labels are masked, which adds no loss, no gradient and no token to the count. The
+item says so explicitly (:data:`LOSS_WEIGHT` 0, carried into the batch by
+:class:`LossWeightCollator`): a row without label tokens is otherwise a target, the empty
+transcript of a non-speech window.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import torch
 
 from asrtune.data.batching import DurationBatchSampler
 
 Step = list[list[int]]  # one micro-batch of item indices per process
 
+#: The key of an item's, then a batch's, loss weights: 0 for a placeholder, else 1.
+LOSS_WEIGHT = "loss_weight"
+
 
 class LossFreeIndex(int):
     """An item index whose labels the dataset masks (-100): a placeholder batch that keeps
     a process in step with the others without training anything twice."""
+
+
+class LossWeightCollator:
+    """A family's collate, plus ``batch[LOSS_WEIGHT]``: (B,) float32, each row's item's
+    :data:`LOSS_WEIGHT` (0 for a data-parallel placeholder), 1 for items without one.
+    The family's collate never sees the key. A class, so dataloader workers can pickle it."""
+
+    def __init__(self, collate: Callable[[list[dict[str, Any]]], dict[str, Any]]) -> None:
+        self.collate = collate
+
+    def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        weights = [float(item.get(LOSS_WEIGHT, 1.0)) for item in items]
+        batch = self.collate(
+            [{k: v for k, v in item.items() if k != LOSS_WEIGHT} for item in items]
+        )
+        return {**batch, LOSS_WEIGHT: torch.tensor(weights, dtype=torch.float32)}
 
 
 def fixed_size_steps(

@@ -26,7 +26,7 @@ from asrtune.data.audio import SAMPLE_RATE, load_row_audio
 from asrtune.data.batching import PACK_GAP_SECONDS, pack_indices, repack_same_count
 from asrtune.data.manifest import Row
 from asrtune.data.nonspeech import NonspeechClip, gap_noise, nonspeech_clips
-from asrtune.data.sharding import LossFreeIndex
+from asrtune.data.sharding import LOSS_WEIGHT, LossFreeIndex
 
 if TYPE_CHECKING:
     from asrtune.models import LoadedModel
@@ -327,11 +327,12 @@ class WindowDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         """The family's item for window ``index``; a :class:`LossFreeIndex` gets its labels
-        masked (-100), so it trains nothing (a data-parallel placeholder)."""
+        masked (-100) and :data:`LOSS_WEIGHT` 0, so it trains nothing (a data-parallel
+        placeholder). A non-speech window's item has an empty transcript, a target."""
         window = self.windows[index]
         item = self.loaded.adapter.window_item(
             self.loaded, window, self.task, plan=self.plan(index)
         )
         if isinstance(index, LossFreeIndex):
-            item = {**item, "labels": [-100] * len(item["labels"])}
+            item = {**item, "labels": [-100] * len(item["labels"]), LOSS_WEIGHT: 0.0}
         return item
