@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from asrtune.data.batching import PACK_GAP_SECONDS, pack_indices, repack_same_count
-from asrtune.data.sharding import LossFreeIndex
+from asrtune.data.sharding import LOSS_WEIGHT, LossFreeIndex
 from asrtune.data.windows import (
     Example,
     TrainingMix,
@@ -31,7 +31,8 @@ class WindowDataset(torch.utils.data.Dataset):
     """Windows of one or more utterances; ``__getitem__`` returns the family's item
     (``adapter.window_item``). When packed, :meth:`set_epoch` repacks with a new seed each
     epoch (same number of windows, so an epoch's length never changes). ``mix`` adds the
-    :class:`TrainingMix` windows (the same number each epoch, new draws)."""
+    :class:`TrainingMix` windows (the same number each epoch, new draws). An epoch's windows
+    depend only on (seed, epoch) (:meth:`epoch_windows`), whatever epochs came before."""
 
     def __init__(
         self,
@@ -53,7 +54,13 @@ class WindowDataset(torch.utils.data.Dataset):
             if pack
             else None
         )
-        self.windows: list[list[Example]] = [[ex] for ex in examples]
+        # epoch 0's speech windows; later epochs repack to the same count
+        self.first_windows: list[list[Example]] = (
+            self._first_packing()
+            if self.items is not None and examples
+            else [[ex] for ex in examples]
+        )
+        self.windows: list[list[Example]] = self.first_windows
         self.speech_windows = self.windows
         self.epoch = -1
         self.set_epoch(0)
@@ -61,28 +68,38 @@ class WindowDataset(torch.utils.data.Dataset):
     def set_epoch(self, epoch: int) -> None:
         if epoch == self.epoch or not self.examples:
             return
-        if self.items is not None:
-            self.speech_windows = self._packed(epoch)
+        self.speech_windows = self._packed(epoch)
         self.windows = self._with_mix(self.speech_windows, epoch)
         self.epoch = epoch
 
-    def _packed(self, epoch: int) -> list[list[Example]]:
-        """This epoch's packing of the examples (the count of epoch 0's)."""
+    def epoch_windows(self, epoch: int) -> list[list[Example]]:
+        """Epoch ``epoch``'s windows (what :meth:`set_epoch` makes current), without making
+        them current: a step plan can be built for any epoch ahead of it."""
+        if epoch == self.epoch or not self.examples:
+            return self.windows
+        return self._with_mix(self._packed(epoch), epoch)
+
+    def _first_packing(self) -> list[list[Example]]:
         limits = self.loaded.adapter.packer(self.loaded, self.task, None)
-        if self.epoch < 0:
-            packs = pack_indices(
-                self.items, limits.max_seconds, limits.max_tokens, limits.gap_seconds, self.seed
-            )
-        else:
-            packs = repack_same_count(
-                self.items,
-                len(self.speech_windows),
-                limits.max_seconds,
-                limits.max_tokens,
-                seed=self.seed + epoch,
-            )
+        packs = pack_indices(
+            self.items, limits.max_seconds, limits.max_tokens, limits.gap_seconds, self.seed
+        )
+        return [[self.examples[i] for i in pack] for pack in packs]
+
+    def _packed(self, epoch: int) -> list[list[Example]]:
+        """This epoch's speech windows: epoch 0's packing, or a repacking with its count."""
+        if self.items is None or epoch == 0:
+            return self.first_windows
+        limits = self.loaded.adapter.packer(self.loaded, self.task, None)
+        packs = repack_same_count(
+            self.items,
+            len(self.first_windows),
+            limits.max_seconds,
+            limits.max_tokens,
+            seed=self.seed + epoch,
+        )
         if packs is None:  # no packing with the same count: same windows, new order
-            windows = list(self.speech_windows)
+            windows = list(self.first_windows)
             random.Random(self.seed + epoch).shuffle(windows)
             return windows
         return [[self.examples[i] for i in pack] for pack in packs]
@@ -116,11 +133,13 @@ class WindowDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.windows)
 
-    def window_seconds(self) -> list[float]:
-        """Audio seconds in each window (packed utterances and the gaps between them)."""
+    def window_seconds(self, epoch: int | None = None) -> list[float]:
+        """Audio seconds in each window (packed utterances and the gaps between them) of
+        epoch ``epoch`` (default: the current one)."""
+        windows = self.windows if epoch is None else self.epoch_windows(epoch)
         return [
             sum(ex.row.duration or 0.0 for ex in window) + PACK_GAP_SECONDS * (len(window) - 1)
-            for window in self.windows
+            for window in windows
         ]
 
     def audio_seconds(self) -> float:
@@ -139,11 +158,12 @@ class WindowDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         """The family's item for window ``index``; a :class:`LossFreeIndex` gets its labels
-        masked (-100), so it trains nothing (a data-parallel placeholder)."""
+        masked (-100) and :data:`LOSS_WEIGHT` 0, so it trains nothing (a data-parallel
+        placeholder). A non-speech window's item has an empty transcript, a target."""
         window = self.windows[index]
         item = self.loaded.adapter.window_item(
             self.loaded, window, self.task, plan=self.plan(index)
         )
         if isinstance(index, LossFreeIndex):
-            item = {**item, "labels": [-100] * len(item["labels"])}
+            item = {**item, "labels": [-100] * len(item["labels"]), LOSS_WEIGHT: 0.0}
         return item

@@ -5,7 +5,11 @@
 - The loss is token-level cross-entropy averaged over the global batch (all processes, all
   accumulation steps), so it and its gradients do not depend on how a batch is split. CTC
   and transducer families train with their model's own CTC or TDT loss, summed per
-  utterance and divided by the label tokens of the global batch the same way. (That is the
+  utterance and divided by the label tokens of the global batch the same way. An empty
+  target (a non-speech window) is a target: it trains towards all-blank (CTC, TDT) or the
+  end of the transcript, and counts as one unit in the divisor (:func:`target_units`), so a
+  batch of only non-speech windows has a finite loss. Only data-parallel placeholders
+  (loss weight 0) carry no loss. (That is the
   loss's reduction: a model with batch norms in training mode, like Parakeet's conformer,
   still normalizes each micro-batch with its own statistics.)
 - Batches come from :mod:`asrtune.data.sharding`: every process builds the same steps and
@@ -16,6 +20,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -26,14 +31,14 @@ from accelerate.data_loader import prepare_data_loader
 from transformers import Trainer, TrainerCallback
 
 from asrtune.checkpoints import CrashConsistentCheckpoints
-from asrtune.data.batching import DurationBatchSampler
 from asrtune.data.manifest import Row
 from asrtune.data.sharding import (
+    LOSS_WEIGHT,
+    DurationSteps,
     LossFreeIndex,
+    LossWeightCollator,
     ShardedBatchSampler,
-    Step,
     fixed_size_steps,
-    grouped_steps,
 )
 from asrtune.data.windows import Example
 from asrtune.dataset import WindowDataset
@@ -53,6 +58,25 @@ class EpochSetter(TrainerCallback):
     def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if hasattr(self.dataset, "set_epoch"):
             self.dataset.set_epoch(int(state.epoch or 0))
+
+
+def target_units(
+    labels: torch.Tensor, loss_weight: torch.Tensor | None, shift: bool = False
+) -> torch.Tensor:
+    """Each row's share of the loss's divisor, (B,) int64: its label tokens (those not
+    -100, from the second on with ``shift``), and 1 for a row without any (an empty target:
+    the end of the transcript is what it must predict; Whisper's and the audio-LLMs' labels
+    already hold that token, CTC and TDT targets are then empty); 0 for a placeholder
+    (``loss_weight`` 0). Without ``loss_weight`` every row is a target."""
+    tokens = (labels[:, 1:] if shift else labels).ne(-100).sum(-1)
+    if loss_weight is None:
+        return tokens.clamp(min=1)
+    return torch.where(loss_weight.to(tokens.device) > 0, tokens.clamp(min=1), 0)
+
+
+def _model_inputs(batch: dict[str, Any], *dropped: str) -> dict[str, Any]:
+    """The batch without its loss weights (and ``dropped``): what the model's forward takes."""
+    return {k: v for k, v in batch.items() if k != LOSS_WEIGHT and k not in dropped}
 
 
 def summed_token_loss(
@@ -91,29 +115,31 @@ def summed_ctc_loss(
     model: torch.nn.Module, unwrapped: torch.nn.Module, batch: dict[str, Any]
 ) -> tuple[torch.Tensor, torch.Tensor, Any]:
     """A CTC model's own loss (transformers' ``ForCTCLoss``, as its forward computes it from
-    ``labels``), summed over the batch's utterances, and the batch's label tokens.
+    ``labels``), summed over the batch's utterances, and the batch's :func:`target_units`.
 
     Each utterance's loss is the negative log-likelihood of its whole transcript (all
     alignments), not divided by its length (the model's default ``mean`` divides each by
-    its label tokens, then averages the utterances): dividing the sum by the label tokens
-    of the global batch, as ``compute_loss`` does, gives the loss per label token over the
-    global batch, however it is split. A row without label tokens (a loss-free placeholder,
-    or an empty transcript) adds nothing: CTC would otherwise train it towards all-blank,
-    and a placeholder must train nothing. Label smoothing does not apply. ``unwrapped`` is
-    the model without its data-parallel wrapper, whose config says the reduction.
+    its label tokens, then averages the utterances): dividing the sum by the units of the
+    global batch, as ``compute_loss`` does, gives the loss per label token over the global
+    batch, however it is split. An empty transcript (a non-speech window) trains towards
+    all-blank; a placeholder (``batch[LOSS_WEIGHT]`` 0) adds nothing. Label smoothing does
+    not apply. ``unwrapped`` is the model without its data-parallel wrapper, whose config
+    says the reduction.
     """
-    labels = batch["labels"]
+    labels, weights = batch["labels"], batch.get(LOSS_WEIGHT)
     with _ctc_reduction(unwrapped.config, "none"):
-        outputs = model(**batch)
-    return _summed_rows(outputs["loss"], labels), labels.ne(-100).sum(), outputs
+        outputs = model(**_model_inputs(batch))
+    return _summed_rows(outputs["loss"], weights), target_units(labels, weights).sum(), outputs
 
 
-def _summed_rows(per_row: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """The sum of the per-utterance losses of the rows that have label tokens (not all
-    -100), in float32."""
+def _summed_rows(per_row: torch.Tensor, loss_weight: torch.Tensor | None) -> torch.Tensor:
+    """The sum of the per-utterance losses, each times its loss weight (placeholders, 0,
+    left out whatever their loss), in float32."""
     per_row = per_row.float()
-    has_labels = labels.ne(-100).any(-1).to(per_row.device)
-    return torch.where(has_labels, per_row, torch.zeros_like(per_row)).sum()
+    if loss_weight is None:
+        return per_row.sum()
+    weights = loss_weight.to(per_row.device).float()
+    return torch.where(weights > 0, per_row * weights, torch.zeros_like(per_row)).sum()
 
 
 def summed_transducer_loss(
@@ -121,7 +147,7 @@ def summed_transducer_loss(
 ) -> tuple[torch.Tensor, torch.Tensor, Any]:
     """A token-and-duration transducer's own loss (transformers' ``ParakeetForTDTLoss``,
     the model's ``loss_function``), summed over the batch's utterances, and the batch's
-    label tokens.
+    :func:`target_units`.
 
     The model runs without labels (its logits (B, T, U+1, V + durations) from the features
     and ``decoder_input_ids``); the loss is then called as the model's forward calls it,
@@ -130,12 +156,12 @@ def summed_transducer_loss(
     tokens, then averages) and with each row's label tokens counted from -100, where the
     model would count the labels that are not its pad id (a target equal to the pad id
     would shorten the row). The -100s become the pad id, which the loss reads past the
-    row's length only. A row without label tokens (a loss-free placeholder, or an empty
-    transcript) adds nothing, as in :func:`summed_ctc_loss`. Label smoothing does not
-    apply. ``unwrapped`` is the model without its data-parallel wrapper.
+    row's length only. An empty transcript (a non-speech window) trains towards the blank
+    at every frame; a placeholder adds nothing, as in :func:`summed_ctc_loss`. Label
+    smoothing does not apply. ``unwrapped`` is the model without its data-parallel wrapper.
     """
-    labels = batch["labels"]
-    outputs = model(**{k: v for k, v in batch.items() if k != "labels"})
+    labels, weights = batch["labels"], batch.get(LOSS_WEIGHT)
+    outputs = model(**_model_inputs(batch, "labels"))
     core = core_model(unwrapped)
     config = core.config
     logits = outputs["logits"]
@@ -150,7 +176,7 @@ def summed_transducer_loss(
         durations=config.durations,
         reduction="none",
     )
-    return _summed_rows(per_row, labels), labels.ne(-100).sum(), outputs
+    return _summed_rows(per_row, weights), target_units(labels, weights).sum(), outputs
 
 
 #: The loss of each frame-level decoding: the model's own, summed per utterance.
@@ -194,6 +220,8 @@ class AsrTrainer(CrashConsistentCheckpoints, Trainer):
         self.clock_start: float | None = None
         self.eval_seconds = 0.0
         self.add_callback(EpochSetter(self.train_dataset))
+        if not isinstance(self.data_collator, LossWeightCollator):  # placeholders say so
+            self.data_collator = LossWeightCollator(self.data_collator)
         # The Trainer counts the label tokens of each global batch (num_items_in_batch,
         # gathered over processes) only for models that take loss kwargs; compute_loss
         # divides by that count whatever the model's forward accepts.
@@ -228,6 +256,24 @@ class AsrTrainer(CrashConsistentCheckpoints, Trainer):
                 loss = loss * self.accelerator.num_processes
         return (loss, outputs) if return_outputs else loss
 
+    def _get_num_items_in_batch(
+        self, batch_samples: list[dict[str, Any]], device: torch.device
+    ) -> torch.Tensor | None:
+        """The divisor of the optimizer step's loss: the :func:`target_units` of all its
+        micro-batches, summed over the processes (transformers counts label tokens only,
+        so a step of only non-speech CTC windows would divide 0 by 0)."""
+        if not batch_samples or "labels" not in batch_samples[0]:
+            return None
+        shift = self.loaded.adapter.LOSS_SHIFTS_LABELS
+        units = sum(
+            target_units(batch["labels"], batch.get(LOSS_WEIGHT), shift).sum()
+            for batch in batch_samples
+        )
+        units = torch.as_tensor(units, device=device)
+        if self.args.average_tokens_across_devices and self.args.world_size > 1:
+            units = self.accelerator.gather(units).sum()
+        return units
+
     def _summed_loss(
         self, model: torch.nn.Module, batch: dict[str, Any], label_smoothing: float = 0.0
     ) -> tuple[torch.Tensor, torch.Tensor, Any]:
@@ -242,14 +288,10 @@ class AsrTrainer(CrashConsistentCheckpoints, Trainer):
             return FRAME_LEVEL_LOSSES[decoding](model, self.model, batch)
         if decoding != "generative":
             raise NotImplementedError(f"training with {decoding} decoding: no loss path yet")
-        outputs = model(**{k: v for k, v in batch.items() if k != "labels"})
-        summed, count = summed_token_loss(
-            outputs["logits"],
-            batch["labels"],
-            self.loaded.adapter.LOSS_SHIFTS_LABELS,
-            label_smoothing,
-        )
-        return summed, count, outputs
+        outputs = model(**_model_inputs(batch, "labels"))
+        shift = self.loaded.adapter.LOSS_SHIFTS_LABELS
+        summed, _ = summed_token_loss(outputs["logits"], batch["labels"], shift, label_smoothing)
+        return summed, target_units(batch["labels"], batch.get(LOSS_WEIGHT), shift).sum(), outputs
 
     def get_train_dataloader(self) -> Any:
         """This process's share of the training steps (see :mod:`asrtune.data.sharding`),
@@ -285,24 +327,38 @@ class AsrTrainer(CrashConsistentCheckpoints, Trainer):
 
     def _training_steps(self) -> Any:
         """``epoch → steps``: fixed-size batches, or duration buckets with
-        ``max_batch_seconds``; the same in every process for (seed, epoch)."""
+        ``max_batch_seconds``; the same in every process for (seed, epoch), and the same
+        number of steps in every epoch (the Trainer plans with the first epoch's count).
+
+        Every epoch of the dataset has the same number of windows, so fixed-size steps are
+        built from one count; duration buckets are cut from each epoch's own window
+        seconds (:class:`~asrtune.data.sharding.DurationSteps`, which looks ahead over the
+        epochs this run trains to keep the count).
+        """
         per_device, world = self.args.per_device_train_batch_size, self.accelerator.num_processes
         seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+        dataset = self.train_dataset
         if self.max_batch_seconds is None:
-            count = len(self.train_dataset)
+            count = len(dataset)
             return lambda epoch: fixed_size_steps(count, per_device, world, seed, epoch)
-        buckets = DurationBatchSampler(
-            self.train_dataset.window_seconds(),
-            self.max_batch_seconds,
-            max_batch_items=per_device,
-            seed=seed,
+        first = DurationSteps(
+            dataset.window_seconds, self.max_batch_seconds, per_device, world, seed, 1
+        )
+        epochs = self._planned_epochs(-(-first.num_batches // world))
+        if epochs == 1:
+            return first
+        return DurationSteps(
+            dataset.window_seconds, self.max_batch_seconds, per_device, world, seed, epochs
         )
 
-        def bucketed(epoch: int) -> list[Step]:
-            buckets.set_epoch(epoch)
-            return grouped_steps(list(buckets), world)
-
-        return bucketed
+    def _planned_epochs(self, steps_per_epoch: int) -> int:
+        """The epochs this run trains with ``steps_per_epoch`` batches an epoch (or fewer:
+        more batches an epoch never need more epochs)."""
+        args = self.args
+        if args.max_steps > 0:
+            updates = max(-(-steps_per_epoch // args.gradient_accumulation_steps), 1)
+            return -(-args.max_steps // updates)
+        return max(math.ceil(args.num_train_epochs), 1)
 
     def _loader_options(self) -> dict[str, Any]:
         workers = self.args.dataloader_num_workers

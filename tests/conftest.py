@@ -84,6 +84,21 @@ def write_dataset(folder: Path, n: int, language: str | None = "en", seconds: fl
     return manifest
 
 
+def write_long_segments(folder: Path, long: int = 10) -> Path:
+    """``long`` clips of 16-20 s (no two share a 30-s window) and three short ones (5.1,
+    2.1 and 3.3 s): few windows hold two utterances, and how many changes with each
+    repacking. Returns a JSONL manifest (language "en")."""
+    folder.mkdir(parents=True, exist_ok=True)
+    seconds = [16 + 4 * ((i * 7919) % 100) / 100 for i in range(long)] + [5.1, 2.1, 3.3]
+    manifest = folder / "manifest.jsonl"
+    with open(manifest, "w", encoding="utf-8") as handle:
+        for i, length in enumerate(seconds):
+            sf.write(folder / f"long{i}.wav", tone(length, 200 + 30 * i), 16000)
+            row = {"id": f"l{i}", "audio_path": f"long{i}.wav", "text": "hello world"}
+            handle.write(json.dumps({**row, "language": "en"}) + "\n")
+    return manifest
+
+
 @pytest.fixture(scope="session")
 def tiny_whisper(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A multilingual tiny Whisper folder (d_model 16, 1+1 layers, real 30-s input)."""

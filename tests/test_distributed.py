@@ -21,7 +21,7 @@ from asrtune.checkpoints import STAGING
 from asrtune.cli import main
 from asrtune.models import FAMILIES
 from asrtune.models.tiny_voxtral import make_tiny_voxtral
-from tests.conftest import write_dataset
+from tests.conftest import write_dataset, write_long_segments
 from tests.test_checkpoints import KILL_IN_SAVE
 
 REPO = Path(__file__).resolve().parents[1]
@@ -147,6 +147,28 @@ def test_one_global_batch_trains_alike_however_it_is_split(
     before = load_file(str(Path(model) / "model.safetensors"))
     after = load_file(str(tmp_path / "2x2" / "model.safetensors"))
     assert any(not torch.equal(before[k], after[k]) for k in before)  # it did train
+
+
+@pytest.mark.parametrize("seed", [2])
+def test_repacked_epochs_with_the_mix_train_alike_in_two_processes(
+    tiny_whisper: Path, tmp_path: Path, seed: int
+) -> None:
+    """Long segments, packed, Whisper's mix with a single share some epochs cannot give
+    from distinct windows: every epoch has the first's length in both processes, and
+    2 processes × 2 train what 1 × 4 trains."""
+    manifest = write_long_segments(tmp_path / "data")
+    exact = [flag for flag in EXACT if flag != "--no_pack"]
+    common = ["train", "--model", str(tiny_whisper), "--train-manifest", str(manifest), *exact]
+    common += ["--num_train_epochs", "2", "--seed", str(seed), "--single_share", "0.2"]
+    one = ["--output_dir", str(tmp_path / "1x4"), "--per_device_train_batch_size", "4"]
+    assert main([*common, *one]) == 0
+    _torchrun(
+        [*common, "--output_dir", str(tmp_path / "2x2"), "--per_device_train_batch_size", "2"]
+    )
+    results = [_results(tmp_path / name) for name in ("1x4", "2x2")]
+    assert results[0]["global_step"] == results[1]["global_step"] == 2 * 4
+    assert results[0]["train_loss"] == pytest.approx(results[1]["train_loss"], rel=1e-4)
+    _assert_same_weights(tmp_path / "1x4", tmp_path / "2x2")
 
 
 def test_sharded_evaluation_gives_the_single_process_result(

@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 
 from asrtune.cli import main
 from asrtune.data.rows import load_rows
+from asrtune.data.sharding import LOSS_WEIGHT
 from asrtune.dataset import WindowDataset
 from asrtune.errors import AsrtuneError
 from asrtune.models import LoadedModel, load_model
@@ -106,9 +107,10 @@ def test_trainer_loss_is_the_models_ctc_loss_summed_per_utterance(
         for i in range(3):
             single = {k: v[i : i + 1] for k, v in batch.items()}
             rows.append(model(**single).loss * lengths[i])
-        # a loss-free row (labels all -100) adds nothing
-        masked = {**batch, "labels": batch["labels"].clone()}
+        # a placeholder (labels all -100, loss weight 0) adds nothing
+        masked = {**batch, "labels": batch["labels"].clone(), LOSS_WEIGHT: torch.ones(len(lengths))}
         masked["labels"][1] = -100
+        masked[LOSS_WEIGHT][1] = 0.0
         without, count_without, _ = summed_ctc_loss(model, model, masked)
     assert model.config.ctc_loss_reduction == "mean"  # restored
     assert count == lengths.sum()

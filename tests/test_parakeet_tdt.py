@@ -16,6 +16,7 @@ from safetensors.torch import load_file
 
 from asrtune.cli import main
 from asrtune.data.rows import load_rows
+from asrtune.data.sharding import LOSS_WEIGHT
 from asrtune.dataset import WindowDataset
 from asrtune.errors import AsrtuneError
 from asrtune.models import LoadedModel, load_model
@@ -138,9 +139,10 @@ def test_trainer_loss_is_the_models_tdt_loss_summed_per_utterance(
         halves = [
             summed_transducer_loss(model, model, P.collate(h)) for h in (items[:2], items[2:])
         ]
-        # a loss-free row (labels all -100, as a data-parallel placeholder) adds nothing
-        masked = {**batch, "labels": batch["labels"].clone()}
+        # a data-parallel placeholder (labels all -100, loss weight 0) adds nothing
+        masked = {**batch, "labels": batch["labels"].clone(), LOSS_WEIGHT: torch.ones(len(lengths))}
         masked["labels"][1] = -100
+        masked[LOSS_WEIGHT][1] = 0.0
         without, count_without, _ = summed_transducer_loss(model, model, masked)
     assert count == lengths.sum() and torch.isfinite(own).all()
     torch.testing.assert_close(summed, own.sum(), rtol=1e-5, atol=1e-4)

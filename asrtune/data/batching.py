@@ -366,10 +366,11 @@ class DurationBatchSampler:
         max_batch_items: int | None = None,
         seed: int = 0,
         pool_batches: int = 50,
+        epoch: int = 0,
     ) -> None:
         self.durations = list(durations)
         self.max_batch_seconds, self.max_batch_items = max_batch_seconds, max_batch_items
-        self.seed, self.pool_batches, self.epoch = seed, pool_batches, 0
+        self.seed, self.pool_batches, self.epoch = seed, pool_batches, epoch
         self._batches = self._make_batches()
 
     def set_epoch(self, epoch: int) -> None:

@@ -160,14 +160,31 @@ def nonspeech_examples(
 def pull_out_singles(
     windows: list[list[Example]], count: int, rng: random.Random
 ) -> list[list[Example]]:
-    """Take the shortest utterance out of ``count`` random windows of two or more (fewer
-    when there are not enough) into windows of their own: one short input per window, as
-    users' short clips come."""
+    """Take the shortest utterance out of ``count`` random windows of two or more into
+    windows of their own: one short input per window, as users' short clips come.
+
+    When fewer windows than ``count`` hold two or more, the rest are taken from windows
+    still holding two or more (a second utterance from the same window, and so on): the
+    ``count`` is met whenever the windows hold that many utterances beyond the first of
+    each. That number is the same in every epoch of the same utterances in the same number
+    of windows, so the window count is too.
+    """
     shared = [i for i, window in enumerate(windows) if len(window) > 1]
     windows = [list(window) for window in windows]
     singles = []
     for i in rng.sample(shared, min(count, len(shared))):
-        shortest = min(windows[i], key=lambda ex: ex.row.duration or 0.0)
-        windows[i].remove(shortest)
+        windows[i], shortest = _without_shortest(windows[i])
+        singles.append([shortest])
+    while len(singles) < count:  # rare: few windows share, and some of those hold more
+        left = [i for i in shared if len(windows[i]) > 1]
+        if not left:
+            break
+        i = rng.choice(left)
+        windows[i], shortest = _without_shortest(windows[i])
         singles.append([shortest])
     return windows + singles
+
+
+def _without_shortest(window: list[Example]) -> tuple[list[Example], Example]:
+    shortest = min(window, key=lambda ex: ex.row.duration or 0.0)
+    return [ex for ex in window if ex is not shortest], shortest
