@@ -57,10 +57,11 @@ def evaluate_rows(
     loaded: LoadedModel,
     rows: list[Row],
     options: DecodingOptions = DEFAULT_DECODING,
-    progress: bool = True,
+    progress: bool | str = True,
 ) -> EvalResult:
     """Transcribe ``rows`` and score them against their texts; rows without text are
-    non-speech probes, scored apart (words said on them, :class:`NonspeechScore`)."""
+    non-speech probes, scored apart (words said on them, :class:`NonspeechScore`).
+    ``progress``: show a progress bar (a string: with that label)."""
     start = time.perf_counter()
     was_training = loaded.model.training
     loaded.model.eval()

@@ -98,14 +98,16 @@ def _decode_batches(
     load: Callable[[int], np.ndarray],
     options: DecodingOptions,
     languages: Sequence[str | None] | None,
-    progress: bool,
+    progress: bool | str,
     decode: Callable[[list[np.ndarray], str | None], Sequence[T]],
 ) -> list[T]:
     """``decode(audios, language)`` over the batches of :func:`decoding_batches`; one result per
-    input, in input order. Audio is loaded (``load(i)``) only when its batch runs."""
+    input, in input order. Audio is loaded (``load(i)``) only when its batch runs. A
+    ``progress`` string is the progress bar's label (True: "transcribing")."""
     languages = [lang or options.language for lang in (languages or [None] * len(seconds))]
     results: list[Any] = [None] * len(seconds)
-    bar = tqdm(total=len(seconds), desc="transcribing", unit="utt", disable=not progress)
+    label = progress if isinstance(progress, str) else "transcribing"
+    bar = tqdm(total=len(seconds), desc=label, unit="utt", disable=not progress)
     window = loaded.adapter.limits(loaded).max_seconds
     for batch in decoding_batches(seconds, languages, options.batch_size, window):
         outputs = decode([load(i) for i in batch], languages[batch[0]])
@@ -189,7 +191,7 @@ def transcribe_lazily(
     load: Callable[[int], np.ndarray],
     options: DecodingOptions = DEFAULT_DECODING,
     languages: Sequence[str | None] | None = None,
-    progress: bool = True,
+    progress: bool | str = True,
 ) -> list[str]:
     """Transcribe inputs known by their durations (``seconds``) and decoded by ``load(i)``
     only when their batch runs, so memory holds one batch of audio at a time."""

@@ -28,6 +28,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from accelerate.data_loader import prepare_data_loader
+from tqdm.auto import tqdm
 from transformers import Trainer, TrainerCallback
 
 from asrtune.checkpoints import CrashConsistentCheckpoints
@@ -404,8 +405,14 @@ class AsrTrainer(CrashConsistentCheckpoints, Trainer):
         summed, count = 0.0, 0
         was_training = self.model.training
         self.model.eval()
+        starts = tqdm(
+            range(0, len(mine), size),
+            desc="eval loss",
+            unit="batch",
+            disable=not self.is_world_process_zero(),
+        )
         with torch.no_grad(), self.autocast_smart_context_manager():
-            for start in range(0, len(mine), size):
+            for start in starts:
                 batch = self._prepare_inputs(
                     self.data_collator([dataset[i] for i in mine[start : start + size]])
                 )
@@ -422,9 +429,14 @@ class AsrTrainer(CrashConsistentCheckpoints, Trainer):
 
     def evaluate_guards(self) -> dict[str, EvalResult]:
         """The model as it is now on every guard set (see :mod:`asrtune.guards`)."""
-        progress = self.is_world_process_zero()
+        zero = self.is_world_process_zero()
         return {
-            name: evaluate_rows(self.loaded_now(), rows, self.decoding, progress=progress)
+            name: evaluate_rows(
+                self.loaded_now(),
+                rows,
+                self.decoding,
+                progress=zero and f"transcribing guard set {name!r}",
+            )
             for name, rows in self.guard_rows.items()
         }
 
@@ -439,7 +451,10 @@ class AsrTrainer(CrashConsistentCheckpoints, Trainer):
     ) -> dict[str, float]:
         started = time.perf_counter()
         result = evaluate_rows(
-            self.loaded_now(), self.eval_rows, self.decoding, progress=self.is_world_process_zero()
+            self.loaded_now(),
+            self.eval_rows,
+            self.decoding,
+            progress=self.is_world_process_zero() and "transcribing the eval set",
         )
         self.last_eval = result
         metrics = {

@@ -36,7 +36,11 @@ def test_demo_runs_the_whole_journey(
         )
         == 0
     )
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
+    # every long step shows progress: training, each evaluation set, the eval loss
+    for bar in ("transcribing the eval set", "transcribing guard set 'general'", "eval loss"):
+        assert bar in captured.err, bar
     assert "baseline" in printed and "fine-tuned" in printed
     results = json.loads((out / "demo_results.json").read_text())
     assert results["baseline"]["num_samples"] == 4 and results["finetuned"]["num_samples"] == 4
