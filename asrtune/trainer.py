@@ -391,12 +391,18 @@ class AsrTrainer(CrashConsistentCheckpoints, Trainer):
 
     def eval_loss(self) -> float:
         """Teacher-forced cross-entropy per label token over the eval utterances within the
-        model's limits (one per item, no packing), each process its share, summed over all.
+        model's limits, each process its share, summed over all. The utterances are laid out
+        as training lays them out: packed into windows when training packs (one fixed
+        packing, no training mix), so a window model such as Whisper runs its encoder once
+        per 30-s window, not once per short utterance padded to 30 s.
 
         Every process runs the same number of batches (a share one short is topped up with
         a loss-free copy of an item), as sharded models (FSDP, ZeRO-3) need.
         """
-        dataset = WindowDataset(self.loaded_now(), self.eval_examples, self.decoding.task, False, 0)
+        packed = getattr(self.train_dataset, "items", None) is not None
+        dataset = WindowDataset(
+            self.loaded_now(), self.eval_examples, self.decoding.task, packed, 0
+        )
         rank, world = self.accelerator.process_index, self.accelerator.num_processes
         size = self.args.per_device_eval_batch_size
         per_process = -(-len(dataset) // world)

@@ -193,3 +193,32 @@ def test_a_resumed_epoch_skips_the_batches_already_trained(
     resumed.batch_sampler.batch_sampler.set_epoch(2)
     assert list(resumed.batch_sampler) == expected
     assert len(resumed.batch_sampler) == len(sampler) - 3
+
+
+@pytest.mark.parametrize("pack", [True, False])
+def test_the_eval_loss_lays_utterances_out_as_training_does(
+    loaded: LoadedModel, tmp_path: Path, pack: bool
+) -> None:
+    """Packed training → the eval loss runs the encoder on packed windows (fewer than the
+    8 utterances: the tiny model's 40 label positions bound a window); unpacked training →
+    one utterance per item."""
+    from asrtune.data.rows import load_rows
+    from asrtune.training_data import admit_rows
+    from tests.conftest import write_dataset
+
+    rows = load_rows(str(write_dataset(tmp_path / "d", 8))).rows
+    examples = admit_rows(loaded, rows, "transcribe")[0]
+    dataset = WindowDataset(loaded, examples, "transcribe", pack, 0)
+    trainer = _trainer(loaded, dataset, tmp_path / "o", 0, 1, eval_examples=examples)
+    seen: list[int] = []
+    hook = loaded.model.model.encoder.register_forward_hook(
+        lambda _m, args, _o: seen.append(int(args[0].shape[0]))
+    )
+    try:
+        loss = trainer.eval_loss()
+    finally:
+        hook.remove()
+    assert loss > 0
+    packed = WindowDataset(loaded, examples, "transcribe", True, 0)
+    assert sum(seen) == (len(packed) if pack else len(examples))
+    assert len(packed) < len(examples)
