@@ -417,6 +417,30 @@ def test_evaluate_try_and_publish_a_finished_run(finished_run, tmp_path: Path) -
             assert TOKEN.encode() not in path.read_bytes(), path
 
 
+def test_a_dry_run_demo_app_uploads_nothing_and_its_hint_runs_offline(
+    finished_run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shlex
+
+    from tests.family_helpers import import_demo_app, stay_offline
+
+    stay_offline(monkeypatch)
+    project, run_id = finished_run
+    message = actions.publish_demo(
+        project, run_id, TOKEN, "me/tiny-whisper-test", "me/tiny-demo", False, True
+    )
+    assert "✗" not in message and "nothing was uploaded" in message, message
+    assert Project(project.root).settings()["publish_dry_run"] is True  # back after a reload
+    # the printed command: cd APP && MODEL_ID=FOLDER python app.py, with a model found here
+    command = message.split("run it: `")[1].split("`")[0]
+    words = shlex.split(command)
+    app_dir, env = Path(words[1]), dict(w.split("=", 1) for w in words[3:] if "=" in w)
+    assert words[-2:] == ["python", "app.py"] and "MODEL_ID" in env, command
+    demo = import_demo_app(app_dir / "app.py", monkeypatch, env["MODEL_ID"])
+    model, _ = demo.load(demo.MODEL_ID)  # the Hub is off: only a local model loads
+    assert model is not None
+
+
 @pytest.mark.parametrize("family", [name for name in FAMILIES if name != "whisper"])
 def test_every_family_trains_evaluates_transcribes_and_publishes_from_the_ui(
     family: str, tmp_path: Path

@@ -13,6 +13,7 @@ import hashlib
 import html
 import json
 import re
+import shlex
 import time
 import unicodedata
 from dataclasses import fields
@@ -661,7 +662,9 @@ def publish_model(
     from asrtune.ui.hub import push_model
 
     repo, dataset_repo = (repo or "").strip(), (dataset_repo or "").strip()
-    project.update_settings(model_repo=repo, dataset_repo=dataset_repo)
+    project.update_settings(
+        model_repo=repo, dataset_repo=dataset_repo, publish_dry_run=bool(dry_run)
+    )
     try:
         run_dir, _ = _run_model(project, run_id)
         out = run_dir / jobs.OUTPUT_DIR
@@ -694,7 +697,7 @@ def publish_dataset(
 ) -> str:
     from asrtune.ui.hub import push_dataset
 
-    project.update_settings(dataset_repo=(repo or "").strip())
+    project.update_settings(dataset_repo=(repo or "").strip(), publish_dry_run=bool(dry_run))
     try:
         run_dir, _ = _run_model(project, run_id)
         data_dir = run_dir / "data"
@@ -712,11 +715,21 @@ def publish_dataset(
 
 
 def publish_demo(
-    project: Project, run_id: str | None, token: str, model_repo: str, space: str, private: bool
+    project: Project,
+    run_id: str | None,
+    token: str,
+    model_repo: str,
+    space: str,
+    private: bool,
+    dry_run: bool = False,
 ) -> str:
+    """Write the run's demo app (and upload it to ``space``, unless ``dry_run``). The
+    command it prints runs as printed, here and offline: after a dry run (or with no Space),
+    ``MODEL_ID`` names the run's own model folder, since ``model_repo`` may not exist yet."""
     from asrtune.ui.hub import demo_app
 
-    project.update_settings(model_repo=(model_repo or "").strip(), space_repo=(space or "").strip())
+    model_repo, space = (model_repo or "").strip(), (space or "").strip()
+    project.update_settings(model_repo=model_repo, space_repo=space, publish_dry_run=bool(dry_run))
     try:
         run_dir, options = _run_model(project, run_id)
         out = run_dir / jobs.OUTPUT_DIR
@@ -725,13 +738,17 @@ def publish_demo(
         app_dir, url = demo_app(
             out,
             run_dir / "space",
-            model_id=(model_repo or "").strip() or None,
+            model_id=model_repo or None,
             language=options.get("language"),
-            space_id=(space or "").strip() or None,
+            space_id=None if dry_run else space or None,
             token=token,
             private=private,
         )
     except AsrtuneError as exc:
         return f"✗ {scrub(str(exc), token)}"
-    message = f"✓ Demo app written to `{app_dir}` (run it: `cd {app_dir} && python app.py`)."
+    model_env = f"MODEL_ID={shlex.quote(str(out))} " if model_repo and not url else ""
+    command = f"cd {shlex.quote(str(app_dir))} && {model_env}python app.py"
+    message = f"✓ Demo app written to `{app_dir}` (run it: `{command}`)."
+    if dry_run and space:
+        return message + f"\n\n✓ Dry run: nothing was uploaded to the Space {space}."
     return message + (f"\n\n✓ Space uploaded: {url}" if url else "")

@@ -381,6 +381,7 @@ def settings_updates(ui: SimpleNamespace, project: Project) -> dict:
         ui.model_repo: settings["model_repo"],
         ui.dataset_repo: settings["dataset_repo"],
         ui.space: settings["space_repo"],
+        ui.dry_run: settings["publish_dry_run"],
     }
 
 
@@ -668,7 +669,7 @@ def _wire_results(ui: SimpleNamespace, project: Project, cache: ModelCache) -> N
     )
     ui.demo_btn.click(
         lambda *values: actions.publish_demo(project, *values),
-        [ui.run_pick, ui.token, ui.model_repo, ui.space, ui.private],
+        [ui.run_pick, ui.token, ui.model_repo, ui.space, ui.private, ui.dry_run],
         ui.publish_msg,
         **private,
     )

@@ -58,6 +58,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "model_repo": "",  # the Publish tab's repositories (never the token)
     "dataset_repo": "",
     "space_repo": "",
+    "publish_dry_run": False,  # the Publish tab's Dry run box
 }
 
 
