@@ -277,11 +277,68 @@ def test_a_run_needs_data_and_a_valid_model(tmp_path: Path, tiny_whisper: Path) 
     with pytest.raises(AsrtuneError, match="choose a model"):
         jobs.prepare_run(project, form(""))
     assert project.runs() == []  # failed preparations leave nothing behind
-    message, run_id = actions.start_training(Project(tmp_path / "empty"), form("m"))
+    message, run_id = actions.start_training(Project(tmp_path / "empty"), form(str(tiny_whisper)))
     assert message.startswith("✗ no recordings") and run_id is None
     message, _ = actions.start_training(project, form("m", extra=f"hub_token: {TOKEN}"))
     assert "cannot be set from the UI" in message and TOKEN not in message
     assert not any(TOKEN.encode() in p.read_bytes() for p in project.root.rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"num_train_epochs": None}, "Epochs: type a number"),
+        ({"num_train_epochs": -2}, "Epochs: more than 0, not -2"),
+        ({"per_device_train_batch_size": 1.5}, "Batch size: a whole number"),
+        ({"logging_steps": 0}, "Log every N steps: at least 1"),
+        ({"learning_rate": float("nan")}, "Learning rate: nan is not a finite number"),
+        ({"lora": True, "lora_r": None}, "LoRA r: type a number"),
+        ({"eval_fraction": 0.9}, "Recordings held out for eval: at most 0.5"),
+        ({"model": "../../../etc"}, "../../../etc: "),
+        ({"model": "/etc/passwd"}, "model folder /etc/passwd: no such folder"),
+        ({"model": "./no/such/model"}, "no such folder"),
+    ],
+)
+def test_bad_form_values_are_refused_before_a_run_exists(
+    tmp_path: Path, tiny_whisper: Path, changes: dict, expected: str
+) -> None:
+    project = Project(tmp_path / "p")
+    project.add_clip(wav(tmp_path, "a.wav"), "hello", "en")
+    values = {**form(str(tiny_whisper)), **changes}
+    message, run_id = actions.start_training(project, values)
+    assert message.startswith("✗") and expected in message and "\n" not in message, message
+    assert run_id is None and project.runs() == []  # nothing started, nothing listed
+
+
+def test_bad_sources_and_languages_are_refused_where_they_are_typed(
+    tmp_path: Path, tiny_whisper: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.family_helpers import stay_offline
+
+    stay_offline(monkeypatch)
+    project = Project(tmp_path / "p")
+    for source, expected in (
+        ("../../../etc/passwd", "is not a manifest"),
+        ("hf:nonsense/not-a-dataset", "cannot be reached"),
+        (str(tmp_path / "missing.jsonl"), "no such manifest file"),
+    ):
+        message = actions.use_source(project, "source", source, "", "")
+        assert message.startswith("✗") and expected in message, message
+    # a language the model does not know: refused for new rows and in the row editor
+    assert "does not know" in (actions.set_language(project, "klingon") or "")
+    assert project.settings()["language"] == "en"
+    assert actions.set_language(project, "fr") is None and project.settings()["language"] == "fr"
+    project.add_clip(wav(tmp_path, "a.wav"), "hello", "fr")
+    frame, _ = actions.rows_table(project)
+    assert list(frame["language"]) == ["fr"]
+    assert actions.save_row(project, "rec0001", "hello", "klingon").startswith("✗ rec0001")
+    assert actions.save_row(project, "rec0001", "hello there", "de").startswith("✓ rec0001 (de)")
+    assert [(r["text"], r["language"]) for r in project.rows()] == [("hello there", "de")]
+    # a row saved in an unknown language before: the start names the row
+    project.add_clip(wav(tmp_path, "b.wav", freq=500), "qapla", "klingon")
+    project.update_settings(data_source="recordings")
+    message, run_id = actions.start_training(project, form(str(tiny_whisper)))
+    assert run_id is None and "row rec0002: Whisper does not know" in message, message
 
 
 def test_one_recording_trains_without_eval(tmp_path: Path, tiny_whisper: Path) -> None:
@@ -695,9 +752,9 @@ def test_the_app_builds_with_safe_launch_defaults(tmp_path: Path) -> None:
 def test_load_row_gives_playable_audio(tmp_path: Path) -> None:
     project = Project(tmp_path / "p")
     project.add_clip(wav(tmp_path, "a.wav"), "hello", "en")
-    (rate, samples), text = actions.load_row(project, "rec0001")
-    assert rate == 16000 and samples.dtype == np.int16 and text == "hello"
-    assert actions.load_row(project, None) == (None, "")
+    (rate, samples), text, language = actions.load_row(project, "rec0001")
+    assert rate == 16000 and samples.dtype == np.int16 and (text, language) == ("hello", "en")
+    assert actions.load_row(project, None) == (None, "", "")
 
 
 def test_ui_command_parses_and_launches(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

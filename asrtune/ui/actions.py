@@ -30,6 +30,7 @@ from asrtune.ui import jobs, render
 from asrtune.ui.models import ModelCache, hub_model_unreachable, resolve_model
 from asrtune.ui.phrases import bundled_phrases, parse_phrases
 from asrtune.ui.project import Project, read_json, write_json_atomic
+from asrtune.ui.validation import model_language_problem, source_problem
 
 _MODEL_DEFAULTS = {f.name: f.default for f in fields(ModelConfig)}
 #: The Train tab's values when the project has none: asrtune's own defaults.
@@ -186,6 +187,40 @@ def add_uploads(project: Project, files: list[str] | None, transcripts: str) -> 
     return "\n\n".join(lines)
 
 
+def language_problem(project: Project, language: str) -> str | None:
+    """Why ``language`` cannot be used with the model chosen in the Train tab (with none
+    chosen yet: the default family), or None."""
+    return model_language_problem(str(saved_form(project)["model"] or ""), language)
+
+
+def set_language(project: Project, code: str) -> str | None:
+    """Make ``code`` the language of new recordings → None, or why it was refused."""
+    code = (code or "").strip()
+    if not code:
+        return None
+    problem = language_problem(project, code)
+    if problem:
+        return f"✗ Language {code!r} refused: {problem}"
+    project.update_settings(language=code, phrase_index=0)
+    return None
+
+
+def save_row(project: Project, row_id: str | None, text: str, language: str) -> str:
+    """Save the row editor: a row's transcript and language."""
+    if not row_id:
+        return "✗ Choose a row first."
+    problem = language_problem(project, language)
+    if problem:
+        return f"✗ {row_id}: {problem}"
+    try:
+        project.update_text(row_id, text)
+        row = project.update_language(row_id, language)
+    except AsrtuneError as exc:
+        return _error(exc)
+    where = f" ({row['language']})" if row.get("language") else ""
+    return f"✓ {row['id']}{where}: {render.shorten(row['text'])}"
+
+
 def delete_row(project: Project, row_id: str | None) -> str:
     if not row_id:
         return "✗ Choose a row first."
@@ -204,21 +239,22 @@ def undo_delete(project: Project) -> str:
     return f"✓ Restored {row['id']} ({render.shorten(row['text'])})."
 
 
-def load_row(project: Project, row_id: str | None) -> tuple[Any, str]:
-    """(audio for the player, transcript) of a row."""
+def load_row(project: Project, row_id: str | None) -> tuple[Any, str, str]:
+    """(audio for the player, transcript, language) of a row."""
     if not row_id:
-        return None, ""
+        return None, "", ""
     from asrtune.data.audio import SAMPLE_RATE, load_audio
 
     for row in project.rows():
         if row["id"] == row_id:
+            language = row.get("language") or ""
             try:
                 samples = load_audio(project.audio_file(row))
             except AsrtuneError:
-                return None, row["text"]
+                return None, row["text"], language
             pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16)
-            return (SAMPLE_RATE, pcm), row["text"]
-    return None, ""
+            return (SAMPLE_RATE, pcm), row["text"], language
+    return None, "", ""
 
 
 def save_source(
@@ -250,14 +286,10 @@ def use_source(
                 return "✗ Type a training source first."
             lines.append("eval: none typed (a local manifest is split by the eval fraction)")
             continue
-        try:
-            spec = parse_source(text)
-        except AsrtuneError as exc:
-            return f"✗ {role} source: {exc}"
-        if spec.kind == "manifest" and not Path(spec.name).expanduser().is_file():
-            return f"✗ {role} source: no such manifest file: {spec.name}"
-        if spec.kind == "granary" and not settings["granary_audio_root"]:
-            return "✗ Granary holds manifests only: type the Granary audio root."
+        problem = source_problem(text, role, settings["granary_audio_root"])
+        if problem:
+            return f"✗ {problem}"
+        spec = parse_source(text)
         lines.append(f"{role}: `{spec.label()}` ({_SOURCE_KINDS[spec.kind]})")
     return "✓ Source saved. " + " · ".join(lines)
 
@@ -376,15 +408,15 @@ def form_values(
     size: str | None,
     folder: str,
     method: str,
-    epochs: float,
-    lr: float,
-    batch: float,
-    lora_r: float,
-    lora_alpha: float,
+    epochs: float | None,
+    lr: float | None,
+    batch: float | None,
+    lora_r: float | None,
+    lora_alpha: float | None,
     freeze: bool,
-    eval_fraction: float,
-    logging_steps: float,
-    max_steps: float,
+    eval_fraction: float | None,
+    logging_steps: float | None,
+    max_steps: float | None,
     report_to: str,
     baseline: bool,
     guard: str,
@@ -397,13 +429,13 @@ def form_values(
         "lora": method == "lora",
         "num_train_epochs": epochs,
         "learning_rate": lr,
-        "per_device_train_batch_size": int(batch or 1),
-        "lora_r": int(lora_r or 1),
-        "lora_alpha": int(lora_alpha or 1),
+        "per_device_train_batch_size": batch,
+        "lora_r": lora_r,
+        "lora_alpha": lora_alpha,
         "freeze_encoder": bool(freeze),
-        "eval_fraction": float(eval_fraction or 0),
-        "logging_steps": int(logging_steps or 1),
-        "max_steps": int(max_steps if max_steps is not None else -1),
+        "eval_fraction": eval_fraction,
+        "logging_steps": logging_steps,
+        "max_steps": -1 if max_steps is None else max_steps,
         "report_to": report_to,
         "baseline": bool(baseline),
         "guard": guard or "",

@@ -131,7 +131,8 @@ def _data_tab(ui: SimpleNamespace) -> None:
         ui.row_audio = gr.Audio(label="Play", type="numpy", interactive=False, scale=2)
     with gr.Row():
         ui.row_text = gr.Textbox(label="Transcript of this row", scale=4, elem_id="row-text")
-        ui.save_text_btn = gr.Button("Save text", scale=1, elem_id="save-text")
+        ui.row_language = gr.Textbox(label="Language", scale=1, elem_id="row-language")
+        ui.save_text_btn = gr.Button("Save row", scale=1, elem_id="save-text")
         ui.delete_btn = gr.Button("Delete row", variant="stop", scale=1, elem_id="delete-row")
         ui.undo_btn = gr.Button("Undo delete", scale=1, elem_id="undo-delete", visible=False)
     gr.Markdown("### Training data")
@@ -328,6 +329,7 @@ def dataset_updates(ui: SimpleNamespace, project: Project, message: str | None =
         ui.rows_df: frame,
         ui.row_pick: gr.update(choices=ids, value=None),
         ui.row_text: "",
+        ui.row_language: "",
         ui.row_audio: None,
         ui.phrase_html: html_text,
         ui.rec_text: phrase,
@@ -405,16 +407,16 @@ def run_updates(ui: SimpleNamespace, project: Project, run_id: str | None) -> di
 
 
 def _wire_data(ui: SimpleNamespace, project: Project) -> None:
-    dataset = [ui.rows_df, ui.row_pick, ui.row_text, ui.row_audio, ui.phrase_html, ui.rec_text,
-               ui.summary_md, ui.data_msg, ui.check_md]  # fmt: skip
+    dataset = ui.dataset
 
     def on_language(code: str) -> dict:
-        if (code or "").strip():
-            project.update_settings(language=code.strip(), phrase_index=0)
-        return dataset_updates(ui, project)
+        refused = actions.set_language(project, code)
+        current = project.settings()["language"]
+        language = gr.update(choices=language_choices(current), value=current)
+        return {**dataset_updates(ui, project, refused or ""), ui.language: language}
 
     # .input: only what the user changes (a page load sets values too)
-    ui.language.input(on_language, ui.language, dataset)
+    ui.language.input(on_language, ui.language, [*dataset, ui.language])
 
     def on_phrase_source(choice: str) -> dict:
         project.update_settings(phrase_source=choice, phrase_index=0)
@@ -459,7 +461,9 @@ def _wire_data(ui: SimpleNamespace, project: Project) -> None:
 
     ui.add_btn.click(on_add, [ui.up_files, ui.up_text], [*dataset, ui.up_files, ui.up_text])
     ui.row_pick.change(
-        lambda row_id: actions.load_row(project, row_id), ui.row_pick, [ui.row_audio, ui.row_text]
+        lambda row_id: actions.load_row(project, row_id),
+        ui.row_pick,
+        [ui.row_audio, ui.row_text, ui.row_language],
     )
 
     def on_select(evt: gr.SelectData) -> Any:
@@ -467,23 +471,18 @@ def _wire_data(ui: SimpleNamespace, project: Project) -> None:
 
     ui.rows_df.select(on_select, None, ui.row_pick)
 
-    def on_save_text(row_id: str | None, text: str) -> dict:
-        if not row_id:
-            return {ui.data_msg: "✗ Choose a row first."}
-        try:
-            row = project.update_text(row_id, text)
-        except AsrtuneError as exc:
-            return {ui.data_msg: f"✗ {exc}"}
+    def on_save_text(row_id: str | None, text: str, language: str) -> dict:
+        message = actions.save_row(project, row_id, text, language)
         return {
             ui.rows_df: actions.rows_table(project)[0],
-            ui.data_msg: f"✓ {row['id']}: {render.shorten(row['text'])}",
+            ui.data_msg: message,
             ui.summary_md: actions.data_summary(project),
             ui.check_md: actions.last_check(project),
         }
 
     ui.save_text_btn.click(
         on_save_text,
-        [ui.row_pick, ui.row_text],
+        [ui.row_pick, ui.row_text, ui.row_language],
         [ui.rows_df, ui.data_msg, ui.summary_md, ui.check_md],
     )
 
@@ -705,8 +704,9 @@ def build_app(project_dir: str | Path) -> gr.Blocks:
         with gr.Tab("5 · Publish", id="publish"):
             _publish_tab(ui)
         ui.source_inputs = [ui.data_source, ui.train_source, ui.eval_source, ui.granary_root]
-        ui.dataset = [ui.rows_df, ui.row_pick, ui.row_text, ui.row_audio, ui.phrase_html,
-                      ui.rec_text, ui.summary_md, ui.data_msg, ui.check_md]  # fmt: skip
+        ui.dataset = [ui.rows_df, ui.row_pick, ui.row_text, ui.row_language, ui.row_audio,
+                      ui.phrase_html, ui.rec_text, ui.summary_md, ui.data_msg,
+                      ui.check_md]  # fmt: skip
         _wire_data(ui, project)
         _wire_train(ui, project)
         _wire_results(ui, project, cache)

@@ -174,6 +174,7 @@ def prepare_run(project: Project, form: dict[str, Any]) -> Path:
     """Check everything a run needs and write its folder (run.json, data split); the worker
     is not started yet. Raises :class:`AsrtuneError` with a message for the page."""
     from asrtune.config import train_job_from_kwargs
+    from asrtune.ui.validation import form_problems
 
     if not form.get("model"):
         raise AsrtuneError("choose a model (a size, or a local folder)")
@@ -181,6 +182,11 @@ def prepare_run(project: Project, form: dict[str, Any]) -> Path:
     if busy:
         raise AsrtuneError(f"run {busy} is still training: stop it or wait for it to finish")
     settings = project.settings()
+    recordings = settings["data_source"] == "recordings"
+    row_languages = {r["language"]: r["id"] for r in project.rows() if r.get("language")}
+    problems = form_problems(form, settings, row_languages if recordings else None)
+    if problems:
+        raise AsrtuneError("; ".join(problems))
     fraction = float(form.get("eval_fraction") or 0)
     run_dir = project.new_run_dir()
     try:

@@ -274,6 +274,19 @@ class Project:
             self._write_rows(rows)
             return row
 
+    def update_language(self, row_id: str, language: str) -> dict[str, Any]:
+        """Set a row's language code (empty: the row has none, training's default applies)."""
+        language = (language or "").strip()
+        with self._lock:
+            rows = self.rows()
+            row = self._find(rows, row_id)
+            if language:
+                row["language"] = language
+            else:
+                row.pop("language", None)
+            self._write_rows(rows)
+            return row
+
     def delete_row(self, row_id: str) -> dict[str, Any]:
         """Remove a row; its audio file moves to the trash, where :meth:`undo_delete` finds
         it (the last deletion only: an earlier one is gone for good)."""

@@ -154,9 +154,16 @@ def log_html(text: str) -> str:
 
 def rows_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     data = [
-        [r["id"], r["text"], f"{float(r.get('duration') or 0):.1f}", r["audio_path"]] for r in rows
+        [
+            r["id"],
+            r.get("language") or "",
+            r["text"],
+            f"{float(r.get('duration') or 0):.1f}",
+            r["audio_path"],
+        ]
+        for r in rows
     ]
-    return pd.DataFrame(data, columns=["id", "text", "seconds", "file"])
+    return pd.DataFrame(data, columns=["id", "language", "text", "seconds", "file"])
 
 
 def _issue_table(title: str, items: list[dict[str, Any]]) -> str:
