@@ -451,7 +451,9 @@ def test_evaluate_try_and_publish_a_finished_run(finished_run, tmp_path: Path) -
     upload_dir = project.run_dir(run_id) / "upload"
     assert (upload_dir / "README.md").is_file() and (upload_dir / "model.safetensors").is_file()
     card = (upload_dir / "README.md").read_text()
-    assert "someone/data" in card and "base model (before fine-tuning)" in card
+    assert "base model (before fine-tuning)" in card
+    # a dataset only dry-run (never uploaded) and the base's local path stay out of the card
+    assert "someone/data" not in card and str(project.models_dir) not in card
     preview = actions.card_preview(project, run_id)  # what the Publish tab shows
     assert "| base model (before fine-tuning) |" in preview and "```python" in preview
     assert "<summary>Metadata</summary>" in preview and "model-index" in preview
