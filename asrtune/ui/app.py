@@ -23,7 +23,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr
 
 from asrtune.errors import AsrtuneError
-from asrtune.ui import actions, render
+from asrtune.ui import actions, jobs, render
 from asrtune.ui.models import (
     DEFAULT_SIZE,
     FAMILY_CHOICES,
@@ -454,10 +454,9 @@ def _wire_data(ui: SimpleNamespace, project: Project) -> None:
 
     def on_add(files: list[str] | None, text: str) -> dict:
         message = actions.add_uploads(project, files, text)
-        out = dataset_updates(ui, project, message)
-        if "✗" not in message:
-            out.update({ui.up_files: None, ui.up_text: ""})
-        return out
+        # emptied even after a partial or failed add: files left in the box would be
+        # matched to the next transcript lines in order
+        return {**dataset_updates(ui, project, message), ui.up_files: None, ui.up_text: ""}
 
     ui.add_btn.click(on_add, [ui.up_files, ui.up_text], [*dataset, ui.up_files, ui.up_text])
     ui.row_pick.change(
@@ -579,8 +578,9 @@ def _wire_train(ui: SimpleNamespace, project: Project) -> None:
         actions.save_source(project, *values[-4:])
         message, run_id = actions.start_training(project, actions.form_values(*values[:-4]))
         out: dict = {ui.train_msg: message, ui.summary_md: actions.data_summary(project)}
-        if run_id:
-            out[ui.run_pick] = gr.update(choices=actions.run_choices(project), value=run_id)
+        shown = run_id or jobs.active_run(project)  # refused: show the run that trains
+        if shown:
+            out[ui.run_pick] = gr.update(choices=actions.run_choices(project), value=shown)
         return out
 
     ui.start_btn.click(
@@ -594,17 +594,25 @@ def _wire_train(ui: SimpleNamespace, project: Project) -> None:
 
     view = [ui.progress, ui.loss_plot, ui.evals_df, ui.log_box, ui.about_md, ui.view_sig]
 
-    def on_tick(run_id: str | None, last: str) -> Any:
+    def on_tick(run_id: str | None, last: str, shown_choices: list) -> Any:
+        """The run's view when it changed; the run list when a label changed (a state, a
+        best score, a run started in another browser tab)."""
+        choices = [list(choice) for choice in actions.run_choices(project)]
+        pick = (
+            [gr.skip(), gr.skip()]
+            if choices == shown_choices
+            else [gr.update(choices=[tuple(c) for c in choices]), choices]
+        )
         signature = actions.run_signature(project, run_id)
         if signature == last:  # nothing changed: send nothing
-            return [gr.skip()] * len(view)
+            return [gr.skip()] * len(view) + pick
         updates = run_updates(ui, project, run_id)
-        return [updates[component] for component in view]
+        return [updates[component] for component in view] + pick
 
     ui.timer.tick(
         on_tick,
-        [ui.run_pick, ui.view_sig],
-        view,
+        [ui.run_pick, ui.view_sig, ui.shown_choices],
+        [*view, ui.run_pick, ui.shown_choices],
         show_progress="hidden",
         concurrency_limit=None,
         api_visibility="private",
@@ -693,6 +701,7 @@ def build_app(project_dir: str | Path) -> gr.Blocks:
             )
             ui.refresh_btn = gr.Button("↻ Refresh", scale=1)
         ui.view_sig = gr.State("")
+        ui.shown_choices = gr.State([])  # the run list's (label, id) pairs on the page
         with gr.Tab("1 · Data", id="data"):
             _data_tab(ui)
         with gr.Tab("2 · Train", id="train"):

@@ -180,7 +180,10 @@ def prepare_run(project: Project, form: dict[str, Any]) -> Path:
         raise AsrtuneError("choose a model (a size, or a local folder)")
     busy = active_run(project)
     if busy:
-        raise AsrtuneError(f"run {busy} is still training: stop it or wait for it to finish")
+        raise AsrtuneError(
+            f"run {busy} (perhaps started in another browser tab) is still training: "
+            "stop it or wait for it to finish"
+        )
     settings = project.settings()
     recordings = settings["data_source"] == "recordings"
     row_languages = {r["language"]: r["id"] for r in project.rows() if r.get("language")}
