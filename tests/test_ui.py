@@ -637,7 +637,8 @@ def test_reports_render_as_markdown() -> None:
         "warnings": [],
     }
     text = render.check_report_markdown(report, "m.jsonl")
-    assert text.startswith("✗ **3 rows: 2 valid, 1 invalid") and "audio file not found" in text
+    assert text.startswith("**3 rows: 2 valid, 1 invalid") and "audio file not found" in text
+    assert "| line 2 |" in text  # a row without an id is named by its line
     assert render.check_report_markdown(None) == "No data check yet."
     table = render.comparison_markdown({"wer": 0.5, "cer": 0.2}, {"wer": 0.2, "cer": 0.1})
     assert "| fine-tuned | 20.0% | 10.0%" in table and "WER change: **-30.0 points**" in table
@@ -781,9 +782,54 @@ def test_a_data_check_is_marked_out_of_date_when_the_data_changes(tmp_path: Path
     project.add_clip(wav(tmp_path, "b.wav", freq=500), "two", "en")
     report = actions.check_data(project, False, "", "en")
     assert report.startswith("✓") and actions.last_check(project) == report
+    # switching to a named source and back changes no data: each choice keeps its check
+    actions.save_source(project, "source", "", "", "")
+    assert actions.last_check(project) == "No data check of this training data yet."
+    actions.save_source(project, "recordings", "", "", "")
+    assert actions.last_check(project) == report
     project.delete_row(first["id"])
     assert actions.last_check(project).startswith("⚠ **Out of date:**")
     assert actions.check_data(project, False, "", "en") == actions.last_check(project)
+
+
+def test_wording_speaks_the_pages_language_and_logs_read_clean(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert "--" not in actions.LEARNING_RATE_HINT and "LoRA" in actions.LEARNING_RATE_HINT
+    # elapsed counts from the worker's start: it never jumps back when training starts
+    status = {"state": "running", "started": 100.0, "train_started": 108.0}
+    assert "elapsed 0:09" in render.progress_html(status, now=109.0)
+    run_dir = tmp_path / "p" / "runs" / "20260101-000000"
+    run_dir.mkdir(parents=True)
+    (run_dir / jobs.LOG_FILE).write_text("\x1b[1m\x1b[38;5;208mtrackio show\x1b[0m done\n")
+    assert jobs.read_log(run_dir) == "trackio show done"
+    # tracking stays in the project folder
+    assert jobs.worker_env(tmp_path / "p" / "trackio")["TRACKIO_DIR"] == str(
+        tmp_path / "p" / "trackio"
+    )
+    # asrtune ui prints its own address line, not Gradio's share=True advice
+    demo = app.build_app(tmp_path / "ui")
+    app.launch(demo, host="127.0.0.1", port=None, prevent_thread_lock=True)
+    try:
+        printed = capsys.readouterr()
+    finally:
+        demo.close()
+    assert "asrtune ui: http://127.0.0.1:" in printed.out, printed
+    assert "share=True" not in printed.out + printed.err
+
+
+def test_the_data_check_names_rows_by_id_and_warns_without_a_tick(tmp_path: Path) -> None:
+    project = Project(tmp_path / "p")
+    project.add_clip(wav(tmp_path, "a.wav"), "one", "en")
+    broken = project.add_clip(wav(tmp_path, "b.wav", freq=500), "two", "en")
+    project.audio_file(broken).write_bytes(b"not audio")
+    report = actions.check_data(project, False, "", "en")
+    assert report.startswith("✗ **1 invalid row(s)**") and "| rec0002 |" in report, report
+    assert "line 2" not in report
+    project.delete_row(broken["id"])
+    project.add_clip(wav(tmp_path, "c.wav", seconds=0.2, freq=700), "x " * 40, "en")
+    report = actions.check_data(project, False, "", "en")  # too much text: a warning
+    assert report.startswith("⚠") and "✓" not in report, report
 
 
 def test_a_deleted_row_comes_back_with_undo_and_messages_stay_short(tmp_path: Path) -> None:

@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from asrtune.config import RESOLVED_DEFAULTS, TRAINING_DEFAULTS, ModelConfig
+from asrtune.config import LEARNING_RATES, TRAINING_DEFAULTS, ModelConfig
 from asrtune.errors import AsrtuneError
-from asrtune.models import family_spec
+from asrtune.models import FAMILIES, family_spec
 from asrtune.publish.upload import scrub
 from asrtune.ui import jobs, render
 from asrtune.ui.models import ModelCache, hub_model_unreachable, resolve_model
@@ -38,7 +38,7 @@ FORM_DEFAULTS: dict[str, Any] = {
     "model": "",
     "lora": False,
     "num_train_epochs": TRAINING_DEFAULTS["num_train_epochs"],
-    "learning_rate": None,  # empty: the default for the method and model (RESOLVED_DEFAULTS)
+    "learning_rate": None,  # empty: the default for the method and model (LEARNING_RATE_HINT)
     "per_device_train_batch_size": TRAINING_DEFAULTS["per_device_train_batch_size"],
     "lora_r": _MODEL_DEFAULTS["lora_r"],
     "lora_alpha": _MODEL_DEFAULTS["lora_alpha"],
@@ -55,7 +55,10 @@ FORM_DEFAULTS: dict[str, Any] = {
 
 
 #: What an empty Learning rate field trains with.
-LEARNING_RATE_HINT = f"empty: {RESOLVED_DEFAULTS['learning_rate']}"
+LEARNING_RATE_HINT = (
+    f"Empty: {LEARNING_RATES['full']:g} for full fine-tuning; for LoRA "
+    + ", ".join(f"{family.lora_learning_rate:g} ({family.label})" for family in FAMILIES.values())
+)
 
 
 def saved_form(project: Project) -> dict[str, Any]:
@@ -331,8 +334,25 @@ def check_data(project: Project, with_model: bool, model: str, language: str | N
             return _error(exc)
     data = {**reports[0], "eval": reports[1] if len(reports) > 1 else None}
     data["data_signature"] = signature
-    write_json_atomic(project.root / "data" / "check.json", data)
+    if settings["data_source"] == "recordings":
+        _name_rows_by_id(data, [row["id"] for row in project.rows()])
+    write_json_atomic(check_path(project), data)
     return _check_markdown(data)
+
+
+def check_path(project: Project) -> Path:
+    """Where the check of the current data choice is kept: one per choice (recordings, a
+    named source), so switching between them shows each one's own check."""
+    return project.root / "data" / f"check-{project.settings()['data_source']}.json"
+
+
+def _name_rows_by_id(report: dict[str, Any], ids: list[str]) -> None:
+    """Give each reported row of the recordings' manifest (one row per line) its id."""
+    for key in ("problems", "over_limits", "warnings"):
+        for item in report.get(key, []):
+            line = int(item.get("line") or 0)
+            if 1 <= line <= len(ids):
+                item["id"] = ids[line - 1]
 
 
 def _check_source(
@@ -356,8 +376,11 @@ def _check_source(
 
 
 def _check_markdown(data: dict[str, Any]) -> str:
-    """A saved check: the training source's report, then the eval source's."""
-    text = render.check_report_markdown(data, data.get("source", ""))
+    """A saved check: one verdict for everything, the training source's report, then the
+    eval source's."""
+    parts = [data, *([data["eval"]] if data.get("eval") else [])]
+    text = render.check_verdict(parts) + "\n\n"
+    text += render.check_report_markdown(data, data.get("source", ""))
     if data.get("eval"):
         eval_report = render.check_report_markdown(data["eval"], data["eval"].get("source", ""))
         text += f"\n\n**Eval source:** {eval_report}"
@@ -378,9 +401,9 @@ def data_signature(project: Project) -> str:
 
 def last_check(project: Project) -> str:
     """The saved data check, marked out of date when the data changed since."""
-    data = read_json(project.root / "data" / "check.json")
+    data = read_json(check_path(project))
     if not data:
-        return "No data check yet."
+        return "No data check of this training data yet."
     report = _check_markdown(data)
     if data.get("data_signature") != data_signature(project):
         return (

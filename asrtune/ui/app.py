@@ -546,9 +546,10 @@ def _wire_train(ui: SimpleNamespace, project: Project) -> None:
             ),
             ui.folder: gr.update(visible=family == LOCAL),
             ui.tiny_row: gr.update(visible=family == LOCAL),
+            ui.train_msg: "",  # a message about the previous choice no longer applies
         }
 
-    ui.family.input(on_family, ui.family, [ui.size, ui.folder, ui.tiny_row])
+    ui.family.input(on_family, ui.family, [ui.size, ui.folder, ui.tiny_row, ui.train_msg])
 
     def tiny(kind: str) -> Any:
         def handler() -> dict:
@@ -777,8 +778,27 @@ def launch_options(
 
 def launch(demo: gr.Blocks, **options: Any) -> Any:
     """Queue (concurrency: 2 by default; see the module docstring) and launch with
-    :func:`launch_options`; other ``options`` go to ``Blocks.launch`` as they are."""
+    :func:`launch_options`; other ``options`` go to ``Blocks.launch`` as they are.
+
+    Gradio's own banner (which names its ``share=True`` argument, not ``--share``) and the
+    HTTP client's request log are replaced by one line with the address."""
+    import logging
+
     keys = ("host", "port", "auth", "share", "max_file_size")
     mine = {k: options.pop(k) for k in keys if k in options}
+    block = not options.pop("prevent_thread_lock", False)
+    quiet = options.pop("quiet", False)
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     demo.queue(default_concurrency_limit=2)
-    return demo.launch(**{**launch_options(**mine), **options})
+    settings = {**launch_options(**mine), **options}
+    result = demo.launch(**settings, prevent_thread_lock=True, quiet=True)
+    if not quiet:
+        print(
+            f"asrtune ui: {demo.local_url}"
+            + (f" · public: {demo.share_url}" if demo.share_url else "")
+        )
+        print("Ctrl-C stops the server (training runs keep going in their own processes).")
+    if block:
+        demo.block_thread()
+    return result
