@@ -50,7 +50,8 @@ CSS = """
   flex-direction: column-reverse; border: 1px solid var(--border-color-primary);
   border-radius: 6px; padding: 6px 8px; background: var(--background-fill-secondary); }
 #rows table { table-layout: fixed; } #rows td { overflow-wrap: anywhere; }
-.tab-wrapper, [role=tablist] { flex-wrap: wrap; }
+@media (max-width: 640px) { .tab-wrapper button { padding: 4px 5px !important;
+  font-size: 12px !important; } }
 #train-log pre { margin: 0; font-size: 12px; white-space: pre-wrap; word-break: break-all; }
 """
 
