@@ -2,10 +2,13 @@
 ``asrtune ui`` running on localhost.
 
 The journey: record one phrase with the (fake) microphone and upload two files with
-transcripts, check the data, make a tiny random Whisper, train it for a few steps while the
-page shows progress, compare base and fine-tuned WER, transcribe a file, publish (dry run,
-with a token that must not land anywhere on disk), and reload the page to find everything
-again. Screenshots go to ``test-artifacts/ui/``.
+transcripts, check the data, see a language, a source, empty epochs and a model folder that
+is no model refused before any run exists (each message in its own place), make a tiny
+random Whisper, train it for a few steps while the page shows progress (the run list and
+Stop follow the run's state), compare base and fine-tuned WER, transcribe a file, publish
+(dry run, the demo app included, with a token that must not land anywhere on disk), reload
+the page to find everything again, and see every tab at 400 px. Screenshots go to
+``test-artifacts/ui/``.
 """
 
 from __future__ import annotations
