@@ -103,8 +103,17 @@ def _metrics(meta: dict) -> dict[str, float]:
 
 
 def test_push_adapter_dry_run_is_exactly_what_users_need_and_its_card_runs(
-    lora_out: Path, tiny_whisper: Path, speech_file: Path, tmp_path: Path, capsys
+    lora_out: Path,
+    tiny_whisper: Path,
+    speech_file: Path,
+    tmp_path: Path,
+    capsys,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    import huggingface_hub
+
+    # the Hub has the dataset (the card names only datasets that exist; offline, none does)
+    monkeypatch.setattr(huggingface_hub.HfApi, "repo_exists", lambda *a, **k: True)
     dst = tmp_path / "upload"
     argv = ["push", str(lora_out), REPO, "--adapter", "--base-model", BASE_HUB]
     argv += ["--dataset-repo", "someone/help-desk-speech", "--dry-run", "--output", str(dst)]
@@ -184,6 +193,31 @@ def test_push_merges_an_adapter_whose_base_is_local_and_its_card_runs(
         capsys,
     )
     assert printed.endswith("\n")
+
+
+def test_the_card_never_names_a_local_path_or_a_dataset_that_does_not_exist(
+    full_out: Path, tiny_whisper: Path, tmp_path: Path
+) -> None:
+    argv = ["push", str(full_out), REPO, "--dataset_repo", "someone/never-uploaded"]
+    assert main([*argv, "--dry-run", "--output", str(tmp_path / "a")]) == 0
+    meta, text = _card(tmp_path / "a")
+    first = text.split("# tiny-ft", 1)[1].strip().splitlines()[0]
+    assert first.startswith("A fine-tuned version of a local model for speech"), first
+    assert str(tiny_whisper) not in text and "never-uploaded" not in text  # offline: unknown
+    assert "datasets" not in meta and "base_model" not in meta
+    # a base whose config.json records its Hub id (transformers' _name_or_path) is named
+    config = json.loads((tiny_whisper / "config.json").read_text())
+    named = tmp_path / "named-base"
+    shutil.copytree(tiny_whisper, named)
+    (named / "config.json").write_text(json.dumps({**config, "_name_or_path": BASE_HUB}))
+    out = shutil.copytree(full_out, tmp_path / "out")
+    training = json.loads((out / "training_config.json").read_text())
+    training["model"]["model"] = str(named)
+    (out / "training_config.json").write_text(json.dumps(training))
+    assert main(["push", str(out), REPO, "--dry-run", "--output", str(tmp_path / "b")]) == 0
+    meta, text = _card(tmp_path / "b")
+    assert f"A fine-tuned version of [{BASE_HUB}](https://huggingface.co/{BASE_HUB})" in text
+    assert meta["base_model"] == BASE_HUB and str(named) not in text
 
 
 def test_push_full_model(full_out: Path, tmp_path: Path, capsys) -> None:

@@ -32,6 +32,7 @@ from asrtune.ui.models import (
 )
 from asrtune.ui.phrases import LANGUAGES, bundled_phrases, parse_phrases
 from asrtune.ui.project import Project, sanitize_filename
+from asrtune.ui.result import Result
 
 TOKEN = "hf_unitTestTokenThatMustNotBeStored42"
 
@@ -41,6 +42,11 @@ def wav(folder: Path, name: str, seconds: float = 1.0, freq: float = 300) -> Pat
     path = folder / name
     sf.write(path, tone(seconds, freq, rate=22050), 22050)  # the project resamples to 16 kHz
     return path
+
+
+def started(result: Result) -> tuple[str, str | None]:
+    """A start's (message as the page shows it, run id or None)."""
+    return result.text, result.details.get("run_id")
 
 
 def form(model: str, **changes: object) -> dict:
@@ -157,6 +163,19 @@ def test_uploads_without_transcript_or_readable_audio_are_reported(tmp_path: Pat
     assert message.startswith("cannot read audio broken.wav") and str(tmp_path) not in message
 
 
+def test_a_partial_upload_is_reported_as_not_done(tmp_path: Path) -> None:
+    project = Project(tmp_path / "p")
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"not audio")
+    result = actions.add_uploads(project, [str(wav(tmp_path, "a.wav")), str(broken)], "one\ntwo")
+    assert not result.ok and result.details["added"] == 1, result
+    assert (
+        result.message.startswith("Added 1 file(s); not added: ") and "broken.wav" in result.message
+    )
+    result = actions.add_uploads(project, [str(wav(tmp_path, "b.wav", freq=600))], "three")
+    assert result.ok and result.text == "✓ Added 1 file(s)."
+
+
 def test_a_clip_added_twice_is_kept_once(tmp_path: Path) -> None:
     """Retrying an upload (the first file added, the second rejected, both still in the
     box) must not add the first file again; a different file of the same name is new."""
@@ -197,16 +216,18 @@ def test_phrase_navigation_skips_recorded_phrases(tmp_path: Path) -> None:
     html_text, phrase = actions.phrase_view(project)
     assert phrase == "alpha" and "Phrase 1 of 3 · 0 recorded" in html_text
     project.add_clip(wav(tmp_path, "b.wav"), "beta", "en")
-    saved = actions.save_recording(project, str(wav(tmp_path, "a.wav", freq=600)), "alpha")
+    saved = actions.save_recording(project, str(wav(tmp_path, "a.wav", freq=600)), "alpha").text
     assert saved.startswith("✓")
     html_text, phrase = actions.phrase_view(project)
     assert phrase == "gamma" and "2 recorded" in html_text  # beta was recorded already
     assert actions.move_phrase(project, 1)[1] == "alpha"
-    assert actions.save_recording(project, None, "x").startswith("✗")
+    assert actions.save_recording(project, None, "x").text.startswith("✗")
     # a transcript fixed up before saving (case, Unicode form, spacing) still counts
     project.update_settings(custom_phrases="Café au lait\nalpha\n", phrase_index=0)
     typed = "cafe\u0301  AU lait"  # decomposed é, other case and spacing
-    assert actions.save_recording(project, str(wav(tmp_path, "c.wav", freq=800)), typed)[0] == "✓"
+    assert (
+        actions.save_recording(project, str(wav(tmp_path, "c.wav", freq=800)), typed).text[0] == "✓"
+    )
     assert "of 2 · 2 recorded" in actions.phrase_view(project)[0]
 
 
@@ -277,11 +298,72 @@ def test_a_run_needs_data_and_a_valid_model(tmp_path: Path, tiny_whisper: Path) 
     with pytest.raises(AsrtuneError, match="choose a model"):
         jobs.prepare_run(project, form(""))
     assert project.runs() == []  # failed preparations leave nothing behind
-    message, run_id = actions.start_training(Project(tmp_path / "empty"), form("m"))
+    message, run_id = started(
+        actions.start_training(Project(tmp_path / "empty"), form(str(tiny_whisper)))
+    )
     assert message.startswith("✗ no recordings") and run_id is None
-    message, _ = actions.start_training(project, form("m", extra=f"hub_token: {TOKEN}"))
+    message, _ = started(actions.start_training(project, form("m", extra=f"hub_token: {TOKEN}")))
     assert "cannot be set from the UI" in message and TOKEN not in message
     assert not any(TOKEN.encode() in p.read_bytes() for p in project.root.rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"num_train_epochs": None}, "Epochs: type a number"),
+        ({"num_train_epochs": -2}, "Epochs: more than 0, not -2"),
+        ({"per_device_train_batch_size": 1.5}, "Batch size: a whole number"),
+        ({"logging_steps": 0}, "Log every N steps: at least 1"),
+        ({"learning_rate": float("nan")}, "Learning rate: nan is not a finite number"),
+        ({"lora": True, "lora_r": None}, "LoRA r: type a number"),
+        ({"eval_fraction": 0.9}, "Recordings held out for eval: at most 0.5"),
+        ({"model": "../../../etc"}, "../../../etc: "),
+        ({"model": "/etc/passwd"}, "model folder /etc/passwd: no such folder"),
+        ({"model": "./no/such/model"}, "no such folder"),
+    ],
+)
+def test_bad_form_values_are_refused_before_a_run_exists(
+    tmp_path: Path, tiny_whisper: Path, changes: dict, expected: str
+) -> None:
+    project = Project(tmp_path / "p")
+    project.add_clip(wav(tmp_path, "a.wav"), "hello", "en")
+    values = {**form(str(tiny_whisper)), **changes}
+    message, run_id = started(actions.start_training(project, values))
+    assert message.startswith("✗") and expected in message and "\n" not in message, message
+    assert run_id is None and project.runs() == []  # nothing started, nothing listed
+
+
+def test_bad_sources_and_languages_are_refused_where_they_are_typed(
+    tmp_path: Path, tiny_whisper: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.family_helpers import stay_offline
+
+    stay_offline(monkeypatch)
+    project = Project(tmp_path / "p")
+    for source, expected in (
+        ("../../../etc/passwd", "is not a manifest"),
+        ("hf:nonsense/not-a-dataset", "cannot be reached"),
+        (str(tmp_path / "missing.jsonl"), "no such manifest file"),
+    ):
+        message = actions.use_source(project, "source", source, "", "").text
+        assert message.startswith("✗") and expected in message, message
+    # a language the model does not know: refused for new rows and in the row editor
+    assert "does not know" in actions.set_language(project, "klingon").message
+    assert project.settings()["language"] == "en"
+    assert actions.set_language(project, "fr").ok and project.settings()["language"] == "fr"
+    project.add_clip(wav(tmp_path, "a.wav"), "hello", "fr")
+    frame, _ = actions.rows_table(project)
+    assert list(frame["language"]) == ["fr"]
+    assert actions.save_row(project, "rec0001", "hello", "klingon").text.startswith("✗ rec0001")
+    assert actions.save_row(project, "rec0001", "hello there", "de").text.startswith(
+        "✓ rec0001 (de)"
+    )
+    assert [(r["text"], r["language"]) for r in project.rows()] == [("hello there", "de")]
+    # a row saved in an unknown language before: the start names the row
+    project.add_clip(wav(tmp_path, "b.wav", freq=500), "qapla", "klingon")
+    project.update_settings(data_source="recordings")
+    message, run_id = started(actions.start_training(project, form(str(tiny_whisper))))
+    assert run_id is None and "row rec0002: Whisper does not know" in message, message
 
 
 def test_one_recording_trains_without_eval(tmp_path: Path, tiny_whisper: Path) -> None:
@@ -293,7 +375,12 @@ def test_one_recording_trains_without_eval(tmp_path: Path, tiny_whisper: Path) -
     assert "too few rows" in spec["description"]
 
 
-def test_a_named_manifest_source_is_split(tmp_path: Path, tiny_whisper: Path, dataset: Path):
+def test_a_named_manifest_source_is_split(
+    tmp_path: Path, tiny_whisper: Path, dataset: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from datasets import config
+
+    monkeypatch.setattr(config, "HF_DATASETS_CACHE", tmp_path / "datasets")
     project = Project(tmp_path / "p")
     project.update_settings(data_source="source", train_source=str(dataset))
     run_dir = jobs.prepare_run(project, form(str(tiny_whisper), eval_fraction=0.25))
@@ -301,6 +388,9 @@ def test_a_named_manifest_source_is_split(tmp_path: Path, tiny_whisper: Path, da
     assert spec["options"]["train_manifest"] == str(run_dir / "data" / "train.jsonl")
     assert "6 train / 2 eval" in spec["description"]
     project.update_settings(train_source="hf:someone/corpus", eval_source="hf:someone/corpus@dev")
+    with pytest.raises(AsrtuneError, match="someone/corpus is not downloaded"):  # offline
+        jobs.prepare_run(project, form(str(tiny_whisper)))
+    (tmp_path / "datasets" / "someone___corpus").mkdir(parents=True)  # downloaded once
     other = jobs.prepare_run(project, form(str(tiny_whisper)))
     options = json.loads((other / "run.json").read_text())["options"]
     assert (options["train_manifest"], options["eval_manifest"]) == (
@@ -337,7 +427,7 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, str
     for i, text in enumerate(["turn on the light", "call the desk", "good morning"]):
         project.add_clip(wav(root / "clips", f"c{i}.wav", 1.2, 200 + 90 * i), text, "en")
     model = make_tiny_whisper(project.models_dir / "tiny-whisper")
-    message, run_id = actions.start_training(project, form(str(model), num_train_epochs=2))
+    message, run_id = started(actions.start_training(project, form(str(model), num_train_epochs=2)))
     assert run_id, message
     status = jobs.wait_for(project.runs_dir / run_id, timeout=240)
     assert status["state"] == "done", jobs.read_log(project.runs_dir / run_id)
@@ -389,32 +479,59 @@ def test_evaluate_try_and_publish_a_finished_run(finished_run, tmp_path: Path) -
 
     message = actions.publish_model(
         project, run_id, TOKEN, "someone/tiny", False, "auto", "someone/data", True
-    )
+    ).text
     assert message.startswith("✓ Dry run"), message
     upload_dir = project.run_dir(run_id) / "upload"
     assert (upload_dir / "README.md").is_file() and (upload_dir / "model.safetensors").is_file()
     card = (upload_dir / "README.md").read_text()
-    assert "someone/data" in card and "base model (before fine-tuning)" in card
+    assert "base model (before fine-tuning)" in card
+    # a dataset only dry-run (never uploaded) and the base's local path stay out of the card
+    assert "someone/data" not in card and str(project.models_dir) not in card
     preview = actions.card_preview(project, run_id)  # what the Publish tab shows
     assert "| base model (before fine-tuning) |" in preview and "```python" in preview
     assert "<summary>Metadata</summary>" in preview and "model-index" in preview
     settings = Project(project.root).settings()  # the repositories survive a reload
     assert (settings["model_repo"], settings["dataset_repo"]) == ("someone/tiny", "someone/data")
-    message = actions.publish_dataset(project, run_id, TOKEN, "someone/data", False, True)
+    message = actions.publish_dataset(project, run_id, TOKEN, "someone/data", False, True).text
     assert message.startswith("✓ Dry run"), message
     assert list((project.run_dir(run_id) / "dataset-upload" / "data").glob("*.parquet"))
-    message = actions.publish_demo(project, run_id, TOKEN, "", "", False)
+    message = actions.publish_demo(project, run_id, TOKEN, "", "", False).text
     assert message.startswith("✓ Demo app written"), message
     assert (project.run_dir(run_id) / "space" / "app.py").is_file()
-    assert actions.publish_model(project, run_id, "", "someone/tiny", False, "auto", "", False) == (
-        "✗ type a Hugging Face token with write access first"
-    )
-    assert "not a Hub repository" in actions.publish_model(
-        project, run_id, TOKEN, "../bad", False, "auto", "", True
+    assert actions.publish_model(
+        project, run_id, "", "someone/tiny", False, "auto", "", False
+    ).text == ("✗ type a Hugging Face token with write access first")
+    assert (
+        "not a Hub repository"
+        in actions.publish_model(project, run_id, TOKEN, "../bad", False, "auto", "", True).text
     )
     for path in project.root.rglob("*"):
         if path.is_file():
             assert TOKEN.encode() not in path.read_bytes(), path
+
+
+def test_a_dry_run_demo_app_uploads_nothing_and_its_hint_runs_offline(
+    finished_run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shlex
+
+    from tests.family_helpers import import_demo_app, stay_offline
+
+    stay_offline(monkeypatch)
+    project, run_id = finished_run
+    message = actions.publish_demo(
+        project, run_id, TOKEN, "me/tiny-whisper-test", "me/tiny-demo", False, True
+    ).text
+    assert "✗" not in message and "nothing was uploaded" in message, message
+    assert Project(project.root).settings()["publish_dry_run"] is True  # back after a reload
+    # the printed command: cd APP && MODEL_ID=FOLDER python app.py, with a model found here
+    command = message.split("run it: `")[1].split("`")[0]
+    words = shlex.split(command)
+    app_dir, env = Path(words[1]), dict(w.split("=", 1) for w in words[3:] if "=" in w)
+    assert words[-2:] == ["python", "app.py"] and "MODEL_ID" in env, command
+    demo = import_demo_app(app_dir / "app.py", monkeypatch, env["MODEL_ID"])
+    model, _ = demo.load(demo.MODEL_ID)  # the Hub is off: only a local model loads
+    assert model is not None
 
 
 @pytest.mark.parametrize("family", [name for name in FAMILIES if name != "whisper"])
@@ -428,9 +545,10 @@ def test_every_family_trains_evaluates_transcribes_and_publishes_from_the_ui(
     project = Project(tmp_path / "project")
     for i, text in enumerate(["turn on the light", "call the desk", "good morning"]):
         project.add_clip(wav(tmp_path / "clips", f"c{i}.wav", 1.2, 200 + 90 * i), text, "en")
-    model, message = actions.make_tiny(project, family)
+    made = actions.make_tiny(project, family)
+    model, message = made.details.get("folder"), made.text
     assert model and message.startswith("✓"), message
-    message, run_id = actions.start_training(project, form(model, num_train_epochs=1))
+    message, run_id = started(actions.start_training(project, form(model, num_train_epochs=1)))
     assert run_id, message
     status = jobs.wait_for(project.runs_dir / run_id, timeout=240)
     assert status["state"] == "done", jobs.read_log(project.runs_dir / run_id)
@@ -442,10 +560,12 @@ def test_every_family_trains_evaluates_transcribes_and_publishes_from_the_ui(
         project, cache, run_id, "finetuned", str(wav(tmp_path, "try.wav"))
     )
     assert isinstance(text, str) and info.startswith("✓ Transcribed with run"), info
-    message = actions.publish_model(project, run_id, TOKEN, "someone/tiny", False, "auto", "", True)
+    message = actions.publish_model(
+        project, run_id, TOKEN, "someone/tiny", False, "auto", "", True
+    ).text
     assert message.startswith("✓ Dry run"), message
     assert FAMILIES[family].publish_recipe().model_class in actions.card_preview(project, run_id)
-    message = actions.publish_demo(project, run_id, TOKEN, "", "", False)
+    message = actions.publish_demo(project, run_id, TOKEN, "", "", False).text
     assert message.startswith("✓ Demo app written"), message
 
 
@@ -453,14 +573,16 @@ def test_stop_ends_training_after_the_current_step(tmp_path: Path, tiny_whisper:
     project = Project(tmp_path / "p")
     project.add_clip(wav(tmp_path, "a.wav"), "hello there", "en")
     options = form(str(tiny_whisper), max_steps=5000, eval_fraction=0, baseline=False)
-    message, run_id = actions.start_training(project, options)
+    message, run_id = started(actions.start_training(project, options))
     assert run_id, message
     run_dir = project.run_dir(run_id)
-    assert "still training" in actions.start_training(project, options)[0]
+    refused = actions.start_training(project, options)
+    assert not refused.ok and "still training" in refused.message
+    assert refused.details["busy"] == run_id  # the page shows the run that trains
     deadline = time.time() + 120
     while jobs.read_status(run_dir).get("step", 0) < 2 and time.time() < deadline:
         time.sleep(0.2)
-    assert "after the current step" in actions.stop_training(project, run_id)
+    assert "after the current step" in actions.stop_training(project, run_id).message
     status = jobs.wait_for(run_dir, timeout=120)
     assert status["state"] == "stopped" and status["step"] < 5000
     assert (run_dir / "model" / "model.safetensors").is_file()  # the model so far is kept
@@ -554,7 +676,8 @@ def test_reports_render_as_markdown() -> None:
         "warnings": [],
     }
     text = render.check_report_markdown(report, "m.jsonl")
-    assert text.startswith("✗ **3 rows: 2 valid, 1 invalid") and "audio file not found" in text
+    assert text.startswith("**3 rows: 2 valid, 1 invalid") and "audio file not found" in text
+    assert "| line 2 |" in text  # a row without an id is named by its line
     assert render.check_report_markdown(None) == "No data check yet."
     table = render.comparison_markdown({"wer": 0.5, "cer": 0.2}, {"wer": 0.2, "cer": 0.1})
     assert "| fine-tuned | 20.0% | 10.0%" in table and "WER change: **-30.0 points**" in table
@@ -671,9 +794,9 @@ def test_the_app_builds_with_safe_launch_defaults(tmp_path: Path) -> None:
 def test_load_row_gives_playable_audio(tmp_path: Path) -> None:
     project = Project(tmp_path / "p")
     project.add_clip(wav(tmp_path, "a.wav"), "hello", "en")
-    (rate, samples), text = actions.load_row(project, "rec0001")
-    assert rate == 16000 and samples.dtype == np.int16 and text == "hello"
-    assert actions.load_row(project, None) == (None, "")
+    (rate, samples), text, language = actions.load_row(project, "rec0001")
+    assert rate == 16000 and samples.dtype == np.int16 and (text, language) == ("hello", "en")
+    assert actions.load_row(project, None) == (None, "", "")
 
 
 def test_ui_command_parses_and_launches(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -698,9 +821,54 @@ def test_a_data_check_is_marked_out_of_date_when_the_data_changes(tmp_path: Path
     project.add_clip(wav(tmp_path, "b.wav", freq=500), "two", "en")
     report = actions.check_data(project, False, "", "en")
     assert report.startswith("✓") and actions.last_check(project) == report
+    # switching to a named source and back changes no data: each choice keeps its check
+    actions.save_source(project, "source", "", "", "")
+    assert actions.last_check(project) == "No data check of this training data yet."
+    actions.save_source(project, "recordings", "", "", "")
+    assert actions.last_check(project) == report
     project.delete_row(first["id"])
     assert actions.last_check(project).startswith("⚠ **Out of date:**")
     assert actions.check_data(project, False, "", "en") == actions.last_check(project)
+
+
+def test_wording_speaks_the_pages_language_and_logs_read_clean(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert "--" not in actions.LEARNING_RATE_HINT and "LoRA" in actions.LEARNING_RATE_HINT
+    # elapsed counts from the worker's start: it never jumps back when training starts
+    status = {"state": "running", "started": 100.0, "train_started": 108.0}
+    assert "elapsed 0:09" in render.progress_html(status, now=109.0)
+    run_dir = tmp_path / "p" / "runs" / "20260101-000000"
+    run_dir.mkdir(parents=True)
+    (run_dir / jobs.LOG_FILE).write_text("\x1b[1m\x1b[38;5;208mtrackio show\x1b[0m done\n")
+    assert jobs.read_log(run_dir) == "trackio show done"
+    # tracking stays in the project folder
+    assert jobs.worker_env(tmp_path / "p" / "trackio")["TRACKIO_DIR"] == str(
+        tmp_path / "p" / "trackio"
+    )
+    # asrtune ui prints its own address line, not Gradio's share=True advice
+    demo = app.build_app(tmp_path / "ui")
+    app.launch(demo, host="127.0.0.1", port=None, prevent_thread_lock=True)
+    try:
+        printed = capsys.readouterr()
+    finally:
+        demo.close()
+    assert "asrtune ui: http://127.0.0.1:" in printed.out, printed
+    assert "share=True" not in printed.out + printed.err
+
+
+def test_the_data_check_names_rows_by_id_and_warns_without_a_tick(tmp_path: Path) -> None:
+    project = Project(tmp_path / "p")
+    project.add_clip(wav(tmp_path, "a.wav"), "one", "en")
+    broken = project.add_clip(wav(tmp_path, "b.wav", freq=500), "two", "en")
+    project.audio_file(broken).write_bytes(b"not audio")
+    report = actions.check_data(project, False, "", "en")
+    assert report.startswith("✗ **1 invalid row(s)**") and "| rec0002 |" in report, report
+    assert "line 2" not in report
+    project.delete_row(broken["id"])
+    project.add_clip(wav(tmp_path, "c.wav", seconds=0.2, freq=700), "x " * 40, "en")
+    report = actions.check_data(project, False, "", "en")  # too much text: a warning
+    assert report.startswith("⚠") and "✓" not in report, report
 
 
 def test_a_deleted_row_comes_back_with_undo_and_messages_stay_short(tmp_path: Path) -> None:
@@ -710,14 +878,14 @@ def test_a_deleted_row_comes_back_with_undo_and_messages_stay_short(tmp_path: Pa
         project.add_clip(wav(tmp_path, f"{i}.wav", freq=200 + 100 * i), text, "en")
         for i, text in enumerate(["one", long_text, "three"])
     ]
-    message = actions.delete_row(project, rows[1]["id"])
+    message = actions.delete_row(project, rows[1]["id"]).text
     assert message.startswith("✓ Deleted rec0002") and len(message) < 160
     assert [r["id"] for r in project.rows()] == ["rec0001", "rec0003"]
     assert not project.audio_file(rows[1]).exists()
-    assert actions.undo_delete(project).startswith("✓ Restored rec0002")
+    assert actions.undo_delete(project).text.startswith("✓ Restored rec0002")
     assert project.rows() == rows and project.audio_file(rows[1]).is_file()
-    assert actions.undo_delete(project) == "✗ nothing to undo"
-    assert actions.delete_row(project, None) == "✗ Choose a row first."
+    assert actions.undo_delete(project).text == "✗ nothing to undo"
+    assert actions.delete_row(project, None).text == "✗ Choose a row first."
 
 
 def test_a_named_source_is_confirmed_and_its_eval_source_checked_too(tmp_path: Path) -> None:
@@ -726,12 +894,12 @@ def test_a_named_source_is_confirmed_and_its_eval_source_checked_too(tmp_path: P
     evaluation = write_dataset(tmp_path / "eval", 2)
     with open(evaluation, "a", encoding="utf-8") as handle:  # one broken eval row
         handle.write(json.dumps({"audio_path": "missing.wav", "text": "gone"}) + "\n")
-    message = actions.use_source(project, "source", str(train), str(evaluation), "")
+    message = actions.use_source(project, "source", str(train), str(evaluation), "").text
     assert message.startswith("✓ Source saved.") and "(a manifest)" in message
-    assert actions.use_source(project, "source", "nope.jsonl", "", "").startswith(
+    assert actions.use_source(project, "source", "nope.jsonl", "", "").text.startswith(
         "✗ training source: no such manifest file"
     )
-    assert actions.use_source(project, "source", "granary:de_voxpopuli", "", "") == (
+    assert actions.use_source(project, "source", "granary:de_voxpopuli", "", "").text == (
         "✗ Granary holds manifests only: type the Granary audio root."
     )
     actions.use_source(project, "source", str(train), str(evaluation), "")
@@ -769,7 +937,7 @@ def test_an_unreachable_hub_model_is_named_before_a_run_or_check_fails(
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     project = Project(tmp_path / "p")
     project.add_clip(wav(tmp_path, "a.wav"), "hello", "en")
-    message, run_id = actions.start_training(project, form("openai/whisper-small"))
+    message, run_id = started(actions.start_training(project, form("openai/whisper-small")))
     assert run_id is None and "openai/whisper-small is not downloaded" in message
     assert "Make a tiny random Whisper" in message and project.runs() == []
     check = actions.check_data(project, True, "openai/whisper-small", "en")
@@ -783,7 +951,7 @@ def test_undo_refuses_a_row_whose_audio_came_back_meanwhile(tmp_path: Path) -> N
     row = project.add_clip(clip, "one", "en")
     project.delete_row(row["id"])
     again = project.add_clip(clip, "one again", "en")
-    assert actions.undo_delete(project) == (
+    assert actions.undo_delete(project).text == (
         f"✗ its audio is in the dataset again, as {again['id']}"
     )
     assert [r["text"] for r in project.rows()] == ["one again"]

@@ -2,10 +2,13 @@
 ``asrtune ui`` running on localhost.
 
 The journey: record one phrase with the (fake) microphone and upload two files with
-transcripts, check the data, make a tiny random Whisper, train it for a few steps while the
-page shows progress, compare base and fine-tuned WER, transcribe a file, publish (dry run,
-with a token that must not land anywhere on disk), and reload the page to find everything
-again. Screenshots go to ``test-artifacts/ui/``.
+transcripts, check the data, see a language, a source, empty epochs and a model folder that
+is no model refused before any run exists (each message in its own place), make a tiny
+random Whisper, train it for a few steps while the page shows progress (the run list and
+Stop follow the run's state), compare base and fine-tuned WER, transcribe a file, publish
+(dry run, the demo app included, with a token that must not land anywhere on disk), reload
+the page to find everything again, and see every tab at 400 px. Screenshots go to
+``test-artifacts/ui/``.
 """
 
 from __future__ import annotations
@@ -84,6 +87,8 @@ def page(served: tuple[str, Path]) -> Iterator[object]:
         context = browser.new_context(viewport={"width": 1280, "height": 900})
         page = context.new_page()
         page.set_default_timeout(30_000)
+        # a shared 2-core machine can take longer than Playwright's 5 s to render a change
+        playwright_api.expect.set_options(timeout=30_000)
         yield page
         browser.close()
 
@@ -121,7 +126,7 @@ def test_whole_journey_in_the_browser(
     record.get_by_role("button", name=re.compile("stop", re.I)).first.click()
     expect(record.locator(UPLOADED)).to_be_attached()  # the recording reached the server
     page.locator("#save-rec").click()
-    expect(page.locator("#data-msg")).to_contain_text("Saved rec0001")
+    expect(page.locator("#rec-msg")).to_contain_text("Saved rec0001")
     expect(page.locator("#phrase")).to_contain_text("Phrase 2 of 25 · 1 recorded")
 
     # ... and upload two files with their transcripts
@@ -129,7 +134,8 @@ def test_whole_journey_in_the_browser(
     expect(page.locator("#upload-files table tr")).to_have_count(2)  # both uploaded
     page.locator("#upload-transcripts textarea").fill("\n".join(TRANSCRIPTS))
     page.locator("#add-files").click()
-    expect(page.locator("#data-msg")).to_contain_text("Added 2 file(s)")
+    expect(page.locator("#upload-msg")).to_contain_text("Added 2 file(s)")
+    expect(page.locator("#rec-msg")).not_to_contain_text("Added")  # under its own button
     rows = page.locator("#rows")
     for text in TRANSCRIPTS:
         expect(rows).to_contain_text(text)
@@ -141,8 +147,25 @@ def test_whole_journey_in_the_browser(
     expect(page.locator("#upload-files table tr")).to_have_count(2)
     page.locator("#upload-transcripts textarea").fill("\n".join(TRANSCRIPTS))
     page.locator("#add-files").click()
-    expect(page.locator("#data-msg")).to_contain_text("already in the dataset as rec0002")
-    expect(page.locator("#data-msg")).not_to_contain_text("gradio")  # no upload temp paths
+    expect(page.locator("#upload-msg")).to_contain_text("already in the dataset as rec0002")
+    expect(page.locator("#upload-msg")).not_to_contain_text("gradio")  # no upload temp paths
+    # a failed add leaves nothing behind for the next transcript lines to match
+    expect(page.locator("#upload-files table tr")).to_have_count(0)
+    # a language the model does not know is refused where it is typed
+    language = page.locator("#language input")
+    language.fill("klingon")
+    language.press("Enter")
+    expect(page.locator("#language-msg")).to_contain_text("does not know the language")
+    expect(language).to_have_value("English (en)")  # unchanged
+    expect(rows).to_contain_text("en")  # the table shows each row's language
+    # a source that is no manifest is refused before it is used
+    page.locator("#data-source").get_by_text("A manifest, a Hub dataset").click()
+    page.locator("#train-source textarea, #train-source input").first.fill("../../../etc/passwd")
+    page.locator("#use-source").click()
+    expect(page.locator("#source-msg")).to_contain_text("is not a manifest")
+    page.locator("#data-source").get_by_text("My recordings").click()
+    expect(page.locator("#check-report")).to_contain_text("3 rows: 3 valid")
+    expect(page.locator("#check-report")).not_to_contain_text("Out of date")
     # a deleted row comes back with Undo; the check is out of date in between
     choose(page, "Row", "rec0003")
     page.locator("#delete-row").click()
@@ -163,6 +186,18 @@ def test_whole_journey_in_the_browser(
     expect(page.locator("#model-folder textarea, #model-folder input").first).to_have_value(
         re.compile(r"models/tiny-whisper$")
     )
+    expect(page.locator("#stop")).to_be_disabled()  # nothing runs
+    # bad input is refused before a run exists: no epochs, a folder that is no model
+    folder = page.locator("#model-folder textarea, #model-folder input").first
+    tiny_folder = folder.input_value()
+    folder.fill("/etc/passwd")
+    page.locator("#epochs input").fill("")
+    page.locator("#start").click()
+    expect(page.locator("#train-msg")).to_contain_text("Epochs: type a number")
+    expect(page.locator("#train-msg")).to_contain_text("/etc/passwd: no such folder")
+    assert not list((project / "runs").glob("*/run.json"))
+    expect(page.locator("#upload-msg")).not_to_contain_text("Epochs")  # stays in its tab
+    folder.fill(tiny_folder)
     page.get_by_text("More options").click()
     for selector, value in (("#epochs input", "3"), ("#logging-steps input", "1")):
         page.locator(selector).fill(value)
@@ -182,6 +217,10 @@ def test_whole_journey_in_the_browser(
     expect(page.locator("#evals")).to_contain_text("base model")
     expect(page.locator("#evals")).to_contain_text("final model")
     expect(page.locator("#train-log")).to_contain_text("trainable parameters")
+    expect(page.locator("#train-log")).not_to_contain_text("[0m")  # no colour codes
+    # the run list follows the run's state without a Refresh; Stop is off again
+    expect(page.locator("#run-pick input")).to_have_value(re.compile(r"· done"))
+    expect(page.locator("#stop")).to_be_disabled()
     shot(page, "3-trained")
 
     # 3. evaluate: base vs fine-tuned, worst utterances with a word diff
@@ -209,8 +248,12 @@ def test_whole_journey_in_the_browser(
     expect(page.locator("#publish-msg")).to_contain_text("Dry run: the upload folder is")
     expect(page.locator("#model-card")).to_contain_text("The model card (README.md)")
     expect(page.locator("#model-card")).to_contain_text("someone/tiny-ui-test")
+    page.locator("#space input, #space textarea").first.fill("me/tiny-demo")
     page.locator("#demo-app").click()
     expect(page.locator("#publish-msg")).to_contain_text("Demo app written")
+    expect(page.locator("#publish-msg")).to_contain_text("nothing was uploaded")  # a dry run
+    expect(page.locator("#publish-msg")).to_contain_text("MODEL_ID=")  # runs offline
+    expect(page.locator("#model-card")).not_to_contain_text(str(project))  # no local path
     shot(page, "6-publish")
     for path in project.rglob("*"):
         if path.is_file():
@@ -231,5 +274,10 @@ def test_whole_journey_in_the_browser(
     expect(page.locator("#model-repo input, #model-repo textarea").first).to_have_value(
         "someone/tiny-ui-test"
     )
+    expect(page.locator("#dry-run input")).to_be_checked()  # Dry run comes back too
     shot(page, "7-reloaded")
+    page.set_viewport_size({"width": 400, "height": 900})
+    for name in ("1 · Data", "3 · Evaluate", "5 · Publish"):  # no tab hidden behind "…"
+        expect(page.get_by_role("tab", name=name)).to_be_visible()
+    shot(page, "8-narrow")
     print(f"browser journey: {time.perf_counter() - started:.0f} s")

@@ -358,10 +358,37 @@ def _versions(adapter: bool) -> str:
     return ", ".join(found)
 
 
+def base_hub_id(base: str | None) -> str | None:
+    """The Hub id of the base model: ``base`` itself when it is one, else the
+    ``_name_or_path`` a local base's config.json records (transformers writes it when it
+    saves a model loaded from the Hub), else None."""
+    if base is None or is_hub_id(base):
+        return base
+    config = read_json(Path(base) / "config.json") if Path(base).is_dir() else None
+    recorded = str((config or {}).get("_name_or_path") or "")
+    return recorded if is_hub_id(recorded) else None
+
+
 def _base_link(base: str | None) -> str:
-    if base is None:
-        return "a base model"
-    return f"[{base}](https://huggingface.co/{base})" if is_hub_id(base) else f"`{base}`"
+    """The base model as the card's first line names it: a link to its Hub page, or "a
+    local model" (a path on the machine that published it means nothing to a reader)."""
+    hub_id = base_hub_id(base)
+    if hub_id:
+        return f"[{hub_id}](https://huggingface.co/{hub_id})"
+    return "a local model" if base else "a base model"
+
+
+def dataset_exists(repo_id: str | None) -> bool:
+    """Whether the Hub has the dataset ``repo_id`` (False when it cannot be asked: offline,
+    or a dry run whose dataset was never uploaded). A card names only datasets that exist."""
+    if not repo_id:
+        return False
+    from huggingface_hub import HfApi
+
+    try:
+        return bool(HfApi().repo_exists(repo_id, repo_type="dataset"))
+    except Exception:  # offline mode, no network, a refused request
+        return False
 
 
 def build_card(
@@ -377,7 +404,8 @@ def build_card(
     recipe = recipe_for(info.family)
     langs = languages_of(info, languages)
     name = repo_id.rsplit("/", 1)[-1]
-    hub_base = bundle.base_model if is_hub_id(bundle.base_model) else None
+    hub_base = base_hub_id(bundle.base_model)
+    dataset_repo = dataset_repo if dataset_exists(dataset_repo) else None
     meta: dict[str, Any] = {"license": base_license(info.base_model, bundle.base_model)}
     if hub_base:
         meta["base_model"] = hub_base

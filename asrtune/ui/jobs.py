@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -50,6 +51,10 @@ from asrtune.ui.worker import (
 )
 
 ACTIVE_STATES = ("starting", "running")
+#: trackio's folder inside the project (``trackio show`` reads it with TRACKIO_DIR set).
+TRACKING_DIR = "trackio"
+#: Terminal colour and cursor codes, which the page would show as text.
+_ANSI_CODES = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 FINAL_STATES = ("done", "failed", "stopped")
 #: A worker whose heartbeat is older than this (and that is not our child) is gone.
 STALE_SECONDS = 60.0
@@ -174,13 +179,22 @@ def prepare_run(project: Project, form: dict[str, Any]) -> Path:
     """Check everything a run needs and write its folder (run.json, data split); the worker
     is not started yet. Raises :class:`AsrtuneError` with a message for the page."""
     from asrtune.config import train_job_from_kwargs
+    from asrtune.ui.validation import form_problems
 
     if not form.get("model"):
         raise AsrtuneError("choose a model (a size, or a local folder)")
     busy = active_run(project)
     if busy:
-        raise AsrtuneError(f"run {busy} is still training: stop it or wait for it to finish")
+        raise AsrtuneError(
+            f"run {busy} (perhaps started in another browser tab) is still training: "
+            "stop it or wait for it to finish"
+        )
     settings = project.settings()
+    recordings = settings["data_source"] == "recordings"
+    row_languages = {r["language"]: r["id"] for r in project.rows() if r.get("language")}
+    problems = form_problems(form, settings, row_languages if recordings else None)
+    if problems:
+        raise AsrtuneError("; ".join(problems))
     fraction = float(form.get("eval_fraction") or 0)
     run_dir = project.new_run_dir()
     try:
@@ -215,9 +229,12 @@ def _remove_empty_run(run_dir: Path) -> None:
     shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def worker_env() -> dict[str, str]:
-    """The worker's environment: ours, with the package importable and unbuffered output."""
+def worker_env(tracking_dir: Path | None = None) -> dict[str, str]:
+    """The worker's environment: ours, with the package importable, unbuffered output, and
+    trackio's database in ``tracking_dir`` (the project folder holds everything)."""
     env = dict(os.environ)
+    if tracking_dir is not None:
+        env["TRACKIO_DIR"] = str(tracking_dir)
     package_root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
     env["PYTHONUNBUFFERED"] = "1"
@@ -247,7 +264,7 @@ def start_run(run_dir: Path) -> subprocess.Popen:
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 cwd=str(run_dir),
-                env=worker_env(),
+                env=worker_env(run_dir.parent.parent / TRACKING_DIR),
                 start_new_session=True,
             )
     except OSError as exc:
@@ -334,7 +351,7 @@ def read_log(run_dir: Path, max_lines: int = 200, max_bytes: int = 256_000) -> s
     with open(path, "rb") as handle:
         size = handle.seek(0, os.SEEK_END)
         handle.seek(max(0, size - max_bytes))
-        data = handle.read().decode("utf-8", errors="replace")
+        data = _ANSI_CODES.sub("", handle.read().decode("utf-8", errors="replace"))
     lines = []
     for raw in data.split("\n"):
         parts = [p for p in raw.split("\r") if p.strip()]

@@ -97,6 +97,53 @@ def _hub_answers(model: str, timeout: float) -> bool:
         pool.shutdown(wait=False)
 
 
+def hub_dataset_unreachable(name: str, timeout: float = 5.0) -> str | None:
+    """Why the Hub dataset ``name`` cannot be read here: the Hub says it does not exist, or
+    it is not downloaded and the Hub cannot be reached. None for a local dataset folder, a
+    downloaded dataset, or one the Hub knows (a private or gated one: the loader explains)."""
+    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import TimeoutError as Late
+
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+
+    if Path(name).expanduser().is_dir() or _dataset_downloaded(name):
+        return None
+
+    def ask() -> str | None:
+        try:
+            HfApi().dataset_info(name, timeout=timeout)
+        except RepositoryNotFoundError:
+            return f"no dataset {name} on the Hugging Face Hub"
+        except HfHubHTTPError:  # 401, 403...: it is there, loading will say what is wrong
+            return None
+        except Exception:  # offline mode, DNS, connection, timeout
+            return f"{name} is not downloaded and the Hugging Face Hub cannot be reached"
+        return None
+
+    pool = ThreadPoolExecutor(max_workers=1)
+    try:
+        return pool.submit(ask).result(timeout=timeout)
+    except Late:
+        return f"{name} is not downloaded and the Hugging Face Hub did not answer"
+    finally:
+        pool.shutdown(wait=False)
+
+
+def _dataset_downloaded(name: str) -> bool:
+    """Whether ``datasets`` or the Hub cache holds the dataset ``name``."""
+    from datasets import config
+    from huggingface_hub import scan_cache_dir
+
+    if (Path(config.HF_DATASETS_CACHE) / name.replace("/", "___")).is_dir():
+        return True
+    try:
+        cached = scan_cache_dir()
+    except Exception:  # no cache folder yet
+        return False
+    return any(r.repo_type == "dataset" and r.repo_id == name for r in cached.repos)
+
+
 def describe_model(model: str) -> tuple[str, str | None, str]:
     """(family, size, folder) for a stored ``model`` option: the inverse of resolve_model."""
     for family, sizes in SIZES.items():

@@ -58,6 +58,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "model_repo": "",  # the Publish tab's repositories (never the token)
     "dataset_repo": "",
     "space_repo": "",
+    "publish_dry_run": False,  # the Publish tab's Dry run box
 }
 
 
@@ -270,6 +271,19 @@ class Project:
             rows = self.rows()
             row = self._find(rows, row_id)
             row["text"] = text
+            self._write_rows(rows)
+            return row
+
+    def update_language(self, row_id: str, language: str) -> dict[str, Any]:
+        """Set a row's language code (empty: the row has none, training's default applies)."""
+        language = (language or "").strip()
+        with self._lock:
+            rows = self.rows()
+            row = self._find(rows, row_id)
+            if language:
+                row["language"] = language
+            else:
+                row.pop("language", None)
             self._write_rows(rows)
             return row
 

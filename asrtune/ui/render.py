@@ -47,7 +47,8 @@ def progress_html(status: dict[str, Any], now: float | None = None) -> str:
     state = status.get("state", "starting")
     step, total = int(status.get("step") or 0), int(status.get("max_steps") or 0)
     fraction = 1.0 if state == "done" else (step / total if total else 0.0)
-    started = status.get("train_started") or status.get("started")
+    # from the worker's start, not the first training step: elapsed never jumps back
+    started = status.get("started") or status.get("created") or status.get("train_started")
     end = status.get("finished") or now
     elapsed = (end - started) if started else None
     eta = status.get("eta_seconds") if state in ("starting", "running") else None
@@ -154,32 +155,50 @@ def log_html(text: str) -> str:
 
 def rows_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     data = [
-        [r["id"], r["text"], f"{float(r.get('duration') or 0):.1f}", r["audio_path"]] for r in rows
+        [
+            r["id"],
+            r.get("language") or "",
+            r["text"],
+            f"{float(r.get('duration') or 0):.1f}",
+            r["audio_path"],
+        ]
+        for r in rows
     ]
-    return pd.DataFrame(data, columns=["id", "text", "seconds", "file"])
+    return pd.DataFrame(data, columns=["id", "language", "text", "seconds", "file"])
 
 
 def _issue_table(title: str, items: list[dict[str, Any]]) -> str:
     if not items:
         return ""
-    lines = [f"**{title}** ({len(items)})", "", "| line | file | reason |", "| --- | --- | --- |"]
+    lines = [f"**{title}** ({len(items)})", "", "| row | file | reason |", "| --- | --- | --- |"]
     for item in items[:MAX_REPORT_ITEMS]:
         name = str(item.get("audio_path") or "").rsplit("/", 1)[-1]
         reason = str(item.get("reason", "")).replace("|", "\\|")
-        lines.append(f"| {item.get('line', '')} | `{name}` | {reason} |")
+        row = item.get("id") or f"line {item.get('line', '?')}"
+        lines.append(f"| {row} | `{name}` | {reason} |")
     if len(items) > MAX_REPORT_ITEMS:
         lines.append(f"| … | | {len(items) - MAX_REPORT_ITEMS} more |")
     return "\n".join(lines) + "\n"
+
+
+def check_verdict(reports: list[dict[str, Any]]) -> str:
+    """One line over all ``reports``: ✓ only when no row is invalid, over the limits or
+    warned about."""
+    invalid = sum(int(r.get("num_invalid") or 0) for r in reports)
+    flagged = sum(len(r.get("over_limits", [])) + len(r.get("warnings", [])) for r in reports)
+    if invalid:
+        return f"✗ **{invalid} invalid row(s)**: fix or delete them (see below)."
+    if flagged:
+        return f"⚠ **{flagged} row(s) to look at** (left out or kept with a warning, below)."
+    return "✓ **Every row can be used.**"
 
 
 def check_report_markdown(report: dict[str, Any] | None, source: str = "") -> str:
     """A data check (``ValidationReport.as_dict()``) as Markdown: a verdict and tables."""
     if not report:
         return "No data check yet."
-    ok = not report.get("num_invalid")
-    mark = "✓" if ok else "✗"
     head = (
-        f"{mark} **{report['num_rows']} rows: {report['num_valid']} valid, "
+        f"**{report['num_rows']} rows: {report['num_valid']} valid, "
         f"{report['num_invalid']} invalid, {len(report.get('over_limits', []))} over the "
         f"model's limits, {len(report.get('warnings', []))} warnings**"
     )

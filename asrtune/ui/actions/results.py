@@ -1,0 +1,130 @@
+"""The Evaluate and Try it tabs' actions: base vs fine-tuned on a manifest, one clip
+transcribed."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from asrtune.errors import AsrtuneError
+from asrtune.ui import jobs, render
+from asrtune.ui.actions.common import USER_ERRORS, error_text
+from asrtune.ui.models import ModelCache
+from asrtune.ui.project import Project, read_json
+
+# ----- evaluate and try ------------------------------------------------------------------
+
+
+def run_model(project: Project, run_id: str | None) -> tuple[Path, dict[str, Any]]:
+    run_dir = project.run_dir(run_id)
+    if run_dir is None:
+        raise AsrtuneError("no run selected: train one first")
+    spec = jobs.read_spec(run_dir)
+    return run_dir, spec.get("options", {})
+
+
+def has_model(folder: Path) -> bool:
+    return (folder / "config.json").is_file() or (folder / "adapter_config.json").is_file()
+
+
+def _read_utterances(report_path: Path) -> list[dict[str, Any]]:
+
+    per_utt = report_path.with_name(report_path.stem + ".utterances.jsonl")
+    if not per_utt.is_file():
+        return []
+    return [json.loads(x) for x in per_utt.read_text(encoding="utf-8").splitlines() if x]
+
+
+def evaluation_view(project: Project, run_id: str | None, folder: Path | None = None) -> tuple:
+    """(comparison Markdown, worst-utterances HTML) from the reports saved in ``folder``
+    (default: the run's model folder, where training and the baseline write them)."""
+    run_dir = project.run_dir(run_id)
+    if run_dir is None:
+        return "No run selected.", ""
+    options = jobs.read_spec(run_dir).get("options", {})
+    base_name = f"`{options.get('model', '')}`"
+    shown = folder or run_dir / jobs.OUTPUT_DIR
+    baseline = read_json(shown / "baseline_results.json")
+    finetuned = read_json(shown / "eval_results.json")
+    table = render.comparison_markdown(baseline, finetuned, base_name)
+    worst = render.worst_utterances_html(
+        _read_utterances(shown / "eval_results.json"),
+        _read_utterances(shown / "baseline_results.json"),
+    )
+    if folder is None:  # the run's own view: every saved evaluation on another manifest too
+        for other in sorted((run_dir / "evaluations").glob("*/eval_results.json")):
+            report = read_json(other) or {}  # a report being written reads as nothing
+            table += (
+                f"\n\n**On `{report.get('manifest', other.parent.name)}`:**\n\n"
+                + render.comparison_markdown(
+                    read_json(other.parent / "baseline_results.json"), report, base_name
+                )
+            )
+    return table, worst
+
+
+def evaluate_run(
+    project: Project, cache: ModelCache, run_id: str | None, manifest: str
+) -> tuple[str, str]:
+    """Evaluate the base and fine-tuned models (what is missing, for the run's eval split;
+    both, for another manifest) and show the comparison."""
+    from asrtune.api import evaluate
+    from asrtune.evaluation import write_report
+    from asrtune.inference import DecodingOptions
+
+    try:
+        run_dir, options = run_model(project, run_id)
+        if jobs.read_status(run_dir).get("state") in jobs.ACTIVE_STATES:
+            raise AsrtuneError("the run is still training: evaluate when it has finished")
+        out = run_dir / jobs.OUTPUT_DIR
+        if not has_model(out):
+            raise AsrtuneError("this run has no fine-tuned model (it failed or was stopped early)")
+        custom = (manifest or "").strip()
+        target = out
+        if custom:
+            slug = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(custom).stem)[:40] or "manifest"
+            target = run_dir / "evaluations" / slug
+        manifest_path = custom or options.get("eval_manifest")
+        if not manifest_path:
+            raise AsrtuneError("this run has no eval split: type a manifest to evaluate on")
+        decoding = DecodingOptions(language=options.get("language"))
+        for name, model in (("baseline_results", options["model"]), ("eval_results", str(out))):
+            report = target / f"{name}.json"
+            if custom or not report.is_file():
+                result = evaluate(cache.get(model), manifest_path, options=decoding)
+                write_report(result, report, {"model": model, "manifest": manifest_path})
+    except USER_ERRORS as exc:
+        return error_text(exc), ""
+    return evaluation_view(project, run_id, target)
+
+
+def transcribe_clip(
+    project: Project, cache: ModelCache, run_id: str | None, which: str, audio: str | None
+) -> tuple[str, str]:
+    """Transcribe one clip with the run's fine-tuned model (or its base model) →
+    (text, a line saying which model took how long)."""
+
+    from asrtune.api import transcribe
+    from asrtune.inference import DecodingOptions
+
+    if not audio:
+        return "", "✗ Record or upload a clip first."
+    try:
+        run_dir, options = run_model(project, run_id)
+        if which == "base":
+            model, label = options["model"], "the base model"
+        else:
+            model, label = str(run_dir / jobs.OUTPUT_DIR), f"run {run_dir.name}'s fine-tuned model"
+            if not has_model(Path(model)):
+                raise AsrtuneError("this run has no fine-tuned model yet: wait for it to finish")
+        started = time.perf_counter()
+        decoding = DecodingOptions(language=options.get("language"))
+        text = transcribe(cache.get(model), [audio], decoding)[0]
+    except USER_ERRORS as exc:
+        return "", error_text(exc)
+    seconds = time.perf_counter() - started
+    empty = " (nothing recognized)" if not text.strip() else ""
+    return text, f"✓ Transcribed with {label} in {seconds:.1f} s{empty}."
