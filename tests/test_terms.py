@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -138,3 +139,65 @@ def test_a_deleted_term_was_heard_as_nothing() -> None:
     score = score_terms(parse_terms(["Kubernetes"]), ["use Kubernetes now"], ["use now"], ["en"])
     assert score.per_term[0].misrecognized_as == ("",)
     assert score_terms(parse_terms(["x"]), ["a b"], ["a b"], ["en"]).recall is None
+
+
+# --- through the CLI and the API, on a tiny model --------------------------------------------
+
+# The `dataset` fixture's 8 rows say SAMPLE_SENTENCES["en"][i % 5]: rows 0 and 5 "The quick
+# brown fox ...", rows 2 and 7 "... a cup of coffee ...", row 4 "... the train station ...".
+CLI_TERMS = "quick brown fox\ncoffee\ntrain station\ttrainstation\nKubernetes\n"
+CLI_OCCURRENCES = {"quick brown fox": 2, "coffee": 2, "train station": 1, "Kubernetes": 0}
+CLI_ROW_TERMS = [["quick brown fox"], [], ["coffee"], [], ["train station"]]
+CLI_ROW_TERMS += [["quick brown fox"], [], ["coffee"]]
+
+
+def test_eval_reports_terms(
+    talkative_whisper: Path, dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from asrtune.cli import main
+
+    terms = tmp_path / "terms.txt"
+    terms.write_text(CLI_TERMS, encoding="utf-8")
+    report = tmp_path / "report.json"
+    argv = ["eval", "--model", str(talkative_whisper), "--manifest", str(dataset)]
+    code = main([*argv, "--output", str(report), "--terms", str(terms), "--max-new-tokens", "8"])
+    assert code == 0
+    out, err = capsys.readouterr()
+    data = json.loads(report.read_text())
+    assert json.loads(out)["terms"] == data["terms"]
+    per_term = {t["term"]: t["occurrences"] for t in data["terms"]["per_term"]}
+    assert per_term == CLI_OCCURRENCES and data["terms"]["occurrences"] == 5
+    rows = [json.loads(x) for x in (tmp_path / "report.utterances.jsonl").read_text().splitlines()]
+    # each row's reference terms are either found or missed
+    assert [sorted(r["terms"]["found"] + r["terms"]["missed"]) for r in rows] == CLI_ROW_TERMS
+    # the report's figures are those of the texts it lists (whatever the random model said)
+    listed = score_terms(parse_terms(CLI_TERMS.splitlines()), [r["ref"] for r in rows],
+                         [r["hyp"] for r in rows], ["en"] * len(rows))  # fmt: skip
+    assert data["terms"] == listed.as_dict()
+    assert err.strip().splitlines()[-1] == listed.summary()
+
+
+def test_eval_term_file_mistakes_are_one_line(
+    tiny_whisper: Path, dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from asrtune.cli import main
+
+    argv = ["eval", "--model", str(tiny_whisper), "--manifest", str(dataset), "--terms"]
+    assert main([*argv, str(tmp_path / "missing.txt")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "term file" in err and "not found" in err
+    (tmp_path / "empty.txt").write_text("\n", encoding="utf-8")
+    assert main([*argv, str(tmp_path / "empty.txt")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "has no terms" in err
+
+
+def test_api_evaluate_takes_terms(tiny_whisper: Path, dataset: Path) -> None:
+    import asrtune
+
+    result = asrtune.evaluate(
+        str(tiny_whisper), dataset, max_samples=3, terms=parse_terms(["coffee", "fox"])
+    )
+    assert result.terms is not None
+    assert [t.occurrences for t in result.terms.per_term] == [1, 1]  # rows 0 (fox), 2 (coffee)
+    assert asrtune.evaluate(str(tiny_whisper), dataset, max_samples=1).terms is None
