@@ -201,3 +201,53 @@ def test_api_evaluate_takes_terms(tiny_whisper: Path, dataset: Path) -> None:
     assert result.terms is not None
     assert [t.occurrences for t in result.terms.per_term] == [1, 1]  # rows 0 (fox), 2 (coffee)
     assert asrtune.evaluate(str(tiny_whisper), dataset, max_samples=1).terms is None
+
+
+# --- evaluation during training -------------------------------------------------------------
+
+
+def _train_args(model: Path, dataset: Path, out: Path) -> list[str]:
+    args = ["train", "--model", str(model), "--train-manifest", str(dataset)]
+    args += ["--eval-manifest", str(dataset), "--output_dir", str(out), "--report_to", "none"]
+    return [*args, "--learning_rate", "1e-3", "--generation_max_length", "8"]
+
+
+def test_train_logs_term_recall_and_keeps_the_best_by_it(
+    talkative_whisper: Path, dataset: Path, tmp_path: Path
+) -> None:
+    from asrtune.cli import main
+
+    terms = tmp_path / "terms.txt"
+    terms.write_text(CLI_TERMS, encoding="utf-8")
+    out = tmp_path / "by-terms"
+    args = [*_train_args(talkative_whisper, dataset, out), "--num_train_epochs", "2"]
+    assert main([*args, "--terms", str(terms), "--metric_for_best_model", "term_recall"]) == 0
+    config = json.loads((out / "training_config.json").read_text())["training"]
+    assert config["metric_for_best_model"] == "term_recall"
+    assert config["greater_is_better"] is True  # recall: higher is better
+    state = json.loads(
+        sorted(out.glob("checkpoint-*"))[-1].joinpath("trainer_state.json").read_text()
+    )
+    evals = [e for e in state["log_history"] if "eval_wer" in e]
+    recalls = [e["eval_term_recall"] for e in evals]
+    assert len(recalls) == 2 and all("eval_term_false_alarms" in e for e in evals)
+    assert state["best_metric"] == max(recalls)
+    final = json.loads((out / "eval_results.json").read_text())
+    assert final["terms"]["occurrences"] == 5  # the hand count of test_eval_reports_terms
+
+
+def test_train_term_recall_mistakes_are_one_line(
+    tiny_whisper: Path, dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from asrtune.cli import main
+
+    args = [*_train_args(tiny_whisper, dataset, tmp_path / "o"), "--max_steps", "1"]
+    args += ["--metric_for_best_model", "term_recall"]
+    assert main(args) == 2
+    assert "term_recall needs --terms FILE" in capsys.readouterr().err
+    absent = tmp_path / "absent.txt"
+    absent.write_text("Kubernetes\n", encoding="utf-8")
+    assert main([*args, "--terms", str(absent)]) == 2
+    assert "no eval reference holds a term" in capsys.readouterr().err
+    assert main([*args, "--terms", str(tmp_path / "missing.txt")]) == 2
+    assert "not found" in capsys.readouterr().err
