@@ -234,6 +234,17 @@ def test_train_logs_term_recall_and_keeps_the_best_by_it(
     assert state["best_metric"] == max(recalls)
     final = json.loads((out / "eval_results.json").read_text())
     assert final["terms"]["occurrences"] == 5  # the hand count of test_eval_reports_terms
+    from asrtune.publish.bundle import model_bundle
+    from asrtune.publish.card import build_card
+
+    with model_bundle(out) as bundle:
+        card = build_card(bundle, "me/tiny")
+    recall = final["terms"]["recall"]
+    assert "### Domain terms" in card
+    assert (
+        f"- this model: term recall {100 * recall:.1f} % ({final['terms']['recognized']} of 5"
+        in card
+    )
 
 
 def test_train_term_recall_mistakes_are_one_line(
@@ -251,3 +262,22 @@ def test_train_term_recall_mistakes_are_one_line(
     assert "no eval reference holds a term" in capsys.readouterr().err
     assert main([*args, "--terms", str(tmp_path / "missing.txt")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+# --- the model card -------------------------------------------------------------------------
+
+
+def test_the_card_shows_term_recall_and_the_terms_still_missed(tmp_path: Path) -> None:
+    from asrtune.publish.card import term_table
+
+    terms = _score(tmp_path).as_dict()
+    base = {**terms, "recognized": 1, "recall": 1 / 8, "false_alarms": 0}
+    table = term_table({"wer": 0.2, "terms": terms}, {"wer": 0.4, "terms": base})
+    assert "- base model: term recall 12.5 % (1 of 8 occurrences), 0 false alarm(s)" in table
+    assert "- this model: term recall 37.5 % (3 of 8 occurrences), 2 false alarm(s)" in table
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line]
+    # missed most first: 東京, Kubernetes, New York City, PostgreSQL, cat each missed once
+    assert rows[0] == "| term | occurrences | recognized | heard as |"
+    assert "| Kubernetes | 2 | 1 | “cooper nettys” |" in rows
+    assert "| 東京 | 2 | 1 | “京都” |" in rows and len(rows) == 6
+    assert term_table({"wer": 0.2}) is None
