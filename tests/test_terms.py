@@ -281,3 +281,37 @@ def test_the_card_shows_term_recall_and_the_terms_still_missed(tmp_path: Path) -
     assert "| Kubernetes | 2 | 1 | “cooper nettys” |" in rows
     assert "| 東京 | 2 | 1 | “京都” |" in rows and len(rows) == 6
     assert term_table({"wer": 0.2}) is None
+
+
+# --- under torchrun -------------------------------------------------------------------------
+
+
+def test_two_processes_count_terms_like_one(
+    talkative_whisper: Path, dataset: Path, tmp_path: Path
+) -> None:
+    from collections import Counter
+
+    from asrtune.cli import main
+    from tests.test_distributed import _torchrun
+
+    args = ["eval", "--model", str(talkative_whisper), "--manifest", str(dataset)]
+    args += ["--precision", "fp32", "--max-new-tokens", "16", "--batch-size", "2"]
+    assert main([*args, "--output", str(tmp_path / "plain" / "report.json")]) == 0
+    said = (tmp_path / "plain" / "report.utterances.jsonl").read_text().splitlines()
+    words = Counter(w for line in said for w in json.loads(line)["hyp_normalized"].split())
+    terms = tmp_path / "terms.txt"  # the references' terms and the word the model says most
+    terms.write_text(CLI_TERMS + words.most_common(1)[0][0] + "\n", encoding="utf-8")
+    args += ["--terms", str(terms)]
+    assert main([*args, "--output", str(tmp_path / "one" / "report.json")]) == 0
+    _torchrun([*args, "--output", str(tmp_path / "two" / "report.json")])
+
+    def read(name: str) -> tuple[dict, list[dict]]:
+        folder = tmp_path / name
+        lines = (folder / "report.utterances.jsonl").read_text().splitlines()
+        return json.loads((folder / "report.json").read_text())["terms"], [
+            json.loads(x)["terms"] for x in lines
+        ]
+
+    (one, one_rows), (two, two_rows) = read("one"), read("two")
+    assert one["false_alarms"] > 0  # the model's own word is not in the references
+    assert two == one and two_rows == one_rows
