@@ -196,9 +196,12 @@ def build_trainer(
 
 
 def eval_terms(job: TrainJob, eval_rows: list[Row]) -> TermList | None:
-    """The --terms file's terms; checks that --metric_for_best_model term_recall has terms
-    to count in the eval references (and no guard limit, whose rule is lower-is-better)."""
+    """The --terms file's terms, counted on the eval set (one is needed); checks that
+    --metric_for_best_model term_recall has terms to count in the eval references (and no
+    guard limit, whose rule is lower-is-better)."""
     terms = read_terms(job.data.terms) if job.data.terms else None
+    if terms is not None and not eval_rows:
+        raise AsrtuneError("--terms needs an eval set (--eval-manifest or --eval_split)")
     if str(job.training.metric_for_best_model).removeprefix(GUARDED) != "term_recall":
         return terms
     if terms is None:

@@ -262,6 +262,10 @@ def test_train_term_recall_mistakes_are_one_line(
     assert "no eval reference holds a term" in capsys.readouterr().err
     assert main([*args, "--terms", str(tmp_path / "missing.txt")]) == 2
     assert "not found" in capsys.readouterr().err
+    no_eval = ["train", "--model", str(tiny_whisper), "--train-manifest", str(dataset)]
+    no_eval += ["--output_dir", str(tmp_path / "n"), "--max_steps", "1", "--report_to", "none"]
+    assert main([*no_eval, "--terms", str(absent)]) == 2
+    assert "--terms needs an eval set" in capsys.readouterr().err
 
 
 # --- the model card -------------------------------------------------------------------------
