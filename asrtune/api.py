@@ -25,6 +25,7 @@ from asrtune.inference import (
 )
 from asrtune.models import LoadedModel, load_model
 from asrtune.processes import is_main_process, join_launched_run
+from asrtune.terms import TermList, read_terms
 from asrtune.training import TrainResult
 
 if TYPE_CHECKING:
@@ -53,13 +54,19 @@ def evaluate(
     max_samples: int | None = None,
     options: DecodingOptions = DEFAULT_DECODING,
     allow_pickle: bool = False,
+    terms: str | Path | TermList | None = None,
 ) -> EvalResult:
     """Corpus WER/CER of ``model`` on ``manifest``; writes the report when ``output`` is set.
+
+    ``terms`` (a term file, see :mod:`asrtune.terms`, or a parsed :class:`TermList`) adds
+    term recall and false alarms: ``result.terms``, the report's ``terms``, and each
+    utterance's terms found, missed and falsely said in the per-utterance file.
 
     Under ``torchrun``/``accelerate launch`` the processes share the rows out and every
     process gets the whole result; only the main one writes the report.
     """
     join_launched_run()
+    term_list = read_terms(terms) if isinstance(terms, (str, Path)) else terms
     rows = load_rows(manifest, options.language, nonspeech_ok=True)
     if rows.invalid:
         first = rows.invalid[0]
@@ -68,7 +75,7 @@ def evaluate(
             f"{first.reason}"
         )
     loaded = _loaded(model, allow_pickle)
-    result = evaluate_rows(loaded, rows.rows[:max_samples], options)
+    result = evaluate_rows(loaded, rows.rows[:max_samples], options, terms=term_list)
     if output is not None and is_main_process():
         write_report(result, output, {"model": str(model), "manifest": str(manifest)})
     return result

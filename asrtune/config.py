@@ -184,6 +184,14 @@ class DataConfig:
             "points); warns loudly when no checkpoint is."
         },
     )
+    terms: str | None = field(
+        default=None,
+        metadata={
+            "help": "Term file (one term per line, alternative spellings after a tab): each "
+            "evaluation logs eval_term_recall and eval_term_false_alarms, and "
+            "--metric_for_best_model term_recall keeps the checkpoint that recognizes most."
+        },
+    )
     max_eval_samples: int | None = field(
         default=None, metadata={"help": "Evaluate on the first N eval rows only."}
     )
@@ -362,7 +370,9 @@ def default_learning_rate(model: ModelConfig) -> float:
 
 
 #: Metrics a best checkpoint can be chosen by; evaluation logs each as ``eval_<name>``.
-BEST_MODEL_METRICS = ("wer", "cer", "wer_unnormalized", "loss")
+BEST_MODEL_METRICS = ("wer", "cer", "wer_unnormalized", "loss", "term_recall")
+#: Of those, the ones where higher is better (needs --terms).
+HIGHER_IS_BETTER = frozenset({"term_recall"})
 
 
 def _optional_flag(help_text: str) -> dict[str, Any]:
@@ -727,8 +737,8 @@ def evaluation_values(has_eval_set: bool, values: dict[str, Any]) -> dict[str, A
 
     With an eval set: evaluate when saving (``eval_steps`` = ``save_steps`` unless given,
     not transformers' fallback to ``logging_steps``), keep the best checkpoint by
-    ``metric_for_best_model`` (lower is better for all of them; ``wer`` until the eval rows'
-    languages are known, see :attr:`TrainJob.best_metric_by_language`).
+    ``metric_for_best_model`` (lower is better, except :data:`HIGHER_IS_BETTER`; ``wer``
+    until the eval rows' languages are known, see :attr:`TrainJob.best_metric_by_language`).
     """
     if not has_eval_set:
         return {"eval_strategy": "no", "load_best_model_at_end": False}
@@ -741,7 +751,7 @@ def evaluation_values(has_eval_set: bool, values: dict[str, Any]) -> dict[str, A
     if load_best is None:  # needs checkpoints saved when evaluating (or --save_strategy best)
         load_best = strategy != "no" and save in (strategy, "best")
     resolved["load_best_model_at_end"] = load_best
-    resolved["metric_for_best_model"] = best_model_metric(
-        values.get("metric_for_best_model") or "wer"
-    )
+    metric = best_model_metric(values.get("metric_for_best_model") or "wer")
+    resolved["metric_for_best_model"] = metric
+    resolved["greater_is_better"] = metric in HIGHER_IS_BETTER
     return resolved

@@ -26,6 +26,7 @@ from asrtune.metrics import (
 )
 from asrtune.models import LoadedModel, resolve_precision
 from asrtune.processes import all_processes, rank_and_world
+from asrtune.terms import TermList, TermScore, score_terms
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class EvalResult:
     precision: str = "fp32"  # what generation ran in, see models.resolve_precision
     longform: CorpusScore | None = None  # the rows longer than one model window
     nonspeech: NonspeechScore | None = None  # the rows without text (non-speech probes)
+    terms: TermScore | None = None  # the user's terms, when a term list was given
 
     def report(self) -> dict:
         report = {
@@ -50,7 +52,17 @@ class EvalResult:
             report["longform"] = {"files": long.num_samples, "wer": long.wer, "cer": long.cer}
         if self.nonspeech is not None:
             report["nonspeech"] = self.nonspeech.as_dict()
+        if self.terms is not None:
+            report["terms"] = self.terms.as_dict()
         return report
+
+    def utterance_dicts(self) -> list[dict]:
+        """One dict per utterance (id, texts, rates), with its terms when a term list was given."""
+        rows = [u.as_dict() for u in self.utterances]
+        if self.terms is not None:
+            for row, terms in zip(rows, self.terms.rows, strict=True):
+                row["terms"] = terms.as_dict()
+        return rows
 
 
 def evaluate_rows(
@@ -58,10 +70,12 @@ def evaluate_rows(
     rows: list[Row],
     options: DecodingOptions = DEFAULT_DECODING,
     progress: bool | str = True,
+    terms: TermList | None = None,
 ) -> EvalResult:
     """Transcribe ``rows`` and score them against their texts; rows without text are
     non-speech probes, scored apart (words said on them, :class:`NonspeechScore`).
-    ``progress``: show a progress bar (a string: with that label)."""
+    ``progress``: show a progress bar (a string: with that label). With ``terms``, the
+    result also counts them (:func:`asrtune.terms.score_terms`)."""
     start = time.perf_counter()
     was_training = loaded.model.training
     loaded.model.eval()
@@ -79,13 +93,14 @@ def evaluate_rows(
     hypotheses = gather_in_order(len(rows), mine, decoded)
     if was_training:
         loaded.model.train()
+    references = [r.text for r in rows]
+    scored_in = scoring_languages(loaded, rows, options.language)
     score, utterances = score_corpus(
-        [r.text for r in rows],
-        hypotheses,
-        scoring_languages(loaded, rows, options.language),
-        [r.id for r in rows],
-        task=options.task,
+        references, hypotheses, scored_in, [r.id for r in rows], task=options.task
     )
+    term_score = None
+    if terms is not None:
+        term_score = score_terms(terms, references, hypotheses, scored_in, options.task)
     precision = resolve_precision(loaded.model, options.precision)
     window = loaded.adapter.limits(loaded).max_seconds
     long = [
@@ -97,7 +112,7 @@ def evaluate_rows(
     probes = [u for u in utterances if is_nonspeech(u.reference)]
     nonspeech = nonspeech_score(probes) if probes else None
     seconds = time.perf_counter() - start
-    return EvalResult(score, utterances, seconds, precision, longform, nonspeech)
+    return EvalResult(score, utterances, seconds, precision, longform, nonspeech, term_score)
 
 
 def scoring_languages(
@@ -131,7 +146,8 @@ def gather_in_order(count: int, mine: list[int], decoded: list[str]) -> list[str
 
 
 def write_report(result: EvalResult, path: str | Path, extra: dict | None = None) -> Path:
-    """Write report.json and, beside it, ``<stem>.utterances.jsonl`` (id, ref, hyp, wer)."""
+    """Write report.json and, beside it, ``<stem>.utterances.jsonl`` (id, ref, hyp, wer;
+    terms found/missed/false alarms when the result has terms)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     report = {**result.report(), **(extra or {})}
@@ -139,6 +155,6 @@ def write_report(result: EvalResult, path: str | Path, extra: dict | None = None
     report["utterances_file"] = per_utt.name
     path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     with open(per_utt, "w", encoding="utf-8") as handle:
-        for utt in result.utterances:
-            handle.write(json.dumps(utt.as_dict(), ensure_ascii=False) + "\n")
+        for row in result.utterance_dicts():
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
     return path

@@ -48,6 +48,7 @@ from asrtune.guards import GUARDED, guard_metrics, guarded_value, within_limit
 from asrtune.inference import DecodingOptions
 from asrtune.models import LoadedModel, core_model
 from asrtune.processes import all_processes
+from asrtune.terms import TermList
 
 
 class EpochSetter(TrainerCallback):
@@ -207,6 +208,7 @@ class AsrTrainer(CrashConsistentCheckpoints, Trainer):
         eval_examples: list[Example] | None = None,
         guard_rows: dict[str, list[Row]] | None = None,
         max_guard_regression: float | None = None,
+        terms: TermList | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, eval_dataset=eval_rows or None, **kwargs)
@@ -218,6 +220,7 @@ class AsrTrainer(CrashConsistentCheckpoints, Trainer):
         self.last_guards: dict[str, EvalResult] = {}
         self.max_batch_seconds = max_batch_seconds
         self.last_eval: EvalResult | None = None
+        self.terms = terms  # the user's terms, counted at every evaluation
         self.clock_start: float | None = None
         self.eval_seconds = 0.0
         self.add_callback(EpochSetter(self.train_dataset))
@@ -461,6 +464,7 @@ class AsrTrainer(CrashConsistentCheckpoints, Trainer):
             self.eval_rows,
             self.decoding,
             progress=self.is_world_process_zero() and "transcribing the eval set",
+            terms=self.terms,
         )
         self.last_eval = result
         metrics = {
@@ -472,6 +476,9 @@ class AsrTrainer(CrashConsistentCheckpoints, Trainer):
             metrics[f"{metric_key_prefix}_longform_wer"] = result.longform.wer
         if result.nonspeech is not None:
             metrics[f"{metric_key_prefix}_nonspeech_words"] = result.nonspeech.words
+        if result.terms is not None and result.terms.recall is not None:
+            metrics[f"{metric_key_prefix}_term_recall"] = result.terms.recall
+            metrics[f"{metric_key_prefix}_term_false_alarms"] = result.terms.false_alarms
         if self.eval_examples:
             metrics[f"{metric_key_prefix}_loss"] = self.eval_loss()
         if self.guard_rows:

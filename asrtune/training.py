@@ -34,6 +34,7 @@ from asrtune.inference import DecodingOptions
 from asrtune.metrics import headline_metric
 from asrtune.models import LoadedModel, load_model
 from asrtune.processes import all_processes, is_main_process
+from asrtune.terms import TermList, read_terms, score_terms
 from asrtune.tracking import quiet_trackio, reports_to_trackio, tracking_folder
 from asrtune.trainer import AsrTrainer
 from asrtune.training_data import (
@@ -174,6 +175,7 @@ def build_trainer(
             "--metric_for_best_model loss: no eval row has labels the model takes "
             "(give the rows a language, or --language)"
         )
+    terms = eval_terms(job, eval_rows)
     args = job.training
     if synced := sync_trainable_batch_norms(loaded.model, args.device, args.world_size):
         log.info("%d batch norms synchronized across %d processes", synced, args.world_size)
@@ -190,7 +192,32 @@ def build_trainer(
         eval_examples=eval_examples,
         guard_rows=guard_rows,
         max_guard_regression=job.data.max_guard_regression,
+        terms=terms,
     )
+
+
+def eval_terms(job: TrainJob, eval_rows: list[Row]) -> TermList | None:
+    """The --terms file's terms, counted on the eval set (one is needed); checks that
+    --metric_for_best_model term_recall has terms to count in the eval references (and no
+    guard limit, whose rule is lower-is-better)."""
+    terms = read_terms(job.data.terms) if job.data.terms else None
+    if terms is not None and not eval_rows:
+        raise AsrtuneError("--terms needs an eval set (--eval-manifest or --eval_split)")
+    if str(job.training.metric_for_best_model).removeprefix(GUARDED) != "term_recall":
+        return terms
+    if terms is None:
+        raise AsrtuneError("--metric_for_best_model term_recall needs --terms FILE")
+    if job.data.max_guard_regression is not None:
+        raise AsrtuneError(
+            "--metric_for_best_model term_recall cannot be combined with --max_guard_regression"
+        )
+    references = [row.text for row in eval_rows]
+    languages = [row.language or job.model.language for row in eval_rows]
+    if not score_terms(terms, references, references, languages, job.model.task).occurrences:
+        raise AsrtuneError(
+            f"--metric_for_best_model term_recall: no eval reference holds a term of {terms.source}"
+        )
+    return terms
 
 
 def loss_examples(loaded: LoadedModel, rows: list[Row], task: str) -> list[Example]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from asrtune.commands.common import add_decoding_flags, add_model_flag, decoding_options, new_parser
 
@@ -19,6 +20,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--max-samples", "--max_samples", type=int, default=None, help="first N rows only"
+    )
+    parser.add_argument(
+        "--terms",
+        default=None,
+        help="term file (one term per line; alternative spellings after a tab, separated by "
+        "'|'): adds term recall and false alarms to the report, per term and per utterance",
     )
     add_decoding_flags(parser)
     return parser
@@ -36,7 +43,10 @@ def run(argv: list[str]) -> int:
         max_samples=args.max_samples,
         allow_pickle=args.allow_pickle,
         options=decoding_options(args),
+        terms=args.terms,
     )
     if is_main_process():
         print(json.dumps(result.report(), indent=2))
+        if result.terms is not None:
+            print(result.terms.summary(), file=sys.stderr)
     return 0

@@ -262,6 +262,38 @@ def guard_table(report: dict[str, Any] | None) -> str | None:
     return "\n".join(lines)
 
 
+def term_table(
+    report: dict[str, Any] | None, baseline: dict[str, Any] | None = None, shown: int = 10
+) -> str | None:
+    """The user's terms (``asrtune eval/train --terms``): recall and false alarms of this
+    model (and of the base model when its report has terms), then the ``shown`` terms
+    missed most and what they were heard as; None when the report has no terms."""
+    terms = (report or {}).get("terms")
+    if not terms:
+        return None
+    lines = []
+    for label, entry in (("base model", (baseline or {}).get("terms")), ("this model", terms)):
+        if entry:
+            recall = "–" if entry["recall"] is None else f"{100 * entry['recall']:.1f} %"
+            lines.append(
+                f"- {label}: term recall {recall} ({entry['recognized']} of "
+                f"{entry['occurrences']} occurrences), {entry['false_alarms']} false alarm(s)"
+            )
+    missed = [t for t in terms["per_term"] if t["recognized"] < t["occurrences"]]
+    missed.sort(key=lambda t: t["recognized"] - t["occurrences"])
+    if missed:
+        lines += ["", "| term | occurrences | recognized | heard as |", "| --- | --- | --- | --- |"]
+        for t in missed[:shown]:
+            heard = ", ".join(f"“{h}”" if h else "(nothing)" for h in t["misrecognized_as"])
+            lines.append(f"| {t['term']} | {t['occurrences']} | {t['recognized']} | {heard} |")
+    lines += [
+        "",
+        "Terms are counted on whole words after the same normalization as WER; a false "
+        "alarm is a term said more often than the reference has it.",
+    ]
+    return "\n".join(lines)
+
+
 def _error_details(label: str, report: dict[str, Any] | None) -> str | None:
     """One line of a report's word-error kinds, decoding loops and long-file WER."""
     if not report or "substitutions" not in report:
@@ -466,6 +498,9 @@ def build_card(
     ]
     if info.eval_results:
         parts += ["## Evaluation", "", _results_table(info, baseline), ""]
+    terms = term_table(info.eval_results, baseline)
+    if terms:
+        parts += ["### Domain terms", "", terms, ""]
     guards = guard_table(info.eval_results)
     if guards:
         parts += ["### Guard sets: general speech, before and after", "", guards, ""]
