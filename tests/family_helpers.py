@@ -11,6 +11,7 @@ import sys
 import uuid
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 import pytest
@@ -97,3 +98,26 @@ def run_card_usage(
     exec(compile(code, "model_card_usage", "exec"), {"__name__": "__main__"})
     audio, rate = sf.read(speech, dtype="float32")
     return text, capsys.readouterr().out.strip(), soxr.resample(audio.mean(axis=1), rate, 16000)
+
+
+def tiny_trainer(
+    loaded: Any, output_dir: Path, dataset: Any = None, trainer_options: Any = None, **args: Any
+) -> Any:
+    """An AsrTrainer over ``loaded`` built by hand (no config): CPU, no tracking, no eval
+    rows; ``args`` go to TrainingArguments, ``trainer_options`` to AsrTrainer."""
+    from transformers import TrainingArguments
+
+    from asrtune.inference import DecodingOptions
+    from asrtune.trainer import AsrTrainer
+
+    training = TrainingArguments(output_dir=str(output_dir), report_to="none", use_cpu=True, **args)
+    return AsrTrainer(
+        model=loaded.model,
+        args=training,
+        train_dataset=dataset,
+        data_collator=loaded.adapter.collate,
+        loaded=loaded,
+        eval_rows=[],
+        decoding=DecodingOptions(),
+        **(trainer_options or {}),
+    )

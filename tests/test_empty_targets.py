@@ -10,14 +10,13 @@ from typing import Any
 
 import pytest
 import torch
-from transformers import TrainingArguments
 
 from asrtune.data.sharding import LOSS_WEIGHT, LossFreeIndex
 from asrtune.data.windows import nonspeech_examples
 from asrtune.dataset import WindowDataset
-from asrtune.inference import DecodingOptions
 from asrtune.models import FAMILIES, LoadedModel, load_model
 from asrtune.trainer import AsrTrainer
+from tests.family_helpers import tiny_trainer
 
 FAMILIES_WITH_SILENCE = ["whisper", "parakeet_ctc", "parakeet_tdt"]
 
@@ -30,16 +29,7 @@ def loaded(request: pytest.FixtureRequest, tmp_path: Path) -> LoadedModel:
 
 
 def _trainer(loaded: LoadedModel, tmp_path: Path) -> AsrTrainer:
-    args = TrainingArguments(output_dir=str(tmp_path / "o"), report_to="none", use_cpu=True)
-    return AsrTrainer(
-        model=loaded.model,
-        args=args,
-        train_dataset=None,
-        data_collator=loaded.adapter.collate,
-        loaded=loaded,
-        eval_rows=[],
-        decoding=DecodingOptions(),
-    )
+    return tiny_trainer(loaded, tmp_path / "o")
 
 
 def _nonspeech(loaded: LoadedModel) -> WindowDataset:

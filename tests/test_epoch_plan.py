@@ -10,16 +10,15 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from transformers import TrainingArguments
 
 from asrtune.data.manifest import Row
 from asrtune.data.sharding import DurationSteps, LossFreeIndex, ShardedBatchSampler
 from asrtune.data.windows import Example, TrainingMix
 from asrtune.dataset import WindowDataset
-from asrtune.inference import DecodingOptions
 from asrtune.models import LoadedModel, load_model
 from asrtune.models import whisper as W
 from asrtune.trainer import AsrTrainer
+from tests.family_helpers import tiny_trainer
 
 WHISPER_MIX = TrainingMix(**W.TRAINING_MIX)
 
@@ -43,23 +42,8 @@ def long_and_short(long: int = 42, seed: int = 1) -> list[Example]:
 def _trainer(
     loaded: LoadedModel, dataset: WindowDataset, tmp: Path, seed: int, epochs: int, **kw: object
 ) -> AsrTrainer:
-    args = TrainingArguments(
-        output_dir=str(tmp),
-        report_to="none",
-        per_device_train_batch_size=8,
-        num_train_epochs=epochs,
-        seed=seed,
-        use_cpu=True,
-    )
-    return AsrTrainer(
-        model=loaded.model,
-        args=args,
-        train_dataset=dataset,
-        data_collator=loaded.adapter.collate,
-        loaded=loaded,
-        eval_rows=[],
-        decoding=DecodingOptions(),
-        **kw,  # type: ignore[arg-type]
+    return tiny_trainer(
+        loaded, tmp, dataset, kw, per_device_train_batch_size=8, num_train_epochs=epochs, seed=seed
     )
 
 
