@@ -195,6 +195,15 @@ class DataConfig:
     max_eval_samples: int | None = field(
         default=None, metadata={"help": "Evaluate on the first N eval rows only."}
     )
+    eval_subset: int | None = field(
+        default=None,
+        metadata={
+            "help": "Score N eval rows at each evaluation during training (a fixed sample "
+            "spread over the set, non-speech probes in proportion) and the whole set once at "
+            "the end: faster epochs on a CPU; the best checkpoint is chosen on the sample. "
+            "None: the whole set every time."
+        },
+    )
     pack: bool = field(
         default=True,
         metadata={"help": "Join several short utterances into each 30-s window (faster)."},

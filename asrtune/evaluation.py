@@ -115,6 +115,27 @@ def evaluate_rows(
     return EvalResult(score, utterances, seconds, precision, longform, nonspeech, term_score)
 
 
+def spread_subset(rows: list[Row], size: int | None) -> list[Row]:
+    """``size`` of ``rows`` spread evenly over them, in their order, keeping the share of
+    non-speech probes (rows without text; at least one when there are any): the fixed
+    sample that ``--eval_subset`` scores at each evaluation during training. All rows when
+    ``size`` is None, 0 or not smaller than ``len(rows)``."""
+    if not size or size >= len(rows):
+        return rows
+    probes = [i for i, row in enumerate(rows) if is_nonspeech(row.text)]
+    speech = [i for i, row in enumerate(rows) if not is_nonspeech(row.text)]
+    n_probes = min(len(probes), max(1 if probes else 0, round(size * len(probes) / len(rows))))
+    if speech:
+        n_probes = min(n_probes, size - 1)
+    picked = _evenly_spaced(probes, n_probes) + _evenly_spaced(speech, size - n_probes)
+    return [rows[i] for i in sorted(picked)]
+
+
+def _evenly_spaced(items: list[int], count: int) -> list[int]:
+    """``count`` of ``items``, one from the middle of each of ``count`` equal stretches."""
+    return [items[(2 * k + 1) * len(items) // (2 * count)] for k in range(count)]
+
+
 def scoring_languages(
     loaded: LoadedModel, rows: list[Row], language: str | None = None
 ) -> list[str | None]:

@@ -209,17 +209,22 @@ class AsrTrainer(CrashConsistentCheckpoints, Trainer):
         guard_rows: dict[str, list[Row]] | None = None,
         max_guard_regression: float | None = None,
         terms: TermList | None = None,
+        eval_subset: tuple[list[Row], list[Example]] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, eval_dataset=eval_rows or None, **kwargs)
         self.loaded, self.eval_rows, self.decoding = loaded, eval_rows, decoding
         self.eval_examples = eval_examples or []
+        # what evaluations during training score (rows, loss examples): all, or a sample
+        self.eval_during = eval_subset or (self.eval_rows, self.eval_examples)
+        self.scoring_all = False  # set by evaluate_all: the whole eval set, this once
         self.guard_rows = guard_rows or {}
         self.max_guard_regression = max_guard_regression
         self.guard_baseline: dict[str, EvalResult] = {}  # the base model's, before training
         self.last_guards: dict[str, EvalResult] = {}
         self.max_batch_seconds = max_batch_seconds
         self.last_eval: EvalResult | None = None
+        self.last_eval_all = False  # whether last_eval scored the whole eval set
         self.terms = terms  # the user's terms, counted at every evaluation
         self.clock_start: float | None = None
         self.eval_seconds = 0.0
@@ -392,20 +397,20 @@ class AsrTrainer(CrashConsistentCheckpoints, Trainer):
             self._tr_loss = self.accelerator.reduce(self._tr_loss, reduction="mean")
         return super()._finalize_training(*args, **kwargs)
 
-    def eval_loss(self) -> float:
-        """Teacher-forced cross-entropy per label token over the eval utterances within the
-        model's limits, each process its share, summed over all. The utterances are laid out
-        as training lays them out: packed into windows when training packs (one fixed
-        packing, no training mix), so a window model such as Whisper runs its encoder once
-        per 30-s window, not once per short utterance padded to 30 s.
+    def eval_loss(self, examples: list[Example] | None = None) -> float:
+        """Teacher-forced cross-entropy per label token over ``examples`` (default: the eval
+        utterances within the model's limits), each process its share, summed over all.
+        The utterances are laid out as training lays them out: packed into windows when
+        training packs (one fixed packing, no training mix), so a window model such as
+        Whisper runs its encoder once per 30-s window, not once per short utterance padded
+        to 30 s.
 
         Every process runs the same number of batches (a share one short is topped up with
         a loss-free copy of an item), as sharded models (FSDP, ZeRO-3) need.
         """
         packed = getattr(self.train_dataset, "items", None) is not None
-        dataset = WindowDataset(
-            self.loaded_now(), self.eval_examples, self.decoding.task, packed, 0
-        )
+        examples = self.eval_examples if examples is None else examples
+        dataset = WindowDataset(self.loaded_now(), examples, self.decoding.task, packed, 0)
         rank, world = self.accelerator.process_index, self.accelerator.num_processes
         size = self.args.per_device_eval_batch_size
         per_process = -(-len(dataset) // world)
@@ -455,17 +460,34 @@ class AsrTrainer(CrashConsistentCheckpoints, Trainer):
         self.clock_start, self.eval_seconds = time.perf_counter(), 0.0
         return super().train(*args, **kwargs)
 
+    def evaluate_all(self) -> dict[str, float]:
+        """:meth:`evaluate` on the whole eval set, whatever ``--eval_subset`` samples."""
+        self.scoring_all = True
+        try:
+            return self.evaluate()
+        finally:
+            self.scoring_all = False
+
     def evaluate(
         self, eval_dataset: Any = None, ignore_keys: Any = None, metric_key_prefix: str = "eval"
     ) -> dict[str, float]:
         started = time.perf_counter()
+        # the last evaluation during training scores everything: the final one would redo it
+        last_step = self.state.max_steps > 0 and self.state.global_step >= self.state.max_steps
+        rows, examples = (
+            (self.eval_rows, self.eval_examples)
+            if self.scoring_all or last_step
+            else self.eval_during
+        )
+        sampled = "" if rows is self.eval_rows else f" ({len(rows)} of {len(self.eval_rows)})"
         result = evaluate_rows(
             self.loaded_now(),
-            self.eval_rows,
+            rows,
             self.decoding,
-            progress=self.is_world_process_zero() and "transcribing the eval set",
+            progress=self.is_world_process_zero() and f"transcribing the eval set{sampled}",
             terms=self.terms,
         )
+        self.last_eval_all = rows is self.eval_rows
         self.last_eval = result
         metrics = {
             f"{metric_key_prefix}_{key}": value
@@ -479,8 +501,8 @@ class AsrTrainer(CrashConsistentCheckpoints, Trainer):
         if result.terms is not None and result.terms.recall is not None:
             metrics[f"{metric_key_prefix}_term_recall"] = result.terms.recall
             metrics[f"{metric_key_prefix}_term_false_alarms"] = result.terms.false_alarms
-        if self.eval_examples:
-            metrics[f"{metric_key_prefix}_loss"] = self.eval_loss()
+        if examples:
+            metrics[f"{metric_key_prefix}_loss"] = self.eval_loss(examples)
         if self.guard_rows:
             self.last_guards = self.evaluate_guards()
             metrics |= guard_metrics(metric_key_prefix, self.last_guards, self.guard_baseline)

@@ -28,7 +28,7 @@ from asrtune.config import TrainJob
 from asrtune.data.manifest import Row
 from asrtune.data.windows import Example
 from asrtune.errors import AsrtuneError
-from asrtune.evaluation import EvalResult, write_report
+from asrtune.evaluation import EvalResult, spread_subset, write_report
 from asrtune.guards import GUARDED, change, guard_report
 from asrtune.inference import DecodingOptions
 from asrtune.metrics import headline_metric
@@ -176,6 +176,16 @@ def build_trainer(
             "(give the rows a language, or --language)"
         )
     terms = eval_terms(job, eval_rows)
+    sample = spread_subset(eval_rows, job.data.eval_subset)
+    eval_subset = None
+    if sample is not eval_rows:
+        log.info(
+            "evaluations during training score %d of the %d eval rows (--eval_subset); "
+            "the whole set is scored at the end",
+            len(sample),
+            len(eval_rows),
+        )
+        eval_subset = (sample, loss_examples(loaded, sample, job.model.task))
     args = job.training
     if synced := sync_trainable_batch_norms(loaded.model, args.device, args.world_size):
         log.info("%d batch norms synchronized across %d processes", synced, args.world_size)
@@ -193,6 +203,7 @@ def build_trainer(
         guard_rows=guard_rows,
         max_guard_regression=job.data.max_guard_regression,
         terms=terms,
+        eval_subset=eval_subset,
     )
 
 
@@ -286,15 +297,16 @@ def save_outputs(job: TrainJob, loaded: LoadedModel, trainer: AsrTrainer) -> Non
 
 
 def final_evaluation(trainer: AsrTrainer) -> EvalResult:
-    """The saved model's evaluation: reused when the last one during training was of the
-    same weights (the best checkpoint was the last, or no best-model reload happened)."""
+    """The saved model's evaluation on the whole eval set: reused when the last one during
+    training scored the whole set with the same weights (the best checkpoint was the last,
+    or no best-model reload happened)."""
     state = trainer.state
     last_eval_step = max((e["step"] for e in state.log_history if "eval_wer" in e), default=None)
     same_weights = last_eval_step == state.global_step and (
         not trainer.args.load_best_model_at_end or state.best_global_step == last_eval_step
     )
-    if not (same_weights and trainer.last_eval is not None):
-        trainer.evaluate()
+    if not (same_weights and trainer.last_eval is not None and trainer.last_eval_all):
+        trainer.evaluate_all()
     assert trainer.last_eval is not None
     return trainer.last_eval
 
