@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import re
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -59,3 +64,44 @@ def test_demo_runs_the_whole_journey(
     # one step a line: each "[n/5]" starts its own message
     steps = [m for m in caplog.messages if "[" in m and "/5]" in m]
     assert [m[:5] for m in steps] == ["[1/5]", "[2/5]", "[3/5]", "[4/5]", "[5/5]"]
+
+
+def _output_gaps(command: list[str], timeout: float) -> tuple[str, list[float], list[int]]:
+    """Run ``command`` with stdout and stderr on one pipe; return everything it wrote, the
+    seconds before each write (from the start to the first; the last: from the last write
+    to the exit) and where in the output each write ended."""
+    started = last = time.monotonic()
+    gaps: list[float] = []
+    chunks: list[str] = []
+    ends: list[int] = []
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert process.stdout is not None
+    while chunk := os.read(process.stdout.fileno(), 65536):
+        now = time.monotonic()
+        gaps.append(now - last)
+        last = now
+        chunks.append(chunk.decode(errors="replace"))
+        ends.append(sum(map(len, chunks)))
+        assert now - started < timeout, "the demo ran too long"
+    process.wait()
+    gaps.append(time.monotonic() - last)
+    assert process.returncode == 0, "".join(chunks)[-2000:]
+    return "".join(chunks), gaps, ends
+
+
+def test_the_demo_is_never_silent_for_long(tmp_path: Path) -> None:
+    """A short demo in a fresh process, its console output timed as a user sees it: every
+    step prints progress, so no stretch passes without output (the issue's limit is 30 s;
+    a short run keeps to 20 s)."""
+    command = [sys.executable, "-m", "asrtune.cli", "demo", "--output-dir", str(tmp_path / "d")]
+    command += ["--train-size", "16", "--test-size", "6", "--probes", "2", "--guard-size", "4"]
+    log, gaps, ends = _output_gaps([*command, "--epochs", "2"], timeout=900)
+    longest = max(range(len(gaps)), key=gaps.__getitem__)
+    before = log[: ends[longest - 1]][-300:] if longest else "(start)"
+    assert gaps[longest] < 30, f"{gaps[longest]:.0f} s without output after: {before}"
+    for step in ("[1/5]", "[2/5]", "[3/5]", "[4/5]", "[5/5]"):
+        assert step in log
+    for bar in ("transcribing the eval set", "transcribing guard set", "eval loss"):
+        assert bar in log, bar
+    assert re.search(r"\d+/\d+ \[[^\]]*(it/s|s/it)\]", log), "no training progress bar"
+    assert "Uploading" not in log and "deprecated" not in log

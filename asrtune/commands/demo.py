@@ -50,6 +50,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="everyday sentences in other voices, the guard set",
     )
     parser.add_argument("--epochs", type=float, default=defaults.epochs, help="training epochs")
+    parser.add_argument(
+        "--learning-rate",
+        "--learning_rate",
+        type=float,
+        default=None,
+        help="peak learning rate (default: 1e-4 for full fine-tuning of tiny.en, asrtune's "
+        "LoRA default with --lora)",
+    )
+    parser.add_argument(
+        "--eval-subset",
+        "--eval_subset",
+        type=int,
+        default=defaults.eval_subset,
+        help="test clips scored after each epoch but the last (all of them at the end); "
+        "0: all every epoch",
+    )
     parser.add_argument("--lora", action="store_true", help="train LoRA adapters instead")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="random seed")
     return parser
@@ -67,6 +83,8 @@ def run(argv: list[str]) -> int:
             probes=args.probes,
             guard_size=args.guard_size,
             epochs=args.epochs,
+            learning_rate=args.learning_rate,
+            eval_subset=args.eval_subset or None,
             lora=args.lora,
             seed=args.seed,
         )
