@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ASRTUNE_CACHE", "off")  # tests of the cache turn it on themselves
 # trackio reads TRACKIO_DIR once, at import: point it at a scratch folder before any test can
-os.environ.setdefault("TRACKIO_DIR", tempfile.mkdtemp(prefix="asrtune-tests-trackio-"))
+if "TRACKIO_DIR" not in os.environ:
+    _TRACKIO_SCRATCH = tempfile.mkdtemp(prefix="asrtune-tests-trackio-")
+    os.environ["TRACKIO_DIR"] = _TRACKIO_SCRATCH
+    atexit.register(shutil.rmtree, _TRACKIO_SCRATCH, ignore_errors=True)
 
 
 @pytest.hookimpl(hookwrapper=True)
