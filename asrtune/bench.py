@@ -7,7 +7,8 @@ epochs (its fp16 needs a GPU: bf16 is used where a GPU supports it). asrtune:
 ``asrtune train`` with its defaults (packed windows, its own number of epochs unless
 ``asrtune_epochs`` says otherwise). Both are evaluated on the same rows with the same code
 (:func:`asrtune.evaluation.evaluate_rows`) after every epoch; evaluation time never counts as
-training time. Whisper only (the reference recipe is Whisper's).
+training time. Encoder-decoder families only (the reference recipe is the seq2seq
+article's, written for Whisper).
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from asrtune.data.rows import load_rows
 from asrtune.errors import AsrtuneError
 from asrtune.evaluation import evaluate_rows
 from asrtune.models import LoadedModel, load_model
-from asrtune.models import whisper as W
 
 log = logging.getLogger("asrtune")
 
@@ -108,9 +108,10 @@ class ReferenceEval(TrainerCallback):
 def reference_features(loaded: LoadedModel, rows: list[Row]) -> list[dict[str, Any]]:
     """The article's ``prepare_dataset``: 30-s log-mel per clip and tokenizer label ids."""
     tokenizer, extractor = loaded.processor.tokenizer, loaded.processor.feature_extractor
-    language = rows[0].language if W.is_multilingual(loaded) else None
+    # a multilingual model (no sole language) is told the rows' language
+    language = rows[0].language if loaded.adapter.sole_language(loaded) is None else None
     if language:
-        tokenizer.set_prefix_tokens(language=W.language_code(language), task="transcribe")
+        tokenizer.set_prefix_tokens(language=language.strip().lower(), task="transcribe")
     prepared = []
     for row in rows:
         audio = load_row_audio(row)
@@ -139,6 +140,11 @@ class ReferenceCollator:
 
 def run_reference(options: BenchOptions, rows: list[Row], eval_rows: list[Row]) -> RecipeResult:
     loaded = load_model(options.model)
+    if loaded.spec.kind != "encoder_decoder":
+        raise AsrtuneError(
+            f"the bench's reference recipe trains encoder-decoder models; {options.model} is "
+            f"a {loaded.spec.label} model ({loaded.spec.kind})"
+        )
     prepared = reference_features(loaded, rows)
     evaluator = ReferenceEval(loaded, eval_rows)
     args = Seq2SeqTrainingArguments(

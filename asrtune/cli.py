@@ -18,6 +18,7 @@ commands:
   transcribe  print the text of audio files, or srt/vtt/json with timestamps
   import-ct2  convert a CTranslate2 / faster-whisper model to transformers
   make-tiny   write a tiny random model of any family (tests, smoke runs)
+  families    list the model families with their kind and capabilities
   data        check (every row, with reasons), synth, split or push a dataset
   merge       merge a LoRA adapter into a standalone model
   export      export a model to CTranslate2 (faster-whisper) or ONNX

@@ -49,9 +49,7 @@ class ModelConfig:
         default=False,
         metadata={
             "help": "Freeze the audio encoder (flag alias: --freeze_audio_tower); what sits "
-            "on it trains: Whisper's decoder, the language model of Voxtral and Qwen3-ASR "
-            "(audio tower and projector frozen), Parakeet CTC's head, Parakeet TDT's "
-            "prediction and joint networks.",
+            "on it trains (each family's: 'asrtune families').",
             "aliases": ["--freeze_audio_tower", "--freeze-audio-tower"],
         },
     )
@@ -63,9 +61,7 @@ class ModelConfig:
         default=None,
         metadata={
             "help": "Module names (or one regex) LoRA adapts; default: the family's "
-            "attention and MLP projections (Whisper: q,k,v,out_proj,fc1,fc2; Voxtral and "
-            "Qwen3-ASR: the language model's q,k,v,o,gate,up,down_proj; Parakeet: the "
-            "conformer's q,k,v,o_proj and linear1,2, and TDT's joint network)."
+            "attention and MLP projections (each family's: 'asrtune families')."
         },
     )
     merge: bool = field(

@@ -19,14 +19,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from accelerate.data_loader import prepare_data_loader
 from tqdm.auto import tqdm
 from transformers import Trainer, TrainerCallback
@@ -46,7 +43,8 @@ from asrtune.dataset import WindowDataset
 from asrtune.evaluation import EvalResult, evaluate_rows
 from asrtune.guards import GUARDED, guard_metrics, guarded_value, within_limit
 from asrtune.inference import DecodingOptions
-from asrtune.models import LoadedModel, core_model
+from asrtune.models import LoadedModel
+from asrtune.models.losses import target_units
 from asrtune.processes import all_processes
 from asrtune.terms import TermList
 
@@ -60,129 +58,6 @@ class EpochSetter(TrainerCallback):
     def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if hasattr(self.dataset, "set_epoch"):
             self.dataset.set_epoch(int(state.epoch or 0))
-
-
-def target_units(
-    labels: torch.Tensor, loss_weight: torch.Tensor | None, shift: bool = False
-) -> torch.Tensor:
-    """Each row's share of the loss's divisor, (B,) int64: its label tokens (those not
-    -100, from the second on with ``shift``), and 1 for a row without any (an empty target:
-    the end of the transcript is what it must predict; Whisper's and the audio-LLMs' labels
-    already hold that token, CTC and TDT targets are then empty); 0 for a placeholder
-    (``loss_weight`` 0). Without ``loss_weight`` every row is a target."""
-    tokens = (labels[:, 1:] if shift else labels).ne(-100).sum(-1)
-    if loss_weight is None:
-        return tokens.clamp(min=1)
-    return torch.where(loss_weight.to(tokens.device) > 0, tokens.clamp(min=1), 0)
-
-
-def _model_inputs(batch: dict[str, Any], *dropped: str) -> dict[str, Any]:
-    """The batch without its loss weights (and ``dropped``): what the model's forward takes."""
-    return {k: v for k, v in batch.items() if k != LOSS_WEIGHT and k not in dropped}
-
-
-def summed_token_loss(
-    logits: torch.Tensor, labels: torch.Tensor, shift: bool, label_smoothing: float = 0.0
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cross-entropy summed over the label tokens that are not -100, and their count.
-
-    ``logits`` (B, L, V), ``labels`` (B, L); with ``shift`` the logits at position i
-    predict ``labels[:, i + 1]`` (causal LMs), else ``labels[:, i]`` (encoder-decoders whose
-    decoder input is the labels shifted right). Computed in float32.
-    """
-    if shift:
-        logits, labels = logits[:, :-1], labels[:, 1:]
-    summed = F.cross_entropy(
-        logits.reshape(-1, logits.shape[-1]).float(),
-        labels.reshape(-1).to(logits.device),
-        ignore_index=-100,
-        reduction="sum",
-        label_smoothing=label_smoothing,
-    )
-    return summed, labels.ne(-100).sum()
-
-
-@contextlib.contextmanager
-def _ctc_reduction(config: Any, reduction: str) -> Iterator[None]:
-    """``config.ctc_loss_reduction`` set to ``reduction`` for the context's duration."""
-    saved = config.ctc_loss_reduction
-    config.ctc_loss_reduction = reduction
-    try:
-        yield
-    finally:
-        config.ctc_loss_reduction = saved
-
-
-def summed_ctc_loss(
-    model: torch.nn.Module, unwrapped: torch.nn.Module, batch: dict[str, Any]
-) -> tuple[torch.Tensor, torch.Tensor, Any]:
-    """A CTC model's own loss (transformers' ``ForCTCLoss``, as its forward computes it from
-    ``labels``), summed over the batch's utterances, and the batch's :func:`target_units`.
-
-    Each utterance's loss is the negative log-likelihood of its whole transcript (all
-    alignments), not divided by its length (the model's default ``mean`` divides each by
-    its label tokens, then averages the utterances): dividing the sum by the units of the
-    global batch, as ``compute_loss`` does, gives the loss per label token over the global
-    batch, however it is split. An empty transcript (a non-speech window) trains towards
-    all-blank; a placeholder (``batch[LOSS_WEIGHT]`` 0) adds nothing. Label smoothing does
-    not apply. ``unwrapped`` is the model without its data-parallel wrapper, whose config
-    says the reduction.
-    """
-    labels, weights = batch["labels"], batch.get(LOSS_WEIGHT)
-    with _ctc_reduction(unwrapped.config, "none"):
-        outputs = model(**_model_inputs(batch))
-    return _summed_rows(outputs["loss"], weights), target_units(labels, weights).sum(), outputs
-
-
-def _summed_rows(per_row: torch.Tensor, loss_weight: torch.Tensor | None) -> torch.Tensor:
-    """The sum of the per-utterance losses, each times its loss weight (placeholders, 0,
-    left out whatever their loss), in float32."""
-    per_row = per_row.float()
-    if loss_weight is None:
-        return per_row.sum()
-    weights = loss_weight.to(per_row.device).float()
-    return torch.where(weights > 0, per_row * weights, torch.zeros_like(per_row)).sum()
-
-
-def summed_transducer_loss(
-    model: torch.nn.Module, unwrapped: torch.nn.Module, batch: dict[str, Any]
-) -> tuple[torch.Tensor, torch.Tensor, Any]:
-    """A token-and-duration transducer's own loss (transformers' ``ParakeetForTDTLoss``,
-    the model's ``loss_function``), summed over the batch's utterances, and the batch's
-    :func:`target_units`.
-
-    The model runs without labels (its logits (B, T, U+1, V + durations) from the features
-    and ``decoder_input_ids``); the loss is then called as the model's forward calls it,
-    but with ``reduction="none"`` (each utterance's negative log-likelihood, all alignments,
-    not divided by its length: the model's default ``mean`` divides each by its label
-    tokens, then averages) and with each row's label tokens counted from -100, where the
-    model would count the labels that are not its pad id (a target equal to the pad id
-    would shorten the row). The -100s become the pad id, which the loss reads past the
-    row's length only. An empty transcript (a non-speech window) trains towards the blank
-    at every frame; a placeholder adds nothing, as in :func:`summed_ctc_loss`. Label
-    smoothing does not apply. ``unwrapped`` is the model without its data-parallel wrapper.
-    """
-    labels, weights = batch["labels"], batch.get(LOSS_WEIGHT)
-    outputs = model(**_model_inputs(batch, "labels"))
-    core = core_model(unwrapped)
-    config = core.config
-    logits = outputs["logits"]
-    frames = core._get_subsampling_output_length(batch["attention_mask"].sum(-1))
-    per_row = core.loss_function(
-        token_logits=logits[..., : config.vocab_size],
-        duration_logits=logits[..., config.vocab_size :],
-        labels=labels.masked_fill(labels.eq(-100), config.pad_token_id),
-        logit_lengths=frames,
-        label_lengths=labels.ne(-100).sum(-1),
-        blank_token_id=config.blank_token_id,
-        durations=config.durations,
-        reduction="none",
-    )
-    return _summed_rows(per_row, weights), target_units(labels, weights).sum(), outputs
-
-
-#: The loss of each frame-level decoding: the model's own, summed per utterance.
-FRAME_LEVEL_LOSSES = {"ctc": summed_ctc_loss, "transducer": summed_transducer_loss}
 
 
 class AsrTrainer(CrashConsistentCheckpoints, Trainer):
@@ -250,9 +125,10 @@ class AsrTrainer(CrashConsistentCheckpoints, Trainer):
         The model gets no labels, so it computes no loss of its own (Whisper's ignores
         ``num_items_in_batch``, and would keep a second (B, L, V) log-softmax alive until
         the step ends): the collated batch carries every input the model needs. A CTC or
-        transducer family's loss is its model's own CTC or TDT loss, per utterance, summed
-        here (see :func:`summed_ctc_loss`, :func:`summed_transducer_loss`): the same
-        division then gives that loss per label token of the global batch.
+        transducer family's loss is its model's own CTC or TDT loss, per utterance, summed:
+        each family's ``summed_loss`` (its kind's, see ``asrtune/models/kinds/``) says what
+        the micro-batch's summed loss and units are, and the same division then gives that
+        loss per label token of the global batch.
         """
         summed, count, outputs = self._summed_loss(model, inputs, self.args.label_smoothing_factor)
         if num_items_in_batch is None:  # no global count: this micro-batch's mean
@@ -286,21 +162,11 @@ class AsrTrainer(CrashConsistentCheckpoints, Trainer):
     def _summed_loss(
         self, model: torch.nn.Module, batch: dict[str, Any], label_smoothing: float = 0.0
     ) -> tuple[torch.Tensor, torch.Tensor, Any]:
-        """The model's outputs on a collated batch, given every input but the labels, and
-        :func:`summed_token_loss` of its logits against them (family's label shift).
-
-        A family whose decoding is frame-level (CTC, transducer) gets its model's own loss
-        instead: see :data:`FRAME_LEVEL_LOSSES`.
-        """
-        decoding = self.loaded.capabilities.decoding
-        if decoding in FRAME_LEVEL_LOSSES:
-            return FRAME_LEVEL_LOSSES[decoding](model, self.model, batch)
-        if decoding != "generative":
-            raise NotImplementedError(f"training with {decoding} decoding: no loss path yet")
-        outputs = model(**_model_inputs(batch, "labels"))
-        shift = self.loaded.adapter.LOSS_SHIFTS_LABELS
-        summed, _ = summed_token_loss(outputs["logits"], batch["labels"], shift, label_smoothing)
-        return summed, target_units(batch["labels"], batch.get(LOSS_WEIGHT), shift).sum(), outputs
+        """The family's ``summed_loss`` of a collated batch (its kind's: token-level
+        cross-entropy, or the model's own CTC or transducer loss, see
+        ``asrtune/models/kinds/``): the summed loss, its :func:`target_units` and the
+        model's outputs. ``model`` may be wrapped for data parallelism."""
+        return self.loaded.adapter.summed_loss(model, self.model, batch, label_smoothing)
 
     def get_train_dataloader(self) -> Any:
         """This process's share of the training steps (see :mod:`asrtune.data.sharding`),

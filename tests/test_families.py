@@ -18,6 +18,8 @@ from asrtune.dataset import WindowDataset
 from asrtune.errors import AsrtuneError
 from asrtune.models import FAMILIES, Limits, LoadedModel, detect_family, load_model
 from asrtune.models.family import DECODINGS, Capabilities, Family, FamilyAdapter, family_spec
+from asrtune.models.kinds import KINDS
+from asrtune.publish.card import base_license
 from asrtune.publish.families import UsageContext, recipe_for
 from asrtune.training_data import admit_rows
 from asrtune.ui.models import DEFAULT_SIZE, FAMILY_CHOICES, FAMILY_NAMES, SIZES
@@ -56,8 +58,9 @@ def test_the_contract_lists_the_shared_functions() -> None:
         "default_lora_targets",
         "freeze_encoder",
         "save",
+        "summed_loss",
     } <= set(_contract_functions())
-    assert "LORA_LEARNING_RATE" in _contract_constants()
+    assert {"LORA_LEARNING_RATE", "KIND"} <= set(_contract_constants())
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -89,6 +92,13 @@ def test_adapter_constants_and_capabilities_agree(name: str) -> None:
     adapter = family.module()
     caps = family.capabilities
     assert caps.decoding in DECODINGS
+    # the family's kind: declared by the adapter and the registration alike, and the
+    # kind's decoding and label shift
+    assert adapter.KIND == family.kind in KINDS
+    decoding = {"ctc": "ctc", "transducer": "transducer"}.get(family.kind, "generative")
+    assert caps.decoding == decoding
+    assert (family.kind == "audio_llm") == adapter.LOSS_SHIFTS_LABELS
+    assert family.trains_when_frozen and family.lora_help
     assert isinstance(adapter.LORA_LEARNING_RATE, float) and adapter.LORA_LEARNING_RATE > 0
     assert isinstance(adapter.LOSS_SHIFTS_LABELS, bool)
     assert adapter.LORA_TASK_TYPE in (None, "CAUSAL_LM", "SEQ_2_SEQ_LM", "FEATURE_EXTRACTION")
@@ -130,6 +140,9 @@ def test_registration_holds_ui_sizes_tiny_builder_and_recipe(name: str) -> None:
     for ctx in (UsageContext("me/model", language="en"), UsageContext("me/a", base_model="b")):
         compile(recipe.usage(ctx), f"<{name} usage>", "exec")
     compile(f"def decode(model, processor, samples, language):\n{recipe.app_decode}", name, "exec")
+    # the family's licence goes on the cards of fine-tunes of its released checkpoints
+    for hub_id in family.sizes.values():
+        assert recipe.licence_of(hub_id) == recipe.licence == base_license(hub_id) != "other"
 
 
 @pytest.fixture(scope="module", params=NAMES)
@@ -177,6 +190,29 @@ def test_tiny_builder_writes_a_model_the_adapter_runs(built: LoadedModel, tmp_pa
         with pytest.raises(AsrtuneError, match="quantization"):
             load_model(built.source, quantization="4bit")
     assert family.default_lora_targets(False)
+    # the family's own loss (its kind's) on a collated batch: finite, with target units,
+    # and it reaches the weights
+    built.model.train()
+    summed, units, _ = adapter.summed_loss(built.model, built.model, batch)
+    assert torch.isfinite(summed) and summed > 0 and int(units) > 0
+    summed.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in built.model.parameters())
+    built.model.zero_grad()
+    built.model.eval()
+
+
+def test_families_command_lists_every_family_with_its_kind(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from asrtune.cli import main
+
+    assert main(["families"]) == 0
+    out = capsys.readouterr().out
+    for family in FAMILIES.values():
+        assert f"{family.name} ({family.label}): kind {family.kind};" in out
+        assert family.trains_when_frozen in out
+    assert main(["families", "--names"]) == 0
+    assert capsys.readouterr().out.split() == NAMES
 
 
 def test_capabilities_express_every_decoding_kind() -> None:
@@ -196,12 +232,27 @@ def test_a_family_registers_once_and_names_its_default_size() -> None:
         Family(
             name="x",
             adapter="x",
+            kind="encoder_decoder",
             label="X",
             capabilities=Capabilities(),
             recipe="x:y",
             tiny_builder="x:y",
+            trains_when_frozen="the decoder",
+            lora_help="q,v",
             sizes={"a": "org/a"},
             default_size="b",
+        )
+    with pytest.raises(ValueError, match="kind"):
+        Family(
+            name="x",
+            adapter="x",
+            kind="diffusion",
+            label="X",
+            capabilities=Capabilities(),
+            recipe="x:y",
+            tiny_builder="x:y",
+            trains_when_frozen="the decoder",
+            lora_help="q,v",
         )
     with pytest.raises(AsrtuneError, match="unknown model family"):
         family_spec("nope")

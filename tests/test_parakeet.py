@@ -20,8 +20,8 @@ from asrtune.dataset import WindowDataset
 from asrtune.errors import AsrtuneError
 from asrtune.models import LoadedModel, load_model
 from asrtune.models import parakeet_ctc as P
+from asrtune.models.kinds.ctc import summed_loss as summed_ctc_loss
 from asrtune.models.tiny_parakeet import PAD_TOKEN, make_tiny_parakeet_ctc
-from asrtune.trainer import summed_ctc_loss
 from asrtune.training_data import admit_rows
 from tests.conftest import tone, write_dataset
 from tests.family_helpers import run_card_usage, train_from_cli
@@ -250,6 +250,8 @@ def test_push_dry_run_card_runs_with_plain_transformers(
     )
     assert "ParakeetForCTC" in card
     assert printed  # the random model says something
+    # NVIDIA's licence, from the family's recipe, with the attribution it asks for
+    assert "\nlicense: cc-by-4.0\n" in card and "(CC-BY-4.0)" in card
 
 
 def _two_clips(loaded: LoadedModel) -> dict[str, torch.Tensor]:

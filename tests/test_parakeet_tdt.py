@@ -22,11 +22,12 @@ from asrtune.errors import AsrtuneError
 from asrtune.models import LoadedModel, load_model
 from asrtune.models import parakeet_tdt as P
 from asrtune.models.tiny_parakeet import BLANK_TOKEN, PAD_TOKEN, make_tiny_parakeet_tdt
-from asrtune.trainer import summed_transducer_loss
 from asrtune.training_data import admit_rows
 from tests.conftest import FAST_TRAINING as FAST
 from tests.conftest import tone, write_dataset
 from tests.family_helpers import run_card_usage, train_from_cli
+
+summed_transducer_loss = P.summed_loss  # the family's loss (its kind's, models/kinds/transducer.py)
 
 
 @pytest.fixture(scope="module")

@@ -24,8 +24,9 @@ from asrtune.errors import AsrtuneError
 from asrtune.metrics import score_corpus
 from asrtune.models import LoadedModel, load_model
 from asrtune.models import qwen3_asr as Q
+from asrtune.models.losses import summed_token_loss
 from asrtune.models.tiny_qwen3_asr import AUDIO_TOKEN, IM_END, make_tiny_qwen3_asr
-from asrtune.trainer import AsrTrainer, summed_token_loss
+from asrtune.trainer import AsrTrainer
 from asrtune.training_data import admit_rows
 from tests.conftest import FAST_TRAINING as FAST
 from tests.conftest import make_talkative, tone, write_dataset

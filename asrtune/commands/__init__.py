@@ -6,6 +6,7 @@ COMMANDS = {
     "transcribe": "asrtune.commands.transcribe",
     "import-ct2": "asrtune.commands.import_ct2",
     "make-tiny": "asrtune.commands.make_tiny",
+    "families": "asrtune.commands.families",
     "data": "asrtune.commands.data",
     "merge": "asrtune.commands.merge",
     "export": "asrtune.commands.export",

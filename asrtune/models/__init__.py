@@ -1,17 +1,21 @@
 """Model families: the registry (family name → :class:`~asrtune.models.family.Family`),
 loading, and what inference shares across families.
 
-A family is an adapter module (``asrtune/models/whisper.py``, ``voxtral.py``) with the
-functions and constants of :class:`~asrtune.models.family.FamilyAdapter`: ``load``,
+A family is a module (``asrtune/models/whisper.py``, ``voxtral.py``, ...) that declares its
+kind (``KIND``: ``asrtune/models/kinds/`` holds the shared work of encoder-decoders, audio
+LLMs, CTC and transducer models) and writes what differs, so that it has the functions and
+constants of :class:`~asrtune.models.family.FamilyAdapter`: ``load``,
 ``load_processor``, ``limits``, ``encode_labels``, ``pack_item``, ``packer`` and
 ``window_item`` (training items, see ``asrtune/data/windows.py``), ``collate``,
 ``generate`` (a :class:`Transcript` per input), ``sole_language`` (the one language an
 English-only model speaks), ``default_lora_targets``, ``freeze_encoder``, ``save``,
-``LORA_TASK_TYPE``, ``LORA_LEARNING_RATE``, ``LOSS_SHIFTS_LABELS`` (whether logits at
-position i predict ``labels[i + 1]``), ``GPU_INFERENCE_DTYPE`` and ``TRAINING_MIX``; plus
-one registration in ``asrtune/models/registry.py`` that declares its
-:class:`~asrtune.models.family.Capabilities` and holds its UI sizes, make-tiny builder and
-publish recipe. Code outside the adapters never branches on a family name.
+``summed_loss`` (its loss), ``KIND``, ``LORA_TASK_TYPE``, ``LORA_LEARNING_RATE``,
+``LOSS_SHIFTS_LABELS`` (whether logits at position i predict ``labels[i + 1]``),
+``GPU_INFERENCE_DTYPE`` and ``TRAINING_MIX``; plus one registration in
+``asrtune/models/registry.py`` that names its kind, declares its
+:class:`~asrtune.models.family.Capabilities` and holds its UI sizes, make-tiny builder,
+publish recipe and help texts. Code outside ``asrtune/models/`` never branches on a family
+name.
 """
 
 from __future__ import annotations
@@ -19,14 +23,21 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from asrtune.errors import AsrtuneError
 from asrtune.models import registry as _registry  # noqa: F401 (registers the families)
-from asrtune.models.family import FAMILIES, Capabilities, Family, family_spec
+from asrtune.models.family import (  # noqa: F401 (the contract's types, exported here)
+    FAMILIES,
+    Capabilities,
+    Family,
+    Limits,
+    LoadedModel,
+    Transcript,
+    family_spec,
+)
 
 # Generated tokens allowed per second of audio when the caller sets no cap: about 5x normal
 # speech, enough for byte-heavy scripts, and it stops a looping hypothesis from holding a
@@ -37,18 +48,6 @@ TOKENS_PER_SECOND_CAP = 25
 def token_budget(seconds: float, requested: int | None = None) -> int:
     """New tokens to allow for ``seconds`` of audio: ``requested``, or 32 + 25/s."""
     return requested or int(32 + TOKENS_PER_SECOND_CAP * seconds)
-
-
-class Transcript(str):
-    """A decoded text that also says whether decoding stopped at the token cap
-    (``capped``): the hypothesis ran on until cut, the sign of a decoding loop."""
-
-    capped: bool
-
-    def __new__(cls, text: str, capped: bool = False) -> Transcript:
-        transcript = super().__new__(cls, text)
-        transcript.capped = capped
-        return transcript
 
 
 def core_model(model: Any) -> Any:
@@ -98,14 +97,6 @@ def refuse_timestamps(timestamps: bool, label: str) -> None:
         raise AsrtuneError(f"{label} models are trained without timestamps")
 
 
-@dataclass(frozen=True)
-class Limits:
-    """What one training item may hold: seconds of audio and label tokens."""
-
-    max_seconds: float
-    max_label_tokens: int
-
-
 def over_limit_reason(limits: Limits, seconds: float | None, num_labels: int) -> str | None:
     """Why an utterance of ``seconds`` of audio (None: not measured) and ``num_labels``
     label tokens does not fit ``limits``, or None when it fits. ``asrtune data check`` and
@@ -147,34 +138,6 @@ def row_labels(
         timestamps = loaded.spec.training_mix.get("timestamp_share", 0) > 0
     spans = [(0.0, seconds or 0.0)] if timestamps else None
     return loaded.adapter.encode_labels(loaded, [text], language, task, spans)
-
-
-@dataclass
-class LoadedModel:
-    """A model ready to train or generate, its processor, and where it came from.
-
-    ``base`` is the base model's id/path when ``source`` is a LoRA adapter folder.
-    """
-
-    model: Any
-    processor: Any
-    family: str
-    source: str
-    base: str | None = None
-
-    @property
-    def adapter(self) -> ModuleType:
-        """The family's adapter module (see :class:`~asrtune.models.family.FamilyAdapter`)."""
-        return get_family(self.family)
-
-    @property
-    def spec(self) -> Family:
-        """The family's registration."""
-        return family_spec(self.family)
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return self.spec.capabilities
 
 
 def get_family(name: str) -> ModuleType:

@@ -6,7 +6,9 @@ A registration holds everything family-specific outside the adapter module: the 
 the make-tiny builder, the publish recipe; LoRA defaults and the training mix are read from
 the adapter. Modules are named by path (``"module"`` or ``"module:attribute"``) and imported
 on first use, so reading the registry imports neither torch nor transformers. Adding a
-family is one adapter module and one :func:`register` call in ``asrtune/models/registry.py``;
+family is one adapter module that declares its kind (``asrtune/models/kinds/``: the
+shared work of encoder-decoders, audio LLMs, CTC and transducer models) and writes what
+differs, and one :func:`register` call in ``asrtune/models/registry.py``;
 ``tests/test_families.py`` checks every registration against this contract.
 """
 
@@ -26,7 +28,57 @@ if TYPE_CHECKING:
 
     from asrtune.data.batching import PackItem, WindowPacker
     from asrtune.data.windows import Example, WindowPlan
-    from asrtune.models import Limits, LoadedModel, Transcript
+
+class Transcript(str):
+    """A decoded text that also says whether decoding stopped at the token cap
+    (``capped``): the hypothesis ran on until cut, the sign of a decoding loop."""
+
+    capped: bool
+
+    def __new__(cls, text: str, capped: bool = False) -> Transcript:
+        transcript = super().__new__(cls, text)
+        transcript.capped = capped
+        return transcript
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one training item may hold: seconds of audio and label tokens."""
+
+    max_seconds: float
+    max_label_tokens: int
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to train or generate, its processor, and where it came from.
+
+    ``base`` is the base model's id/path when ``source`` is a LoRA adapter folder.
+    """
+
+    model: Any
+    processor: Any
+    family: str
+    source: str
+    base: str | None = None
+
+    @property
+    def adapter(self) -> ModuleType:
+        """The family's adapter module (see :class:`FamilyAdapter`)."""
+        return family_spec(self.family).module()
+
+    @property
+    def spec(self) -> Family:
+        """The family's registration."""
+        return family_spec(self.family)
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self.spec.capabilities
+
+
+#: The kinds of family (``asrtune/models/kinds/<kind>.py`` holds each one's shared work).
+KINDS: tuple[str, ...] = ("encoder_decoder", "audio_llm", "ctc", "transducer")
 
 Decoding = Literal["generative", "ctc", "transducer"]
 DECODINGS: tuple[str, ...] = ("generative", "ctc", "transducer")
@@ -64,6 +116,7 @@ class FamilyAdapter(Protocol):
     returning a list of :class:`asrtune.transcripts.Segment` per input).
     """
 
+    KIND: str  # the family's kind (asrtune/models/kinds/: its shared work)
     LORA_TASK_TYPE: str | None  # peft task type of the LoRA wrapper (None: a plain one)
     LORA_LEARNING_RATE: float  # the learning rate LoRA trains with unless told otherwise
     LOSS_SHIFTS_LABELS: bool  # whether logits at position i predict labels[i + 1]
@@ -141,6 +194,19 @@ class FamilyAdapter(Protocol):
     def save(self, loaded: LoadedModel, out_dir: str | Path) -> None:
         """Write the model and its processor to ``out_dir``."""
 
+    def summed_loss(
+        self,
+        model: Any,
+        unwrapped: Any,
+        batch: dict[str, Any],
+        label_smoothing: float = 0.0,
+    ) -> tuple[Any, Any, Any]:
+        """The loss of a collated ``batch`` summed over its utterances (or label tokens), the
+        batch's target units (the trainer divides by those of the global batch) and the
+        model's outputs. ``model`` may be wrapped for data parallelism, ``unwrapped`` is
+        not. The family's kind's (``asrtune/models/losses.py``, ``kinds/``): token-level
+        cross-entropy, or the model's own CTC / transducer loss."""
+
 
 @dataclass(frozen=True)
 class UsageContext:
@@ -163,7 +229,14 @@ class UsageContext:
 class FamilyRecipe:
     """How published code (model card, demo app) loads and runs one family with plain
     transformers/peft: its classes, the usage snippet, the extra packages, the export
-    formats. The families' recipes are in :mod:`asrtune.publish.families`.
+    formats, the licence of its released checkpoints. The first families' recipes are in
+    :mod:`asrtune.models.recipes`.
+
+    ``licence``: the Hub licence id (``apache-2.0``, ``cc-by-4.0``) of the family's
+    checkpoints whose lower-case Hub id starts with one of ``licence_ids``; a model card
+    whose base is one of them carries it (a local base's README says its own).
+    ``card_text``: a paragraph the model card adds about the base (e.g. the attribution a
+    licence asks for); empty for none.
 
     ``app_decode`` is the body of the demo app's ``decode(model, processor, samples,
     language)``: ``samples`` is a (n,) float32 16-kHz array, ``language`` a code or None;
@@ -181,6 +254,14 @@ class FamilyRecipe:
     # f(loaded, folder, audios, languages, task, max_new_tokens) -> list[Transcript]
     # (see asrtune.publish.exported); used by the export parity check
     export_decoders: dict[str, str] = field(default_factory=dict)
+    licence: str = "other"
+    licence_ids: tuple[str, ...] = ()
+    card_text: str = ""
+
+    def licence_of(self, hub_id: str | None) -> str | None:
+        """This family's licence when ``hub_id`` is one of its released checkpoints."""
+        lowered = (hub_id or "").lower()
+        return self.licence if any(lowered.startswith(p) for p in self.licence_ids) else None
 
     def exporter(self, fmt: str) -> Callable[..., Any]:
         """The export function for ``fmt``; an AsrtuneError when this family has none."""
@@ -211,7 +292,10 @@ class Family:
     """One model family's registration (see the module docstring).
 
     ``name``: the family's name in configs and on the command line. ``adapter``: the path of
-    its adapter module. ``label``: its name in the UI. ``recipe``: ``"module:attribute"`` of
+    its adapter module. ``kind``: its kind (one of :data:`KINDS`, the
+    adapter's ``KIND``). ``label``: its name in the UI. ``trains_when_frozen``: what still
+    trains with ``--freeze_encoder`` (help texts); ``lora_help``: what LoRA adapts by default
+    (help texts). ``recipe``: ``"module:attribute"`` of
     its :class:`FamilyRecipe`. ``tiny_builder``:
     ``"module:function"`` called as ``f(out_dir, seed=0, size="tiny") -> Path``, writing a
     random checkpoint with a working processor, offline; ``tiny_sizes``: the ``size``
@@ -223,16 +307,21 @@ class Family:
 
     name: str
     adapter: str
+    kind: str
     label: str
     capabilities: Capabilities
     recipe: str
     tiny_builder: str
+    trains_when_frozen: str
+    lora_help: str
     tiny_sizes: tuple[str, ...] = ("tiny",)
     sizes: Mapping[str, str] = field(default_factory=dict)
     default_size: str | None = None
     model_types: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"{self.name}: kind must be one of {', '.join(KINDS)}")
         if not self.model_types:
             object.__setattr__(self, "model_types", (self.name,))
         if self.default_size is not None and self.default_size not in self.sizes:
@@ -241,6 +330,26 @@ class Family:
     def module(self) -> ModuleType:
         """The adapter module (imported on first use)."""
         return importlib.import_module(self.adapter)
+
+    def describe(self) -> str:
+        """One paragraph for ``asrtune families``: name, kind, capabilities, what freezing
+        and LoRA touch, the tiny sizes."""
+        caps = self.capabilities
+        able = [
+            f"decoding {caps.decoding}",
+            *(["timestamps"] if caps.timestamps else []),
+            *(["translate"] if caps.translate else []),
+            *(["packing"] if caps.packing else []),
+            *(["quantized base (QLoRA)"] if caps.quantized_base else []),
+        ]
+        return "\n".join(
+            [
+                f"{self.name} ({self.label}): kind {self.kind}; {', '.join(able)}",
+                f"  --freeze_encoder: what still trains is {self.trains_when_frozen}",
+                f"  LoRA adapts: {self.lora_help}",
+                f"  make-tiny --size: {', '.join(self.tiny_sizes)}",
+            ]
+        )
 
     def publish_recipe(self) -> FamilyRecipe:
         """How published code (model card, demo app) loads and runs this family."""

@@ -32,16 +32,13 @@ from asrtune.models import (
     LoadedModel,
     Transcript,
     core_model,
-    from_pretrained,
     inference_precision,
     processor_from_first,
-    refuse_quantization,
     refuse_timestamps,
     require_transcribe,
     text_tokens,
-    weight_options,
 )
-from asrtune.models.family import family_spec
+from asrtune.models.kinds import common as kinds_common
 from asrtune.transcripts import join_texts
 
 # The self-attention and feed-forward linear layers of every conformer block.
@@ -58,31 +55,9 @@ def load_processor(path: str, fallback: str | None = None) -> Any:
 
 
 def loader(model_class: str, family: str) -> Callable[..., LoadedModel]:
-    """The contract's ``load`` of ``family``: a checkpoint as transformers' ``model_class``."""
-
-    def load(
-        name_or_path: str,
-        *,
-        dtype: torch.dtype | None = None,
-        device: str | None = None,
-        allow_pickle: bool = False,
-        quantization: str | None = None,
-    ) -> LoadedModel:
-        refuse_quantization(quantization, family)
-        import transformers
-
-        model_type = getattr(transformers, model_class)
-        label, options = family_spec(family).label, weight_options(dtype, allow_pickle)
-        model = from_pretrained(model_type, name_or_path, label, **options)
-        if device is not None:
-            model.to(device)
-        return LoadedModel(model, load_processor(name_or_path), family, name_or_path)
-
-    load.__doc__ = (
-        f"Load a {model_class} checkpoint (Hub id or folder). Only safetensors unless "
-        "``allow_pickle``; no quantized base (``quantization`` must be None)."
-    )
-    return load
+    """The contract's ``load`` of ``family``: a checkpoint as transformers' ``model_class``
+    with :func:`load_processor` (the kinds' loader)."""
+    return kinds_common.loader(model_class, family, load_processor)
 
 
 def frames_per_second(loaded: LoadedModel) -> float:

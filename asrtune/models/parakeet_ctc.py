@@ -25,14 +25,19 @@ separately and joined with spaces (a word on a cut may be split).
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Sequence
 from typing import Any
 
 import torch
 
 from asrtune.models import Limits, LoadedModel
 from asrtune.models import parakeet_common as common
+from asrtune.models.kinds.ctc import (  # noqa: F401 (the CTC kind's: the model's own loss)
+    KIND,
+    LORA_TASK_TYPE,
+    LOSS_SHIFTS_LABELS,
+    ctc_collapse,
+    summed_loss,
+)
 from asrtune.models.parakeet_common import (  # noqa: F401 (the contract's, shared)
     ATTENTION_TARGETS,
     FEED_FORWARD_TARGETS,
@@ -48,13 +53,9 @@ from asrtune.models.parakeet_common import (  # noqa: F401 (the contract's, shar
 )
 
 FAMILY = "parakeet_ctc"
-LORA_TASK_TYPE = None  # a plain LoRA wrapper: no generation head to wrap
 # The learning rate LoRA trains with unless told otherwise: NOT measured (no pretrained
 # Parakeet offline); the usual rate for LoRA on a 0.6-1.1B encoder.
 LORA_LEARNING_RATE = 1e-4
-# Not used by the loss: CTC aligns frames and labels itself, and asrtune's trainer takes
-# the model's own CTC loss for a family whose decoding is "ctc" (no label shift either way).
-LOSS_SHIFTS_LABELS = False
 GPU_INFERENCE_DTYPE = "bfloat16"  # transformers' CTC loss runs in float32 whatever the dtype
 TRAINING_MIX: dict[str, Any] = {}  # none measured: plain windows of transcripts
 # Seconds of audio per training item and per decoded piece. The FastConformer's attention
@@ -95,11 +96,6 @@ def collate(features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
     int64, -100 after each row's targets (``ForCTCLoss`` masks -100 out).
     """
     return common.collate_audio_and_labels(features)
-
-
-def ctc_collapse(ids: Sequence[int], blank: int) -> list[int]:
-    """Greedy CTC: repeats collapsed, then blanks dropped."""
-    return [token for token, _ in itertools.groupby(ids) if token != blank]
 
 
 def decode_pieces(

@@ -50,6 +50,12 @@ import torch
 from asrtune.data.windows import PLAIN_WINDOW, Example, WindowPlan
 from asrtune.models import Limits, LoadedModel
 from asrtune.models import parakeet_common as common
+from asrtune.models.kinds.transducer import (  # noqa: F401 (the transducer kind's)
+    KIND,
+    LORA_TASK_TYPE,
+    LOSS_SHIFTS_LABELS,
+    tdt_loss,
+)
 from asrtune.models.parakeet_common import (  # noqa: F401 (the contract's, shared)
     allow_empty_transcripts,
     core_model,
@@ -62,13 +68,9 @@ from asrtune.models.parakeet_common import (  # noqa: F401 (the contract's, shar
 )
 
 FAMILY = "parakeet_tdt"
-LORA_TASK_TYPE = None  # a plain LoRA wrapper: generation is the model's own
 # The learning rate LoRA trains with unless told otherwise: NOT measured (no pretrained
 # Parakeet offline); the usual rate for LoRA on a 0.6B encoder, as for Parakeet CTC.
 LORA_LEARNING_RATE = 1e-4
-# Not used by the loss: a transducer aligns frames and labels itself, and asrtune's trainer
-# takes the model's own TDT loss for a family whose decoding is "transducer".
-LOSS_SHIFTS_LABELS = False
 GPU_INFERENCE_DTYPE = "bfloat16"  # transformers' TDT loss runs in float32 whatever the dtype
 TRAINING_MIX: dict[str, Any] = {}  # none measured: plain windows of transcripts
 # Seconds of audio per training item and per decoded piece: the encoder's attention is
@@ -87,6 +89,9 @@ JOINT_TARGETS = ("encoder_projector", "decoder.decoder_projector", "joint.head")
 load = common.loader("ParakeetForTDT", FAMILY)
 features = common.features
 freeze_encoder = common.freeze_encoder
+# The model's own TDT loss, per utterance: the encoder frames come from Parakeet's
+# subsampling, the durations from its config (config.durations).
+summed_loss = tdt_loss(common.encoder_frames)
 
 
 def limits(loaded: LoadedModel) -> Limits:

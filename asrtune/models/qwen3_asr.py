@@ -1,6 +1,7 @@
 """Qwen3-ASR (Alibaba's audio LLM, e.g. Qwen/Qwen3-ASR-1.7B-hf): loading, training rows,
-generation. Same functions as ``asrtune/models/whisper.py`` (the contract is
-:class:`asrtune.models.family.FamilyAdapter`).
+generation. An audio-LLM family (the contract is
+:class:`asrtune.models.family.FamilyAdapter`): what it shares comes from
+``asrtune/models/kinds/audio_llm.py``; this module holds what differs.
 
 The model is ``model.model.{audio_tower, multi_modal_projector, language_model}`` +
 ``model.lm_head`` (tied to the embeddings): the audio encoder reads 128-bin log-mel
@@ -36,44 +37,66 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from asrtune.data.audio import SAMPLE_RATE, consecutive_pieces
-from asrtune.data.batching import PackItem, WindowPacker
-from asrtune.data.windows import PLAIN_WINDOW, Example, WindowPlan, window_audio
 from asrtune.errors import AsrtuneError
 from asrtune.models import (
     Limits,
     LoadedModel,
     Transcript,
     core_model,
-    from_pretrained,
     inference_precision,
-    processor_from_first,
-    refuse_quantization,
-    refuse_timestamps,
     require_transcribe,
-    text_tokens,
     token_budget,
-    weight_options,
 )
+from asrtune.models.kinds.audio_llm import (  # the kind's shared work
+    KIND,
+    LM_LORA_TARGETS,
+    LORA_TASK_TYPE,
+    LOSS_SHIFTS_LABELS,
+    allow_empty_transcripts,
+    collate_prompts,
+    default_lora_targets,
+    encode_labels,
+    freeze_encoder,
+    pack_item,
+    packer,
+    save,
+    summed_loss,
+    window_item,
+)
+from asrtune.models.kinds.common import loader, processor_loader
 from asrtune.transcripts import join_texts
+
+# the adapter's contract functions and constants that come from its kind
+__all__ = [
+    "KIND",
+    "LM_LORA_TARGETS",
+    "LORA_TASK_TYPE",
+    "LOSS_SHIFTS_LABELS",
+    "allow_empty_transcripts",
+    "default_lora_targets",
+    "encode_labels",
+    "freeze_encoder",
+    "pack_item",
+    "packer",
+    "save",
+    "summed_loss",
+    "window_item",
+]
 
 log = logging.getLogger("asrtune")
 
 FAMILY = "qwen3_asr"
-LORA_TASK_TYPE = "CAUSAL_LM"
 # The learning rate LoRA trains with unless told otherwise: NOT measured (no pretrained
 # Qwen3-ASR offline); Voxtral's rate for LoRA on an audio LLM's language model.
 LORA_LEARNING_RATE = 1e-4
-LOSS_SHIFTS_LABELS = True  # logits at position i predict labels[i + 1] (a causal LM)
 GPU_INFERENCE_DTYPE = "bfloat16"  # the dtype the checkpoints are released in
 TRAINING_MIX: dict[str, Any] = {}  # none measured: plain windows of transcripts
-LM_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 # Seconds of audio per training item. The encoder takes long audio (its attention is
 # windowed, 8 s), but the text model attends over all of a row's audio tokens (13 per
 # second): 30 s, Whisper's and Voxtral's window, keeps a row's cost bounded, and is also the
@@ -94,33 +117,26 @@ PAD_TOKEN_ID = 0
 ASR_TEXT = "<asr_text>"
 
 
-def load_processor(path: str, fallback: str | None = None) -> Any:
-    """Qwen3ASRProcessor: the Qwen2 tokenizer, the chat template and the feature extractor."""
-    from transformers import Qwen3ASRProcessor
-
-    what = "Qwen3-ASR processor (tokenizer + chat template + feature extractor)"
-    return processor_from_first(Qwen3ASRProcessor.from_pretrained, path, fallback, what)
+#: The processor: the Qwen2 tokenizer, the chat template and the feature extractor.
+load_processor = processor_loader("Qwen3ASRProcessor")
+#: A checkpoint (Hub id or folder); no quantized base.
+load = loader("Qwen3ASRForConditionalGeneration", FAMILY, load_processor)
 
 
-def load(
-    name_or_path: str,
-    *,
-    dtype: torch.dtype | None = None,
-    device: str | None = None,
-    allow_pickle: bool = False,
-    quantization: str | None = None,
-) -> LoadedModel:
-    """Load a Qwen3-ASR checkpoint (Hub id or folder). Only safetensors unless
-    ``allow_pickle``; ``dtype`` None keeps the checkpoint's (bf16 for the real ones). No
-    quantized base (``quantization`` must be None)."""
-    refuse_quantization(quantization, FAMILY)
-    from transformers import Qwen3ASRForConditionalGeneration
+def window_seconds(loaded: LoadedModel) -> float:
+    """A training window: :data:`MAX_AUDIO_SECONDS`."""
+    return MAX_AUDIO_SECONDS
 
-    options = weight_options(dtype, allow_pickle)
-    model = from_pretrained(Qwen3ASRForConditionalGeneration, name_or_path, "Qwen3-ASR", **options)
-    if device is not None:
-        model.to(device)
-    return LoadedModel(model, load_processor(name_or_path), FAMILY, name_or_path)
+
+def training_language(language: str | None) -> None:
+    """A training row needs a language Qwen3-ASR speaks (forced in the prompt; see the
+    module docstring)."""
+    if language is None:
+        raise AsrtuneError(
+            "Qwen3-ASR trains with the language forced in the prompt: "
+            "add a 'language' column or pass --language"
+        )
+    language_name(language)
 
 
 def sole_language(loaded: LoadedModel) -> str | None:
@@ -167,28 +183,6 @@ def language_name(language: str) -> str:
     return name
 
 
-def encode_labels(
-    loaded: LoadedModel,
-    texts: Sequence[str],
-    language: str | None,
-    task: str,
-    spans: Sequence[tuple[float, float]] | None = None,
-) -> list[int]:
-    """The supervised part of a row: the texts' tokens (joined by spaces) and
-    ``<|im_end|>``. The language is forced in the prompt, not in the labels; a row without
-    one is an error (see the module docstring). No ``spans``: no timestamps."""
-    require_transcribe(task, "Qwen3-ASR")
-    refuse_timestamps(spans is not None, "Qwen3-ASR")
-    if language is None:
-        raise AsrtuneError(
-            "Qwen3-ASR trains with the language forced in the prompt: "
-            "add a 'language' column or pass --language"
-        )
-    language_name(language)
-    ids = text_tokens(loaded, join_texts(texts))
-    return [*ids, loaded.processor.tokenizer.eos_token_id]
-
-
 def transcription_inputs(
     loaded: LoadedModel, audios: Sequence[np.ndarray], languages: Sequence[str | None]
 ) -> Any:
@@ -204,94 +198,34 @@ def transcription_inputs(
     )
 
 
-def window_item(
-    loaded: LoadedModel, window: Sequence[Example], task: str, plan: WindowPlan = PLAIN_WINDOW
-) -> dict[str, Any]:
-    """One training item from a window laid out by ``plan`` (see
-    :func:`asrtune.data.windows.window_audio`; never with timestamps). Utterances without
-    text add audio only.
-
-    Returns ``{"input_ids": list[int], "labels": list[int], "input_features": (128, frames)
-    float32, "input_features_mask": (frames,)}``: the transcription prompt (language
-    forced) + text + ``<|im_end|>``, and labels that are -100 over the prompt.
-    """
-    refuse_timestamps(plan.timestamps, "Qwen3-ASR")
-    audio, _ = window_audio(window, plan)
-    language = window[0].language
-    target = encode_labels(loaded, [ex.row.text for ex in window if ex.row.text], language, task)
-    inputs = transcription_inputs(loaded, [audio], [language])
-    prompt = inputs["input_ids"][0].tolist()
+def audio_item(inputs: Any) -> dict[str, Any]:
+    """A training item's audio: ``input_features`` (128, frames) float32 and
+    ``input_features_mask`` (frames,)."""
     return {
-        "input_ids": prompt + target,
-        "labels": [-100] * len(prompt) + target,
         "input_features": inputs["input_features"][0],
         "input_features_mask": inputs["input_features_mask"][0],
     }
 
 
-def pack_item(
-    loaded: LoadedModel, example: Example, task: str, timestamps: bool = False
-) -> PackItem:
-    """Packing size of an example: its seconds and its text tokens (``<|im_end|>``
-    excluded). Capabilities.packing is off for this family: nothing packs unless that
-    changes."""
-    refuse_timestamps(timestamps, "Qwen3-ASR")
-    duration = example.row.duration or MAX_AUDIO_SECONDS
-    return PackItem(duration, example.num_tokens - 1, example.language or "")
-
-
-def packer(loaded: LoadedModel, task: str, language: str | None) -> WindowPacker:
-    """A packer for the training window (:data:`MAX_AUDIO_SECONDS`) and its label budget."""
-    require_transcribe(task, "Qwen3-ASR")
-    return WindowPacker(MAX_AUDIO_SECONDS, limits(loaded).max_label_tokens - 1)
-
-
 def collate(features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-    """Right-pad a batch of training items.
-
-    Returns ``input_ids`` (B, L) int64 (padded with :data:`PAD_TOKEN_ID`),
-    ``attention_mask`` (B, L) int64 (0 on padding), ``labels`` (B, L) int64 (-100 on the
-    prompt and padding), ``input_features`` (B, 128, F) float32 (zeros after each row's
-    frames) and ``input_features_mask`` (B, F) int64 (0 there).
+    """Right-pad a batch of training items: the kind's
+    :func:`~asrtune.models.kinds.audio_llm.collate_prompts` (``input_ids`` padded with
+    :data:`PAD_TOKEN_ID`, ``attention_mask``, ``labels``), ``input_features`` (B, 128, F)
+    float32 (zeros after each row's frames) and ``input_features_mask`` (B, F) int64 (0
+    there).
     """
-    longest = max(len(f["input_ids"]) for f in features)
+    batch = collate_prompts(features, PAD_TOKEN_ID)
     frames = max(f["input_features"].shape[-1] for f in features)
     bins = features[0]["input_features"].shape[0]
-    batch = len(features)
-    input_ids = torch.full((batch, longest), PAD_TOKEN_ID, dtype=torch.long)
-    attention_mask = torch.zeros((batch, longest), dtype=torch.long)
-    labels = torch.full((batch, longest), -100, dtype=torch.long)
-    input_features = torch.zeros((batch, bins, frames), dtype=torch.float32)
-    features_mask = torch.zeros((batch, frames), dtype=torch.long)
+    input_features = torch.zeros((len(features), bins, frames), dtype=torch.float32)
+    features_mask = torch.zeros((len(features), frames), dtype=torch.long)
     for i, f in enumerate(features):
-        n = len(f["input_ids"])
-        input_ids[i, :n] = torch.tensor(f["input_ids"], dtype=torch.long)
-        attention_mask[i, :n] = 1
-        labels[i, :n] = torch.tensor(f["labels"], dtype=torch.long)
         m = f["input_features"].shape[-1]
         input_features[i, :, :m] = torch.as_tensor(f["input_features"], dtype=torch.float32)
         features_mask[i, :m] = torch.as_tensor(f["input_features_mask"], dtype=torch.long)
-    return {
-        "input_ids": input_ids,
-        "attention_mask": attention_mask,
-        "labels": labels,
-        "input_features": input_features,
-        "input_features_mask": features_mask,
-    }
-
-
-def default_lora_targets(freeze_encoder: bool) -> str:
-    """The language model's attention and MLP projections only (a regex): the audio encoder
-    and projector stay frozen unless --lora_target_modules names them."""
-    return rf".*language_model\..*\.({'|'.join(LM_LORA_TARGETS)})"
-
-
-def freeze_encoder(model: torch.nn.Module) -> None:
-    """Freeze the audio encoder and the projector (--freeze_encoder / --freeze_audio_tower):
-    only the language model trains."""
-    inner = core_model(model).model
-    inner.audio_tower.requires_grad_(False)
-    inner.multi_modal_projector.requires_grad_(False)
+    batch["input_features"] = input_features
+    batch["input_features_mask"] = features_mask
+    return batch
 
 
 def transcript_of(raw: str, forced: bool) -> str:
@@ -376,15 +310,3 @@ def generate(
         position += len(row)
         out.append(Transcript(join_texts(mine), any(t.capped for t in mine)))
     return out
-
-
-def allow_empty_transcripts(loaded: LoadedModel) -> None:
-    """Nothing to do: Qwen3-ASR's generation may end at its first step (``<|im_end|>``
-    right after a forced language line; ``language None<asr_text>`` otherwise)."""
-
-
-def save(loaded: LoadedModel, out_dir: str | Path) -> None:
-    """Write model (safetensors), generation config and processor (tokenizer, chat template,
-    feature extractor) to ``out_dir``."""
-    loaded.model.save_pretrained(out_dir)
-    loaded.processor.save_pretrained(out_dir)

@@ -1,9 +1,10 @@
 """The registered model families: one :func:`~asrtune.models.family.register` call each.
 
-Each registration names the family's adapter module, declares its capabilities and holds
-what the rest of asrtune needs to know about it (UI sizes, make-tiny builder, publish
-recipe); see :class:`asrtune.models.family.Family`. The first registered family is the
-default (of ``make-tiny`` and the UI).
+Each registration names the family's adapter module and its kind, declares its
+capabilities and holds what the rest of asrtune needs to know about it (UI sizes, make-tiny
+builder, publish recipe, what freezing and LoRA touch); see
+:class:`asrtune.models.family.Family`. The first registered family is the default (of
+``make-tiny`` and the UI).
 """
 
 from __future__ import annotations
@@ -14,9 +15,13 @@ WHISPER = register(
     Family(
         name="whisper",
         adapter="asrtune.models.whisper",
+        kind="encoder_decoder",
         label="Whisper",
+        trains_when_frozen="the decoder",
+        lora_help="the attention and MLP projections (q,k,v,out_proj, fc1,fc2); "
+        "the decoder's only with --freeze_encoder",
         capabilities=Capabilities(decoding="generative", timestamps=True, translate=True),
-        recipe="asrtune.publish.families:WHISPER_RECIPE",
+        recipe="asrtune.models.recipes:WHISPER_RECIPE",
         tiny_builder="asrtune.models.tiny:make_tiny_whisper",
         tiny_sizes=("tiny", "small", "large-v3"),
         # OpenAI's checkpoints
@@ -42,10 +47,13 @@ VOXTRAL = register(
     Family(
         name="voxtral",
         adapter="asrtune.models.voxtral",
+        kind="audio_llm",
         label="Voxtral",
+        trains_when_frozen="the language model (audio tower and projector frozen)",
+        lora_help="the language model's attention and MLP projections (q,k,v,o, gate,up,down_proj)",
         # transcription mode only; QLoRA on a 4/8-bit language model
         capabilities=Capabilities(decoding="generative", quantized_base=True),
-        recipe="asrtune.publish.families:VOXTRAL_RECIPE",
+        recipe="asrtune.models.recipes:VOXTRAL_RECIPE",
         tiny_builder="asrtune.models.tiny_voxtral:make_tiny_voxtral",  # needs mistral-common
         tiny_sizes=("tiny", "mini-3b"),
         sizes={
@@ -60,10 +68,13 @@ QWEN3_ASR = register(
     Family(
         name="qwen3_asr",
         adapter="asrtune.models.qwen3_asr",
+        kind="audio_llm",
         label="Qwen3-ASR",
+        trains_when_frozen="the language model (audio encoder and projector frozen)",
+        lora_help="the language model's attention and MLP projections (q,k,v,o, gate,up,down_proj)",
         # transcription only (no translation, no timestamps); packing not measured, so off
         capabilities=Capabilities(decoding="generative", packing=False),
-        recipe="asrtune.publish.families:QWEN3_ASR_RECIPE",
+        recipe="asrtune.models.recipes:QWEN3_ASR_RECIPE",
         tiny_builder="asrtune.models.tiny_qwen3_asr:make_tiny_qwen3_asr",
         tiny_sizes=("tiny", "0.6b", "1.7b"),
         # the transformers-format checkpoints (the ids without -hf hold the original format)
@@ -81,10 +92,14 @@ PARAKEET_CTC = register(
     Family(
         name="parakeet_ctc",
         adapter="asrtune.models.parakeet_ctc",
+        kind="ctc",
         label="Parakeet CTC",
+        trains_when_frozen="the CTC head",
+        lora_help="the conformer's attention (q,k,v,o_proj) and feed-forward (linear1,2) "
+        "projections",
         # frame-level outputs, greedy decoding; packing not measured, so off
         capabilities=Capabilities(decoding="ctc", timestamps=False, translate=False, packing=False),
-        recipe="asrtune.publish.families:PARAKEET_CTC_RECIPE",
+        recipe="asrtune.models.recipes:PARAKEET_CTC_RECIPE",
         tiny_builder="asrtune.models.tiny_parakeet:make_tiny_parakeet_ctc",
         tiny_sizes=("tiny", "0.6b", "1.1b"),
         sizes={
@@ -101,12 +116,16 @@ PARAKEET_TDT = register(
     Family(
         name="parakeet_tdt",
         adapter="asrtune.models.parakeet_tdt",
+        kind="transducer",
         label="Parakeet TDT",
+        trains_when_frozen="the prediction and joint networks",
+        lora_help="the conformer's attention (q,k,v,o_proj) and feed-forward (linear1,2) "
+        "projections, and the joint network",
         # a token-and-duration transducer, greedy decoding; packing not measured, so off
         capabilities=Capabilities(
             decoding="transducer", timestamps=False, translate=False, packing=False
         ),
-        recipe="asrtune.publish.families:PARAKEET_TDT_RECIPE",
+        recipe="asrtune.models.recipes:PARAKEET_TDT_RECIPE",
         tiny_builder="asrtune.models.tiny_parakeet:make_tiny_parakeet_tdt",
         tiny_sizes=("tiny", "0.6b-v3"),
         # only v3 is on the Hub in transformers' format (-0.6b-v2 and -1.1b: NeMo files)

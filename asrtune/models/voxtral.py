@@ -1,5 +1,7 @@
 """Voxtral (Mistral's audio LLM, e.g. mistralai/Voxtral-Mini-3B-2507): loading, training rows,
-generation. Same functions as ``asrtune/models/whisper.py``.
+generation. An audio-LLM family: what it shares comes from
+``asrtune/models/kinds/audio_llm.py``; this module holds what differs (the tekken
+processor, 30-s chunks, QLoRA, ISO 639-1 languages, generation from embeddings).
 
 The model is ``model.model.{audio_tower, multi_modal_projector, language_model}`` +
 ``model.lm_head``: a Whisper-like encoder turns each 30-s chunk of 128-bin log-mel
@@ -23,15 +25,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from asrtune.data.audio import SAMPLE_RATE
-from asrtune.data.batching import PackItem, WindowPacker
-from asrtune.data.windows import PLAIN_WINDOW, Example, WindowPlan, window_audio
 from asrtune.errors import AsrtuneError
 from asrtune.models import (
     Limits,
@@ -41,22 +40,50 @@ from asrtune.models import (
     from_pretrained,
     inference_precision,
     processor_from_first,
-    refuse_timestamps,
     require_transcribe,
-    text_tokens,
     token_budget,
     weight_options,
 )
+from asrtune.models.kinds.audio_llm import (  # the kind's shared work
+    KIND,
+    LM_LORA_TARGETS,
+    LORA_TASK_TYPE,
+    LOSS_SHIFTS_LABELS,
+    allow_empty_transcripts,
+    collate_prompts,
+    default_lora_targets,
+    encode_labels,
+    freeze_encoder,
+    pack_item,
+    packer,
+    save,
+    summed_loss,
+    window_item,
+)
+
+# the adapter's contract functions and constants that come from its kind
+__all__ = [
+    "KIND",
+    "LM_LORA_TARGETS",
+    "LORA_TASK_TYPE",
+    "LOSS_SHIFTS_LABELS",
+    "allow_empty_transcripts",
+    "default_lora_targets",
+    "encode_labels",
+    "freeze_encoder",
+    "pack_item",
+    "packer",
+    "save",
+    "summed_loss",
+    "window_item",
+]
 
 log = logging.getLogger("asrtune")
 
 FAMILY = "voxtral"
-LORA_TASK_TYPE = "CAUSAL_LM"
 # LoRA on a 3B+ language model: the shipped configs' rate (not measured here: no pretrained
 # Voxtral offline)
 LORA_LEARNING_RATE = 1e-4
-LOSS_SHIFTS_LABELS = True  # logits at position i predict labels[i + 1] (a causal LM)
-LM_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 # Voxtral's documented limit for transcription (30 min), further capped by the text context.
 MAX_AUDIO_SECONDS = 1800
 # Prompt tokens besides the [AUDIO] placeholders: <s> [INST] [BEGIN_AUDIO] [/INST]
@@ -172,6 +199,18 @@ def audio_tokens_per_chunk(model: torch.nn.Module) -> int:
     return audio.max_source_positions * audio.hidden_size // audio.intermediate_size
 
 
+def window_seconds(loaded: LoadedModel) -> float:
+    """A training window: one encoder chunk (30 s): every chunk costs the same, however
+    much of it is padding, so short utterances pack into one; longer ones stay alone."""
+    return chunk_seconds(loaded)
+
+
+def training_language(language: str | None) -> None:
+    """A row's language: None (the model detects it) or an ISO 639-1 code."""
+    if language is not None:
+        language_code(language)
+
+
 def sole_language(loaded: LoadedModel) -> str | None:
     """Voxtral is multilingual: no language is implied."""
     return None
@@ -210,26 +249,6 @@ def language_code(language: str) -> str:
     return key
 
 
-def encode_labels(
-    loaded: LoadedModel,
-    texts: Sequence[str],
-    language: str | None,
-    task: str,
-    spans: Sequence[tuple[float, float]] | None = None,
-) -> list[int]:
-    """The supervised part of a row: the texts' tokens (joined by spaces) and ``</s>``.
-
-    The language goes into the prompt (``lang:xx``), not the labels; it is checked here so
-    that a bad code fails before training starts. No ``spans``: Voxtral has no timestamps.
-    """
-    require_transcribe(task, "Voxtral")
-    refuse_timestamps(spans is not None, "Voxtral")
-    if language is not None:
-        language_code(language)
-    ids = text_tokens(loaded, " ".join(t.strip() for t in texts))
-    return [*ids, loaded.processor.tokenizer.eos_token_id]
-
-
 def transcription_inputs(
     loaded: LoadedModel, audios: Sequence[np.ndarray], languages: Sequence[str | None]
 ) -> Any:
@@ -255,82 +274,20 @@ def transcription_inputs(
     )
 
 
-def window_item(
-    loaded: LoadedModel, window: Sequence[Example], task: str, plan: WindowPlan = PLAIN_WINDOW
-) -> dict[str, Any]:
-    """One training item from utterances sharing a window, laid out by ``plan`` (see
-    :func:`asrtune.data.windows.window_audio`; Voxtral has no timestamps, so
-    ``plan.timestamps`` is never set for it). Utterances without text add audio only.
-
-    Returns ``{"input_ids": list[int], "labels": list[int], "input_features": (n_chunks,
-    n_mels, frames) float32}``: the transcription prompt + text + ``</s>``, and labels that
-    are -100 over the prompt (see the module docstring).
-    """
-    audio, _ = window_audio(window, plan)
-    language = window[0].language
-    inputs = transcription_inputs(loaded, [audio], [language])
-    prompt = inputs["input_ids"][0].tolist()
-    target = encode_labels(loaded, [ex.row.text for ex in window if ex.row.text], language, task)
-    return {
-        "input_ids": prompt + target,
-        "labels": [-100] * len(prompt) + target,
-        "input_features": inputs["input_features"],
-    }
-
-
-def pack_item(
-    loaded: LoadedModel, example: Example, task: str, timestamps: bool = False
-) -> PackItem:
-    """Packing size of an example: its seconds and its text tokens (``</s>`` excluded).
-    No ``timestamps``: Voxtral has none."""
-    refuse_timestamps(timestamps, "Voxtral")
-    duration = example.row.duration or chunk_seconds(loaded)
-    return PackItem(duration, example.num_tokens - 1, example.language or "")
-
-
-def packer(loaded: LoadedModel, task: str, language: str | None) -> WindowPacker:
-    """Packs short utterances into one encoder chunk (30 s): every chunk costs the same,
-    however much of it is padding. Longer utterances stay alone."""
-    require_transcribe(task, "Voxtral")
-    return WindowPacker(chunk_seconds(loaded), limits(loaded).max_label_tokens - 1)
+def audio_item(inputs: Any) -> dict[str, Any]:
+    """A training item's audio: ``input_features`` (n_chunks, n_mels, frames) float32."""
+    return {"input_features": inputs["input_features"]}
 
 
 def collate(features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-    """Right-pad a batch of training items.
-
-    Returns ``input_ids`` (B, L) int64 (padded with ``<pad>``), ``attention_mask`` (B, L)
-    int64 (0 on padding), ``labels`` (B, L) int64 (-100 on the prompt and padding) and
-    ``input_features`` (sum of the rows' chunks, n_mels, frames) float32, rows in order.
+    """Right-pad a batch of training items (the kind's
+    :func:`~asrtune.models.kinds.audio_llm.collate_prompts`: ``input_ids`` padded with
+    ``<pad>``, ``attention_mask``, ``labels``) and ``input_features`` (sum of the rows'
+    chunks, n_mels, frames) float32, rows in order.
     """
-    longest = max(len(f["input_ids"]) for f in features)
-    batch = len(features)
-    input_ids = torch.full((batch, longest), PAD_TOKEN_ID, dtype=torch.long)
-    attention_mask = torch.zeros((batch, longest), dtype=torch.long)
-    labels = torch.full((batch, longest), -100, dtype=torch.long)
-    for i, f in enumerate(features):
-        n = len(f["input_ids"])
-        input_ids[i, :n] = torch.tensor(f["input_ids"], dtype=torch.long)
-        attention_mask[i, :n] = 1
-        labels[i, :n] = torch.tensor(f["labels"], dtype=torch.long)
-    return {
-        "input_ids": input_ids,
-        "attention_mask": attention_mask,
-        "labels": labels,
-        "input_features": torch.cat([f["input_features"] for f in features]),
-    }
-
-
-def default_lora_targets(freeze_encoder: bool) -> str:
-    """The language model's attention and MLP projections only (a regex): the audio tower
-    and projector stay frozen unless --lora_target_modules names them."""
-    return rf".*language_model\..*\.({'|'.join(LM_LORA_TARGETS)})"
-
-
-def freeze_encoder(model: torch.nn.Module) -> None:
-    """Freeze the audio tower and the projector (--freeze_encoder / --freeze_audio_tower)."""
-    inner = core_model(model).model
-    inner.audio_tower.requires_grad_(False)
-    inner.multi_modal_projector.requires_grad_(False)
+    batch = collate_prompts(features, PAD_TOKEN_ID)
+    batch["input_features"] = torch.cat([f["input_features"] for f in features])
+    return batch
 
 
 def prompt_embeddings(model: torch.nn.Module, inputs: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -409,13 +366,3 @@ def generate(
     ended = {tokenizer.eos_token_id, tokenizer.pad_token_id}
     capped = [ids.shape[-1] >= budget and int(row[-1]) not in ended for row in ids]
     return [Transcript(t.strip(), cap) for t, cap in zip(texts, capped, strict=True)]
-
-
-def allow_empty_transcripts(loaded: LoadedModel) -> None:
-    """Nothing to do: Voxtral's generation may end at its first step."""
-
-
-def save(loaded: LoadedModel, out_dir: str | Path) -> None:
-    """Write model (safetensors), generation config and processor (tekken.json) to ``out_dir``."""
-    loaded.model.save_pretrained(out_dir)
-    loaded.processor.save_pretrained(out_dir)

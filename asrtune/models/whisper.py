@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,14 +36,22 @@ from asrtune.models import (
     token_budget,
     weight_options,
 )
+from asrtune.models.kinds.encoder_decoder import (  # noqa: F401 (the kind's shared work)
+    KIND,
+    LORA_TARGETS,
+    LORA_TASK_TYPE,
+    LOSS_SHIFTS_LABELS,
+    collate,
+    default_lora_targets,
+    freeze_encoder,
+    save,
+    summed_loss,
+)
 from asrtune.transcripts import Segment, tidy_segments
 
 FAMILY = "whisper"
-LORA_TASK_TYPE = None  # peft's SEQ_2_SEQ_LM wrapper passes input_ids, which Whisper lacks
 # measured on the demo's data against 2e-5 ... 5e-3: see docs/benchmarks.md
 LORA_LEARNING_RATE = 1e-3
-LOSS_SHIFTS_LABELS = False  # the decoder input is the labels shifted right: logits align
-LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"]
 #: What training mixes in by default to keep the pretrained model's abilities (see
 #: asrtune.data.windows.TrainingMix); measured on the demo, see docs/benchmarks.md
 TRAINING_MIX = {
@@ -164,6 +171,11 @@ def label_prefix(loaded: LoadedModel, language: str | None, task: str) -> list[i
     return [*prefix, _token_id(loaded, "<|notimestamps|>")]
 
 
+def decoder_prompt(loaded: LoadedModel, language: str | None, task: str) -> list[int]:
+    """The encoder-decoder kind's hook: :func:`label_prefix`."""
+    return label_prefix(loaded, language, task)
+
+
 def text_tokens(loaded: LoadedModel, text: str) -> list[int]:
     """Text ids with Whisper's leading space, so packed utterances concatenate cleanly."""
     return loaded.processor.tokenizer(" " + text.strip(), add_special_tokens=False).input_ids
@@ -256,37 +268,6 @@ def packer(loaded: LoadedModel, task: str, language: str | None) -> WindowPacker
     """A packer for this model's window and label budget (prompt tokens reserved)."""
     lim = limits(loaded)
     return WindowPacker(lim.max_seconds, lim.max_label_tokens - label_overhead(loaded))
-
-
-def collate(features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-    """Stack features and right-pad labels and decoder inputs.
-
-    Returns ``input_features`` (B, n_mels, n_frames) float32, ``labels`` (B, L) int64
-    padded with -100 (ignored by the loss) and ``decoder_input_ids`` (B, L) int64 padded
-    with 0 (the decoder is causal: no label position sees the padding).
-    """
-    longest = max(len(f["labels"]) for f in features)
-    labels = torch.full((len(features), longest), -100, dtype=torch.long)
-    decoder_ids = torch.zeros((len(features), longest), dtype=torch.long)
-    for i, f in enumerate(features):
-        labels[i, : len(f["labels"])] = torch.tensor(f["labels"], dtype=torch.long)
-        decoder_ids[i, : len(f["decoder_input_ids"])] = torch.tensor(f["decoder_input_ids"])
-    return {
-        "input_features": torch.stack([f["input_features"] for f in features]),
-        "labels": labels,
-        "decoder_input_ids": decoder_ids,
-    }
-
-
-def default_lora_targets(freeze_encoder: bool) -> list[str] | str:
-    """Attention and MLP projections; decoder-only when the encoder is frozen."""
-    if freeze_encoder:
-        return rf"model\.decoder\..*\.({'|'.join(LORA_TARGETS)})"
-    return list(LORA_TARGETS)
-
-
-def freeze_encoder(model: torch.nn.Module) -> None:
-    model.get_encoder().requires_grad_(False)
 
 
 def _features(
@@ -500,9 +481,3 @@ def allow_empty_transcripts(loaded: LoadedModel) -> None:
     eos = loaded.processor.tokenizer.eos_token_id
     suppressed = list(getattr(config, "begin_suppress_tokens", None) or [])
     config.begin_suppress_tokens = [t for t in suppressed if t != eos] or None
-
-
-def save(loaded: LoadedModel, out_dir: str | Path) -> None:
-    """Write model (safetensors), processor and generation config to ``out_dir``."""
-    loaded.model.save_pretrained(out_dir)
-    loaded.processor.save_pretrained(out_dir)

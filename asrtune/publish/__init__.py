@@ -1,7 +1,8 @@
 """Publishing a fine-tuned model: Hub push with a model card, a demo Space, LoRA merge, and
 exports to CTranslate2 / ONNX.
 
-Family-specific knowledge (usage code, app code, export formats) lives in
+Family-specific knowledge (usage code, app code, export formats, licence) is the family's
+own publish recipe, registered in :mod:`asrtune.models` and looked up through
 :mod:`asrtune.publish.families` only. Heavy dependencies are imported where they are used.
 """
 

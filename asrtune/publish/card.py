@@ -3,9 +3,10 @@
 The front matter carries base model, license, languages, datasets, library, pipeline tag
 and a ``model-index`` with corpus WER/CER in percent (after fine-tuning, and before when a
 baseline report exists); the body has the same results as a table, usage code that runs
-for the model's family (from :mod:`asrtune.publish.families`), the training
-hyperparameters from ``training_config.json``, and, when ``asrtune export`` compared
-exports with the model, their WER and loops next to its own (``export_parity.json``).
+for the model's family (its recipe, looked up by :mod:`asrtune.publish.families`), the
+family's licence text when its recipe has one, the training hyperparameters from
+``training_config.json``, and, when ``asrtune export`` compared exports with the model,
+their WER and loops next to its own (``export_parity.json``).
 """
 
 from __future__ import annotations
@@ -19,16 +20,10 @@ import yaml
 
 from asrtune.data.manifest import read_manifest
 from asrtune.errors import AsrtuneError
+from asrtune.models import FAMILIES
 from asrtune.publish.bundle import Bundle, ModelInfo, is_hub_id, read_json
 from asrtune.publish.families import UsageContext, recipe_for
 
-# Licenses of well-known bases on the Hub (lowercase id prefix → license), used when the
-# base's own README is not at hand.
-KNOWN_LICENSES: tuple[tuple[str, str], ...] = (
-    ("openai/whisper-", "apache-2.0"),
-    ("mistralai/voxtral-", "apache-2.0"),
-    ("qwen/qwen3-asr-", "apache-2.0"),
-)
 BASELINE_FILE = "baseline_results.json"
 _MODEL_HYPERPARAMETERS = (
     "lora",
@@ -79,8 +74,9 @@ def front_matter(text: str) -> dict[str, Any]:
 
 def base_license(*bases: str | None) -> str:
     """The base model's license: from the README of a base that is a local folder, else
-    from :data:`KNOWN_LICENSES` for a base's Hub id, else ``other``. ``bases`` are names of
-    the same base (a local path, its Hub id), best first."""
+    its family's (the publish recipe's ``licence``) for a base that is one of a family's
+    released checkpoints, else ``other``. ``bases`` are names of the same base (a local
+    path, its Hub id), best first."""
     for base in bases:
         readme = Path(base) / "README.md" if base else None
         if readme is not None and readme.is_file():
@@ -88,9 +84,9 @@ def base_license(*bases: str | None) -> str:
             if license_:
                 return str(license_)
     for base in bases:
-        lowered = (base or "").lower()
-        for prefix, license_ in KNOWN_LICENSES:
-            if lowered.startswith(prefix):
+        for family in FAMILIES:
+            license_ = recipe_for(family).licence_of(base)
+            if license_:
                 return license_
     return "other"
 
@@ -496,6 +492,8 @@ def build_card(
         f"trained with [asrtune](https://pypi.org/project/asrtune/){trained_on}.",
         "",
     ]
+    if recipe.card_text:
+        parts += [recipe.card_text, ""]
     if info.eval_results:
         parts += ["## Evaluation", "", _results_table(info, baseline), ""]
     terms = term_table(info.eval_results, baseline)

@@ -1,7 +1,8 @@
 """``asrtune export``: a model (LoRA adapters merged first) → CTranslate2 or ONNX.
 
-Which formats a family supports is listed in its recipe (:mod:`asrtune.publish.families`);
-a missing one is an :class:`AsrtuneError` that says so. Formats:
+Which formats a family supports is listed in its recipe (its ``FamilyRecipe``, looked up
+by :mod:`asrtune.publish.families`); a missing one is an :class:`AsrtuneError` that says
+so. Formats:
 
 - ``ct2``: a folder that ctranslate2 and faster-whisper load (``model.bin``, ``config.json``,
   ``vocabulary.json``, ``tokenizer.json``, ``preprocessor_config.json``), converted by

@@ -16,6 +16,10 @@ FAMILY_CHOICES = (*(family.label for family in FAMILIES.values()), LOCAL)
 DEFAULT_FAMILY = next(iter(FAMILIES.values())).label
 #: The registered family (its name) behind each label.
 FAMILY_NAMES = {family.label: family.name for family in FAMILIES.values()}
+#: What still trains with the encoder frozen, per family (the registration says it).
+FREEZE_INFO = "; ".join(
+    f"{family.label}: {family.trains_when_frozen}" for family in FAMILIES.values()
+)
 
 #: Size shown → Hub id, per family label (from each family's registration).
 SIZES: dict[str, dict[str, str]] = {

@@ -13,6 +13,7 @@ from asrtune.ui.models import (
     DEFAULT_SIZE,
     FAMILY_CHOICES,
     FAMILY_NAMES,
+    FREEZE_INFO,
     LOCAL,
     SIZES,
     describe_model,
@@ -111,7 +112,7 @@ def _form() -> dict[str, Any]:
         parts["lora_r"] = gr.Number(label="LoRA r", precision=0, visible=False)
         parts["lora_alpha"] = gr.Number(label="LoRA alpha", precision=0, visible=False)
         parts["freeze"] = gr.Checkbox(
-            label="Freeze the encoder (Whisper: decoder only; Voxtral: audio tower)"
+            label="Freeze the audio encoder", info=f"What still trains: {FREEZE_INFO}"
         )
     with gr.Accordion("More options", open=False):
         with gr.Row():
