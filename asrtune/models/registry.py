@@ -116,3 +116,22 @@ PARAKEET_TDT = register(
         model_types=("parakeet_tdt", "parakeet-tdt"),
     )
 )
+
+MOONSHINE = register(
+    Family(
+        name="moonshine",
+        adapter="asrtune.models.moonshine",
+        label="Moonshine",
+        # raw audio of any length, so a packed window saves no padding: packing off
+        # (benchmarks/moonshine_packing.py); transcription only, no timestamps
+        capabilities=Capabilities(decoding="generative", packing=False),
+        recipe="asrtune.models.moonshine_publish:MOONSHINE_RECIPE",
+        tiny_builder="asrtune.models.tiny_moonshine:make_tiny_moonshine",
+        tiny_sizes=("tiny", "moonshine-tiny", "moonshine-base"),
+        sizes={
+            "tiny (27M)": "UsefulSensors/moonshine-tiny",
+            "base (62M)": "UsefulSensors/moonshine-base",
+        },
+        default_size="base (62M)",
+    )
+)
