@@ -122,8 +122,9 @@ MOONSHINE = register(
         name="moonshine",
         adapter="asrtune.models.moonshine",
         label="Moonshine",
-        # raw audio of any length, so a packed window saves no padding: packing off
-        # (benchmarks/moonshine_packing.py); transcription only, no timestamps
+        # packing off until measured on a quiet CPU: benchmarks/moonshine_packing.py gave
+        # packed 3-s clips 1.38x the throughput on a CPU shared by ~13 jobs, too noisy to
+        # decide (docs/benchmarks.md); transcription only, no timestamps
         capabilities=Capabilities(decoding="generative", packing=False),
         recipe="asrtune.models.moonshine_publish:MOONSHINE_RECIPE",
         tiny_builder="asrtune.models.tiny_moonshine:make_tiny_moonshine",
