@@ -135,3 +135,27 @@ PARAKEET_TDT = register(
         model_types=("parakeet_tdt", "parakeet-tdt"),
     )
 )
+
+MOONSHINE = register(
+    Family(
+        name="moonshine",
+        adapter="asrtune.models.moonshine",
+        kind="encoder_decoder",
+        label="Moonshine",
+        trains_when_frozen="the decoder",
+        lora_help="the attention and MLP projections (q,k,v,o_proj, fc1,fc2) of encoder "
+        "and decoder; the decoder's only with --freeze_encoder",
+        # packing off until measured on a quiet CPU: benchmarks/moonshine_packing.py gave
+        # packed 3-s clips 1.38x the throughput on a CPU shared by ~13 jobs, too noisy to
+        # decide (docs/benchmarks.md); transcription only, no timestamps
+        capabilities=Capabilities(decoding="generative", packing=False),
+        recipe="asrtune.models.moonshine_publish:MOONSHINE_RECIPE",
+        tiny_builder="asrtune.models.tiny_moonshine:make_tiny_moonshine",
+        tiny_sizes=("tiny", "moonshine-tiny", "moonshine-base"),
+        sizes={
+            "tiny (27M)": "UsefulSensors/moonshine-tiny",
+            "base (62M)": "UsefulSensors/moonshine-base",
+        },
+        default_size="base (62M)",
+    )
+)
