@@ -116,3 +116,19 @@ PARAKEET_TDT = register(
         model_types=("parakeet_tdt", "parakeet-tdt"),
     )
 )
+
+CANARY = register(
+    Family(
+        name="canary",
+        adapter="asrtune.models.canary",
+        label="Canary",
+        # transcription in 25 languages and translation to English; no timestamps;
+        # packing not measured, so off
+        capabilities=Capabilities(decoding="generative", translate=True, packing=False),
+        recipe="asrtune.models.canary_recipe:CANARY_RECIPE",
+        tiny_builder="asrtune.models.tiny_canary:make_tiny_canary",
+        tiny_sizes=("tiny", "1b-v2"),
+        sizes={"1B v2 (25 languages)": "nvidia/canary-1b-v2"},
+        default_size="1B v2 (25 languages)",
+    )
+)
