@@ -111,7 +111,7 @@ SPLIT_FLAGS = {"parakeet_ctc": ["--freeze_encoder"], "parakeet_tdt": ["--freeze_
 
 
 @pytest.mark.parametrize(
-    "family", ["whisper", "voxtral", "qwen3_asr", "parakeet_ctc", "parakeet_tdt"]
+    "family", ["whisper", "voxtral", "qwen3_asr", "parakeet_ctc", "parakeet_tdt", "canary"]
 )
 def test_one_global_batch_trains_alike_however_it_is_split(
     family: str,
