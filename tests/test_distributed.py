@@ -103,11 +103,15 @@ def tiny_voxtral(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tiny_voxtral(tmp_path_factory.mktemp("models") / "tiny-voxtral")
 
 
-# Families with batch norms (Parakeet's conformer) train with the encoder frozen: a batch norm
-# that trains normalizes each micro-batch with its own statistics, so splitting a batch
-# changes the result (on GPUs, asrtune synchronizes them across processes: SyncBatchNorm,
+# Families with batch norms (the conformers of Parakeet and Canary) train with the encoder
+# frozen: a batch norm that trains normalizes each micro-batch with its own statistics, so
+# splitting a batch changes the result (on GPUs, asrtune synchronizes them across processes: SyncBatchNorm,
 # which gloo lacks); frozen ones use their running statistics, as at inference.
-SPLIT_FLAGS = {"parakeet_ctc": ["--freeze_encoder"], "parakeet_tdt": ["--freeze_encoder"]}
+SPLIT_FLAGS = {
+    "parakeet_ctc": ["--freeze_encoder"],
+    "parakeet_tdt": ["--freeze_encoder"],
+    "canary": ["--freeze_encoder"],
+}
 
 
 @pytest.mark.parametrize(
