@@ -105,8 +105,9 @@ def tiny_voxtral(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 # Families with batch norms (the conformers of Parakeet and Canary) train with the encoder
 # frozen: a batch norm that trains normalizes each micro-batch with its own statistics, so
-# splitting a batch changes the result (on GPUs, asrtune synchronizes them across processes: SyncBatchNorm,
-# which gloo lacks); frozen ones use their running statistics, as at inference.
+# splitting a batch changes the result (on GPUs, asrtune synchronizes them across
+# processes: SyncBatchNorm, which gloo lacks); frozen ones use their running statistics,
+# as at inference.
 SPLIT_FLAGS = {
     "parakeet_ctc": ["--freeze_encoder"],
     "parakeet_tdt": ["--freeze_encoder"],
