@@ -16,9 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(encoder_decoder, audio_llm, ctc, transducer), capabilities, what "
         "--freeze_encoder leaves training, what LoRA adapts by default, make-tiny sizes.",
     )
-    parser.add_argument(
-        "--names", action="store_true", help="print only the names, one a line"
-    )
+    parser.add_argument("--names", action="store_true", help="print only the names, one a line")
     return parser
 
 

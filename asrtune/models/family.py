@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from asrtune.data.batching import PackItem, WindowPacker
     from asrtune.data.windows import Example, WindowPlan
 
+
 class Transcript(str):
     """A decoded text that also says whether decoding stopped at the token cap
     (``capped``): the hypothesis ran on until cut, the sign of a decoding loop."""

@@ -59,7 +59,6 @@ def summed_token_loss(
     return summed, labels.ne(-100).sum()
 
 
-
 def summed_rows(per_row: torch.Tensor, loss_weight: torch.Tensor | None) -> torch.Tensor:
     """The sum of the per-utterance losses, each times its loss weight (placeholders, 0,
     left out whatever their loss), in float32."""
@@ -68,8 +67,6 @@ def summed_rows(per_row: torch.Tensor, loss_weight: torch.Tensor | None) -> torc
         return per_row.sum()
     weights = loss_weight.to(per_row.device).float()
     return torch.where(weights > 0, per_row * weights, torch.zeros_like(per_row)).sum()
-
-
 
 
 def generative_loss(shift: bool) -> Any:

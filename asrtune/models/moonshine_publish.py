@@ -11,7 +11,7 @@ clip in one pass (the card's reader transcribes clips of up to 30 s), greedy, at
 from __future__ import annotations
 
 from asrtune.models.family import FamilyRecipe, UsageContext
-from asrtune.models.usage_code import preamble
+from asrtune.models.recipes import preamble
 
 #: The licence of Useful Sensors' Moonshine checkpoints (their model cards say MIT).
 LICENSE = "mit"
@@ -46,4 +46,6 @@ MOONSHINE_RECIPE = FamilyRecipe(
     processor_class="AutoProcessor",
     usage=_usage,
     app_decode=_APP_DECODE,
+    licence="mit",
+    licence_ids=("usefulsensors/moonshine",),
 )

@@ -159,3 +159,23 @@ MOONSHINE = register(
         default_size="base (62M)",
     )
 )
+
+CANARY = register(
+    Family(
+        name="canary",
+        adapter="asrtune.models.canary",
+        kind="encoder_decoder",
+        label="Canary",
+        trains_when_frozen="the decoder",
+        lora_help="the decoder's self-/cross-attention and MLP and the encoder's attention "
+        "and feed-forward; the decoder's only with --freeze_encoder",
+        # transcription in 25 languages and translation to English; no timestamps;
+        # packing not measured, so off
+        capabilities=Capabilities(decoding="generative", translate=True, packing=False),
+        recipe="asrtune.models.canary_recipe:CANARY_RECIPE",
+        tiny_builder="asrtune.models.tiny_canary:make_tiny_canary",
+        tiny_sizes=("tiny", "1b-v2"),
+        sizes={"1B v2 (25 languages)": "nvidia/canary-1b-v2"},
+        default_size="1B v2 (25 languages)",
+    )
+)

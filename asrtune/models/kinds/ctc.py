@@ -59,8 +59,6 @@ def summed_loss(
     return summed_rows(outputs["loss"], weights), target_units(labels, weights).sum(), outputs
 
 
-
-
 def ctc_collapse(ids: Sequence[int], blank: int) -> list[int]:
     """Greedy CTC: repeats collapsed, then blanks dropped."""
     return [token for token, _ in itertools.groupby(ids) if token != blank]
