@@ -41,6 +41,9 @@ class Capabilities:
     ``generate_segments`` and trains windows with timestamp tokens. ``translate``: the task
     ``translate`` (to English) works. ``packing``: several utterances share a training
     window. ``quantized_base``: ``load(..., quantization="4bit"|"8bit")`` (QLoRA).
+    ``new_vocabulary``: ``--new_vocabulary`` works: the adapter has
+    ``use_vocabulary(loaded, vocabulary, folder) -> list[str]`` (a character tokenizer and a
+    CTC head made for it, see ``asrtune/models/ssl_ctc.py``), returning the new modules.
     """
 
     decoding: Decoding = "generative"
@@ -48,6 +51,7 @@ class Capabilities:
     translate: bool = False
     packing: bool = True
     quantized_base: bool = False
+    new_vocabulary: bool = False
 
     def __post_init__(self) -> None:
         if self.decoding not in DECODINGS:
@@ -218,7 +222,8 @@ class Family:
     values it takes (``"tiny"`` first). ``sizes``: the UI's size label → Hub id, and
     ``default_size`` one of them. ``model_types``: substrings of a checkpoint's
     ``config.json`` ``model_type`` (or of a Hub id) that mean this family (default: the
-    name).
+    name). ``learning_rate``: full fine-tuning's learning rate for this family (None:
+    asrtune's default).
     """
 
     name: str
@@ -231,6 +236,7 @@ class Family:
     sizes: Mapping[str, str] = field(default_factory=dict)
     default_size: str | None = None
     model_types: tuple[str, ...] = ()
+    learning_rate: float | None = None
 
     def __post_init__(self) -> None:
         if not self.model_types:

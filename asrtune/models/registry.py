@@ -116,3 +116,95 @@ PARAKEET_TDT = register(
         model_types=("parakeet_tdt", "parakeet-tdt"),
     )
 )
+
+# Self-supervised encoders with a CTC head (asrtune/models/ssl_ctc.py): frame-level outputs,
+# greedy decoding, one utterance per item (no packing), a character vocabulary built from
+# the data with --new_vocabulary. Full fine-tuning's learning rate: 1e-4 (two orders above
+# Whisper's; measured on the tiny models, see docs/user-guide.md "A language no model
+# speaks").
+_SSL_CTC = Capabilities(decoding="ctc", packing=False, new_vocabulary=True)
+SSL_LEARNING_RATE = 1e-4
+
+# before wav2vec2: its model_type (wav2vec2-bert) holds wav2vec2's
+WAV2VEC2_BERT = register(
+    Family(
+        name="wav2vec2_bert",
+        adapter="asrtune.models.wav2vec2_bert",
+        label="w2v-BERT 2.0",
+        capabilities=_SSL_CTC,
+        recipe="asrtune.publish.ssl_ctc:WAV2VEC2_BERT_RECIPE",
+        tiny_builder="asrtune.models.tiny_ssl:make_tiny_wav2vec2_bert",
+        tiny_sizes=("tiny", "w2v-bert-2.0"),
+        sizes={"600M": "facebook/w2v-bert-2.0"},
+        default_size="600M",
+        model_types=("wav2vec2-bert", "wav2vec2_bert", "w2v-bert"),
+        learning_rate=SSL_LEARNING_RATE,
+    )
+)
+
+WAV2VEC2 = register(
+    Family(
+        name="wav2vec2",
+        adapter="asrtune.models.wav2vec2",
+        label="wav2vec2",
+        capabilities=_SSL_CTC,
+        recipe="asrtune.publish.ssl_ctc:WAV2VEC2_RECIPE",
+        tiny_builder="asrtune.models.tiny_ssl:make_tiny_wav2vec2",
+        tiny_sizes=("tiny", "xls-r-300m", "mms-1b"),
+        # pretrained-only encoders (no CTC head, no tokenizer: train with --new_vocabulary)
+        # and MMS's CTC model with per-language adapters
+        sizes={
+            "XLS-R 300M": "facebook/wav2vec2-xls-r-300m",
+            "XLS-R 1B": "facebook/wav2vec2-xls-r-1b",
+            "MMS 300M": "facebook/mms-300m",
+            "MMS 1B": "facebook/mms-1b",
+            "MMS 1B all (adapters)": "facebook/mms-1b-all",
+        },
+        default_size="XLS-R 300M",
+        model_types=("wav2vec2", "xls-r", "mms-"),
+        learning_rate=SSL_LEARNING_RATE,
+    )
+)
+
+HUBERT = register(
+    Family(
+        name="hubert",
+        adapter="asrtune.models.hubert",
+        label="HuBERT",
+        capabilities=_SSL_CTC,
+        recipe="asrtune.publish.ssl_ctc:HUBERT_RECIPE",
+        tiny_builder="asrtune.models.tiny_ssl:make_tiny_hubert",
+        sizes={"large": "facebook/hubert-large-ll60k", "x-large": "facebook/hubert-xlarge-ll60k"},
+        default_size="large",
+        learning_rate=SSL_LEARNING_RATE,
+    )
+)
+
+WAVLM = register(
+    Family(
+        name="wavlm",
+        adapter="asrtune.models.wavlm",
+        label="WavLM",
+        capabilities=_SSL_CTC,
+        recipe="asrtune.publish.ssl_ctc:WAVLM_RECIPE",
+        tiny_builder="asrtune.models.tiny_ssl:make_tiny_wavlm",
+        sizes={"base+": "microsoft/wavlm-base-plus", "large": "microsoft/wavlm-large"},
+        default_size="large",
+        learning_rate=SSL_LEARNING_RATE,
+    )
+)
+
+DATA2VEC_AUDIO = register(
+    Family(
+        name="data2vec_audio",
+        adapter="asrtune.models.data2vec_audio",
+        label="data2vec-audio",
+        capabilities=_SSL_CTC,
+        recipe="asrtune.publish.ssl_ctc:DATA2VEC_AUDIO_RECIPE",
+        tiny_builder="asrtune.models.tiny_ssl:make_tiny_data2vec_audio",
+        sizes={"base": "facebook/data2vec-audio-base", "large": "facebook/data2vec-audio-large"},
+        default_size="large",
+        model_types=("data2vec-audio", "data2vec_audio"),
+        learning_rate=SSL_LEARNING_RATE,
+    )
+)
