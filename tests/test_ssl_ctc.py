@@ -1,0 +1,279 @@
+"""Self-supervised encoders with a CTC head (wav2vec2, w2v-BERT 2.0, HuBERT, WavLM,
+data2vec-audio) and ``--new_vocabulary``: the character vocabulary and its normalization,
+tiny and real-size builders, training items, greedy decoding, and the issue's end-to-end
+run on espeak-ng Greek (train with a vocabulary built from the data, eval's CER,
+transcribe in Greek script, the card's usage code with plain transformers)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from asrtune.cli import main
+from asrtune.config import parse_train_args
+from asrtune.errors import AsrtuneError
+from asrtune.models import load_model
+from asrtune.models.ctc_vocabulary import (
+    VocabularyOptions,
+    build_vocabulary,
+    label_text,
+    missing_characters,
+    normalize_transcript,
+)
+from asrtune.models.family import FAMILIES
+from asrtune.models.ssl_ctc import collate, greedy_pieces
+from asrtune.models.tiny_ssl import W2V_BERT_SIZES, WAV2VEC2_SIZES, parameter_count
+from asrtune.trainer import summed_ctc_loss
+from asrtune.training import train
+from tests.conftest import FAST_TRAINING, tone
+from tests.family_helpers import run_card_usage
+
+SSL_FAMILIES = ("wav2vec2", "wav2vec2_bert", "hubert", "wavlm", "data2vec_audio")
+GREEK = [
+    "καλημέρα κόσμε",
+    "τι κάνεις σήμερα",
+    "η γάτα τρώει ψάρι",
+    "ο ήλιος λάμπει",
+    "θέλω νερό",
+    "πού είναι το σπίτι",
+]
+
+
+# ----------------------------------------------------------------- the vocabulary
+
+
+def test_vocabulary_of_greek_text_lowercased_without_punctuation() -> None:
+    texts = ["Καλημέρα, κόσμε!", "Τι κάνεις; 3 γάτες."]
+    vocabulary = build_vocabulary(texts, VocabularyOptions())
+    vocab = vocabulary.token_to_id()
+    assert list(vocab)[:3] == ["[PAD]", "[UNK]", "|"]  # the blank is id 0
+    assert vocab["[PAD]"] == 0 and vocabulary.has_spaces
+    # every character of the normalized text, final sigma kept apart (lower, not casefold)
+    expected = set("".join(normalize_transcript(t, VocabularyOptions()) for t in texts)) - {" "}
+    assert set(vocabulary.characters) == expected
+    assert "ς" in vocab and "σ" in vocab and "Κ" not in vocab and "," not in vocab
+    assert vocabulary.digits == "3"
+    assert dict(vocabulary.dropped) == {",": 1, "!": 1, ";": 1, ".": 1}
+    assert "digits kept" in vocabulary.report() and "','" in vocabulary.report()
+
+
+def test_vocabulary_keeps_case_and_punctuation_when_asked() -> None:
+    vocabulary = build_vocabulary(["Καλημέρα, κόσμε!"], VocabularyOptions(True, True))
+    assert {"Κ", ",", "!"} <= set(vocabulary.characters)
+    assert label_text("Καλημέρα, κόσμε!", vocabulary.token_to_id()) == "Καλημέρα, κόσμε!"
+
+
+def test_script_without_spaces_gets_no_word_delimiter() -> None:
+    vocabulary = build_vocabulary(["日本語です", "こんにちは"], VocabularyOptions())
+    vocab = vocabulary.token_to_id()
+    assert not vocabulary.has_spaces and "|" not in vocab
+    assert label_text("日本 語。", vocab) == "日本語"  # no delimiter: spaces and punctuation go
+
+
+def test_labels_follow_the_vocabulary_and_missing_characters_are_counted() -> None:
+    vocab = build_vocabulary(["καλημέρα κόσμε"], VocabularyOptions()).token_to_id()
+    assert label_text("ΚΑΛΗΜΈΡΑ,   κόσμε!", vocab) == "καλημέρα κόσμε"
+    # NFD input is composed (NFC) before the lookup
+    assert label_text("κο\u0301σμε", vocab) == "κόσμε"
+    assert missing_characters(["καλή ζωή", "ζήτω"], vocab) == {"ζ": 2, "ή": 3, "ω": 2, "τ": 1}
+
+
+def test_a_transcript_without_characters_is_an_error() -> None:
+    with pytest.raises(AsrtuneError, match="no characters"):
+        build_vocabulary(["...", ""], VocabularyOptions())
+
+
+# ----------------------------------------------------------------- builders
+
+
+def test_real_sizes_parameter_counts_on_the_meta_device() -> None:
+    import transformers
+
+    def count(config_class: str, model_class: str, dims: dict) -> int:
+        config = getattr(transformers, config_class)(**dims, vocab_size=32)
+        return parameter_count(model_class, config)
+
+    # 32 tokens in the head; the encoders: 315 M (XLS-R 300M), 962 M (MMS 1B), 580 M
+    assert count("Wav2Vec2Config", "Wav2Vec2ForCTC", WAV2VEC2_SIZES["xls-r-300m"]) == 315_471_520
+    assert count("Wav2Vec2Config", "Wav2Vec2ForCTC", WAV2VEC2_SIZES["mms-1b"]) == 962_538_400
+    w2v_bert = W2V_BERT_SIZES["w2v-bert-2.0"]
+    assert count("Wav2Vec2BertConfig", "Wav2Vec2BertForCTC", w2v_bert) == 580_525_920
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """``asrtune make-tiny --family F`` for every self-supervised family."""
+    root = tmp_path_factory.mktemp("tiny_ssl")
+    for family in SSL_FAMILIES:
+        assert main(["make-tiny", str(root / family), "--family", family]) == 0
+    return {family: root / family for family in SSL_FAMILIES}
+
+
+@pytest.mark.parametrize("family", SSL_FAMILIES)
+def test_tiny_model_loads_freezes_its_feature_encoder_and_decodes(
+    tiny_models: dict[str, Path], family: str
+) -> None:
+    loaded = load_model(str(tiny_models[family]))
+    assert loaded.family == family and loaded.capabilities.decoding == "ctc"
+    assert not loaded.capabilities.packing and loaded.capabilities.new_vocabulary
+    frozen = [n for n, p in loaded.model.named_parameters() if not p.requires_grad]
+    assert all("feature_extractor" in n for n in frozen)
+    assert bool(frozen) == (family != "wav2vec2_bert")  # w2v-BERT has no conv encoder
+    # 40 s: two pieces of at most 30 s, one transcript each
+    texts = loaded.adapter.generate(loaded, [tone(1.0, 300), tone(40.0, 500)], None, "transcribe")
+    assert len(texts) == 2 and all(isinstance(t, str) for t in texts)
+    assert loaded.adapter.limits(loaded).max_label_tokens == 30 * 50  # 20-ms frames
+
+
+def test_greedy_ctc_drops_frames_past_each_rows_length() -> None:
+    # frames: a a blank a b | padding b b
+    best = torch.tensor([[3, 3, 0, 3, 4, 4, 4, 4]])
+    log_probs = torch.nn.functional.one_hot(best, 6).float().log()
+    assert greedy_pieces(log_probs, torch.tensor([5]), blank=0) == [[3, 3, 4]]
+
+
+def test_collate_pads_raw_audio_and_stacked_features() -> None:
+    raw = collate(
+        [
+            {"input_values": np.ones(5), "labels": [3, 4]},
+            {"input_values": np.ones(3), "labels": [5]},
+        ]
+    )
+    assert raw["input_values"].shape == (2, 5) and raw["attention_mask"].tolist()[1] == [
+        1,
+        1,
+        1,
+        0,
+        0,
+    ]
+    assert raw["labels"].tolist() == [[3, 4], [5, -100]]
+    mel = collate([{"input_features": np.ones((4, 160)), "labels": []}])
+    assert mel["input_features"].shape == (1, 4, 160) and mel["labels"].tolist() == [[-100]]
+
+
+# ----------------------------------------------------------------- end to end, in Greek
+
+
+@pytest.fixture(scope="module")
+def greek(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """12 clips of espeak-ng Greek (6 sentences x 2 voices, ~1.3 s each)."""
+    from asrtune.data.synth import synthesize_manifest
+
+    return synthesize_manifest(GREEK, tmp_path_factory.mktemp("greek"), "el", 2, progress=False)
+
+
+def _rows(manifest: Path) -> list[dict]:
+    return [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines()]
+
+
+def _batch(loaded, manifest: Path) -> dict[str, torch.Tensor]:
+    """Every row of ``manifest`` as one training batch of ``loaded``."""
+    from asrtune.data.manifest import Row
+    from asrtune.data.windows import Example
+
+    items = []
+    for r in _rows(manifest):
+        row = Row(r["id"], str(manifest.parent / r["audio_path"]), r["text"], "el", r["duration"])
+        example = Example(row, "el", len(r["text"]))
+        items.append(loaded.adapter.window_item(loaded, [example], "transcribe"))
+    return loaded.adapter.collate(items)
+
+
+def _loss(loaded, manifest: Path) -> float:
+    """CTC loss per character over ``manifest``, as the trainer computes it."""
+    loaded.model.eval()
+    with torch.no_grad():
+        summed, count, _ = summed_ctc_loss(loaded.model, loaded.model, _batch(loaded, manifest))
+    return float(summed / count)
+
+
+def _make_talkative(folder: Path, out: Path) -> None:
+    """``folder``'s model with the blank and [UNK] never winning a frame: greedy decoding
+    then writes a character every frame, so the decoding path (ids → the vocabulary's
+    characters) shows whatever the tiny model learnt in a few steps."""
+    loaded = load_model(str(folder))
+    with torch.no_grad():
+        loaded.model.lm_head.bias[:2] -= 100.0  # [PAD] (the blank) and [UNK]
+    loaded.adapter.save(loaded, out)
+
+
+def _is_greek(text: str) -> bool:
+    import unicodedata
+
+    letters = [ch for ch in text if not ch.isspace()]
+    return bool(letters) and all("GREEK" in unicodedata.name(ch) for ch in letters)
+
+
+@pytest.mark.parametrize("family", ["wav2vec2", "wav2vec2_bert"])
+def test_greek_with_a_new_vocabulary_end_to_end(
+    family: str,
+    greek: Path,
+    tiny_models: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    from asrtune.models.ctc_vocabulary import normalize_transcript
+
+    model, out = tiny_models[family], tmp_path / "out"
+    args = ["train", "--model", str(model), "--train-manifest", str(greek), *FAST_TRAINING]
+    args += ["--eval-manifest", str(greek), "--output_dir", str(out), "--new_vocabulary"]
+    assert main([*args, "--num_train_epochs", "6", "--learning_rate", "3e-3"]) == 0
+
+    # the vocabulary holds every character of the (lowercased) training text, and only them
+    vocab = json.loads((out / "vocab.json").read_text(encoding="utf-8"))
+    characters = {ch for t in GREEK for ch in normalize_transcript(t, VocabularyOptions())}
+    assert set(vocab) == characters - {" "} | {"[PAD]", "[UNK]", "|"}
+    assert vocab["[PAD]"] == 0 and "ς" in vocab  # the blank; final sigma as written
+    assert "new vocabulary: " in (out / "vocabulary" / "report.txt").read_text(encoding="utf-8")
+
+    # the loss fell: the trained model against the same model with a fresh head for the vocabulary
+    trained = load_model(str(out))
+    assert trained.model.config.vocab_size == len(vocab) == trained.model.lm_head.out_features
+    fresh = load_model(str(model))
+    fresh.adapter.use_vocabulary(fresh, build_vocabulary(GREEK, VocabularyOptions()), tmp_path)
+    assert _loss(trained, greek) < _loss(fresh, greek) - 0.5
+
+    # eval reports CER; transcribe writes Greek script
+    report = tmp_path / "report.json"
+    assert (
+        main(["eval", "--model", str(out), "--manifest", str(greek), "--output", str(report)]) == 0
+    )
+    assert 0 <= json.loads(report.read_text())["cer"] <= 1
+    talkative = tmp_path / "talkative"
+    _make_talkative(out, talkative)
+    clip = str(greek.parent / _rows(greek)[0]["audio_path"])
+    capsys.readouterr()
+    assert main(["transcribe", "--model", str(talkative), clip]) == 0
+    assert _is_greek(capsys.readouterr().out.strip())
+
+    # the model card's code runs with plain transformers and writes Greek too
+    card, printed, _ = run_card_usage(
+        talkative, ["someone/greek-ctc", "--language", "el"], tmp_path, monkeypatch, capsys
+    )
+    assert trained.adapter.MODEL_CLASS in card and _is_greek(printed)
+
+
+def test_eval_characters_missing_from_the_vocabulary_stop_training(
+    greek: Path, tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
+    eval_manifest = tmp_path / "eval.jsonl"
+    row = {**_rows(greek)[0], "audio_path": str(greek.parent / _rows(greek)[0]["audio_path"])}
+    eval_manifest.write_text(json.dumps({**row, "text": "ζήτω η ζωή"}, ensure_ascii=False) + "\n")
+    args = ["train", "--model", str(tiny_models["wav2vec2"]), "--train-manifest", str(greek)]
+    args += [*FAST_TRAINING, "--eval-manifest", str(eval_manifest), "--new_vocabulary"]
+    with pytest.raises(AsrtuneError, match=r"not in the vocabulary: 'ζ' x2"):
+        train(parse_train_args([*args, "--output_dir", str(tmp_path / "out")]))
+
+
+def test_new_vocabulary_is_refused_for_a_family_with_its_own_tokenizer(
+    dataset: Path, tmp_path: Path
+) -> None:
+    model = FAMILIES["parakeet_ctc"].build_tiny(tmp_path / "parakeet")
+    args = ["--model", str(model), "--train-manifest", str(dataset), "--new_vocabulary"]
+    with pytest.raises(AsrtuneError, match="not supported for parakeet_ctc"):
+        train(parse_train_args([*args, *FAST_TRAINING, "--output_dir", str(tmp_path / "o")]))
