@@ -119,11 +119,13 @@ PARAKEET_TDT = register(
 
 # Self-supervised encoders with a CTC head (asrtune/models/ssl_ctc.py): frame-level outputs,
 # greedy decoding, one utterance per item (no packing), a character vocabulary built from
-# the data with --new_vocabulary. Full fine-tuning's learning rate: 1e-4 (two orders above
-# Whisper's; measured on the tiny models, see docs/user-guide.md "A language no model
-# speaks").
+# the data with --new_vocabulary. Full fine-tuning's learning rates are the published
+# recipes' (not measurable offline: no pretrained encoder here; see docs/user-guide.md "A
+# language no model speaks"): 3e-4 for XLS-R and its kin (Hugging Face's XLS-R fine-tuning
+# recipe), 5e-5 for w2v-BERT 2.0 (its fine-tuning recipe): 15x and 2.5x asrtune's 2e-5.
 _SSL_CTC = Capabilities(decoding="ctc", packing=False, new_vocabulary=True)
-SSL_LEARNING_RATE = 1e-4
+SSL_LEARNING_RATE = 3e-4
+W2V_BERT_LEARNING_RATE = 5e-5
 
 # before wav2vec2: its model_type (wav2vec2-bert) holds wav2vec2's
 WAV2VEC2_BERT = register(
@@ -138,7 +140,7 @@ WAV2VEC2_BERT = register(
         sizes={"600M": "facebook/w2v-bert-2.0"},
         default_size="600M",
         model_types=("wav2vec2-bert", "wav2vec2_bert", "w2v-bert"),
-        learning_rate=SSL_LEARNING_RATE,
+        learning_rate=W2V_BERT_LEARNING_RATE,
     )
 )
 
