@@ -104,6 +104,14 @@ class ModelConfig:
         default=False,
         metadata={"help": "With --new_vocabulary: keep punctuation and symbols as characters."},
     )
+    target_lang: str | None = field(
+        default=None,
+        metadata={
+            "help": "Train only MMS-style per-language adapters and the CTC head (a wav2vec2 "
+            "checkpoint with adapters, e.g. facebook/mms-1b-all) for this language code; "
+            "saved as OUT/adapter.<code>.safetensors, loaded with model.load_adapter(code)."
+        },
+    )
     eval_precision: str = field(
         default="auto",
         metadata={
@@ -124,6 +132,8 @@ class ModelConfig:
             self.new_vocabulary
         ):
             raise AsrtuneError("--vocabulary_keep_* shape a new vocabulary: add --new_vocabulary")
+        if self.target_lang and (self.lora or self.freeze_encoder):
+            raise AsrtuneError("--target_lang trains the language adapters alone: no --lora")
         if self.new_vocabulary and self.lora:
             raise AsrtuneError(
                 "--new_vocabulary makes a new CTC head, which a LoRA adapter cannot carry onto "

@@ -84,6 +84,10 @@ def build_model(job: TrainJob, vocabulary: CharVocabulary | None = None) -> Load
             raise AsrtuneError(f"--new_vocabulary is not supported for {loaded.family} models")
         with tempfile.TemporaryDirectory() as folder:  # read once by the tokenizer
             loaded.adapter.use_vocabulary(loaded, vocabulary, folder)
+    if cfg.target_lang:
+        if not loaded.capabilities.language_adapters:
+            raise AsrtuneError(f"--target_lang is not supported for {loaded.family} models")
+        loaded.adapter.train_language_adapter(loaded, cfg.target_lang)
     if cfg.freeze_encoder:
         loaded.adapter.freeze_encoder(loaded.model)
     if cfg.lora and not isinstance(loaded.model, PeftModel):
@@ -323,6 +327,8 @@ def save_outputs(job: TrainJob, loaded: LoadedModel, trainer: AsrTrainer) -> Non
             loaded.processor.save_pretrained(str(staged))
             if job.model.lora:  # the adapter's decoding settings (the base's, or changed)
                 loaded.model.generation_config.save_pretrained(str(staged))
+    if job.model.target_lang and main:  # MMS's adapter file beside the whole model
+        loaded.adapter.save_language_adapter(loaded, out, job.model.target_lang)
     if job.model.lora and job.model.merge:
         merged = LoadedModel(
             loaded.model.merge_and_unload(), loaded.processor, loaded.family, str(out)

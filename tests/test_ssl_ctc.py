@@ -277,3 +277,29 @@ def test_new_vocabulary_is_refused_for_a_family_with_its_own_tokenizer(
     args = ["--model", str(model), "--train-manifest", str(dataset), "--new_vocabulary"]
     with pytest.raises(AsrtuneError, match="not supported for parakeet_ctc"):
         train(parse_train_args([*args, *FAST_TRAINING, "--output_dir", str(tmp_path / "o")]))
+
+
+def test_mms_adapter_run_changes_only_adapters_and_head(greek: Path, tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    base = FAMILIES["wav2vec2"].build_tiny(tmp_path / "mms", size="tiny-mms")
+    out = tmp_path / "out"
+    args = ["--model", str(base), "--train-manifest", str(greek), *FAST_TRAINING]
+    args += ["--new_vocabulary", "--target_lang", "ell", "--learning_rate", "1e-2"]
+    train(parse_train_args([*args, "--num_train_epochs", "1", "--output_dir", str(out)]))
+
+    before, after = (
+        load_file(str(base / "model.safetensors")),
+        load_file(str(out / "model.safetensors")),
+    )
+    adapter = load_file(str(out / "adapter.ell.safetensors"))
+    assert adapter and all("adapter_layer" in k or k.startswith("lm_head") for k in adapter)
+    changed = {k for k in before if k in after and not torch.equal(before[k], after[k])}
+    assert changed and all("adapter_layer" in k for k in changed)  # the head is new (resized)
+    assert all(torch.equal(after[k], v) for k, v in adapter.items())
+    # plain transformers loads the adapter file by its language
+    from transformers import Wav2Vec2ForCTC
+
+    model = Wav2Vec2ForCTC.from_pretrained(str(out))
+    model.load_adapter("ell")
+    torch.testing.assert_close(model.lm_head.weight, adapter["lm_head.weight"])

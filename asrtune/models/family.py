@@ -44,6 +44,9 @@ class Capabilities:
     ``new_vocabulary``: ``--new_vocabulary`` works: the adapter has
     ``use_vocabulary(loaded, vocabulary, folder) -> list[str]`` (a character tokenizer and a
     CTC head made for it, see ``asrtune/models/ssl_ctc.py``), returning the new modules.
+    ``language_adapters``: ``--target_lang`` trains only MMS-style per-language adapters
+    and the head (``train_language_adapter(loaded, lang)``, ``save_language_adapter(loaded,
+    folder, lang)``).
     """
 
     decoding: Decoding = "generative"
@@ -52,6 +55,7 @@ class Capabilities:
     packing: bool = True
     quantized_base: bool = False
     new_vocabulary: bool = False
+    language_adapters: bool = False
 
     def __post_init__(self) -> None:
         if self.decoding not in DECODINGS:

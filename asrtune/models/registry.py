@@ -124,6 +124,8 @@ PARAKEET_TDT = register(
 # language no model speaks"): 3e-4 for XLS-R and its kin (Hugging Face's XLS-R fine-tuning
 # recipe), 5e-5 for w2v-BERT 2.0 (its fine-tuning recipe): 15x and 2.5x asrtune's 2e-5.
 _SSL_CTC = Capabilities(decoding="ctc", packing=False, new_vocabulary=True)
+# wav2vec2 also trains MMS's per-language adapters (--target_lang)
+_WAV2VEC2 = Capabilities(decoding="ctc", packing=False, new_vocabulary=True, language_adapters=True)
 SSL_LEARNING_RATE = 3e-4
 W2V_BERT_LEARNING_RATE = 5e-5
 
@@ -149,10 +151,10 @@ WAV2VEC2 = register(
         name="wav2vec2",
         adapter="asrtune.models.wav2vec2",
         label="wav2vec2",
-        capabilities=_SSL_CTC,
+        capabilities=_WAV2VEC2,
         recipe="asrtune.publish.ssl_ctc:WAV2VEC2_RECIPE",
         tiny_builder="asrtune.models.tiny_ssl:make_tiny_wav2vec2",
-        tiny_sizes=("tiny", "xls-r-300m", "mms-1b"),
+        tiny_sizes=("tiny", "tiny-mms", "xls-r-300m", "mms-1b"),
         # pretrained-only encoders (no CTC head, no tokenizer: train with --new_vocabulary)
         # and MMS's CTC model with per-language adapters
         sizes={

@@ -361,3 +361,33 @@ def use_vocabulary(
     core.config.pad_token_id = tokenizer.pad_token_id
     core.config.ctc_zero_infinity = True
     return [HEAD]
+
+
+def train_language_adapter(loaded: LoadedModel, lang: str) -> None:
+    """MMS-style adapter training (``--target_lang``): the attention adapters of every
+    layer (``config.adapter_attn_dim``, as in facebook/mms-1b-all) and the CTC head
+    re-initialized, and nothing else trains (transformers' ``init_adapter_layers`` and
+    ``freeze_base_model``, as MMS's fine-tuning recipe). ``config.target_lang`` is set."""
+    core = core_model(loaded.model)
+    if getattr(core.config, "adapter_attn_dim", None) is None:
+        raise AsrtuneError(
+            f"--target_lang {lang}: {loaded.source} has no language adapters "
+            "(config.adapter_attn_dim; facebook/mms-1b-all has them)"
+        )
+    core.init_adapter_layers()
+    core.freeze_base_model()
+    for param in core._get_adapters().values():
+        param.requires_grad_(True)
+    core.config.target_lang = lang
+
+
+def save_language_adapter(loaded: LoadedModel, folder: str | Path, lang: str) -> Path:
+    """Write the adapters and head as MMS ships them: ``folder/adapter.<lang>.safetensors``
+    (what ``Wav2Vec2ForCTC.load_adapter(lang)`` reads)."""
+    from safetensors.torch import save_file
+
+    core = core_model(loaded.model)
+    weights = {k: v.detach().cpu().contiguous() for k, v in core._get_adapters().items()}
+    path = Path(folder) / f"adapter.{lang}.safetensors"
+    save_file(weights, str(path), metadata={"format": "pt"})
+    return path

@@ -74,6 +74,14 @@ WAV2VEC2_SIZES: dict[str, dict[str, Any]] = {
         "feat_extract_norm": "layer",
         "do_stable_layer_norm": True,
     },
+    # the tiny model with MMS-style attention adapters (as facebook/mms-1b-all has)
+    "tiny-mms": {
+        **_TINY_ENCODER,
+        **_TINY_CONV,
+        "feat_extract_norm": "layer",
+        "do_stable_layer_norm": True,
+        "adapter_attn_dim": 8,
+    },
     "xls-r-300m": {
         **_REAL_CONV,
         "hidden_size": 1024,

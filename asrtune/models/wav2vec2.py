@@ -45,6 +45,9 @@ TRAINING_MIX: dict[str, Any] = {}  # plain utterances: no packing, no timestamps
 LORA_PATTERN = ssl_ctc.TRANSFORMER_LORA_PATTERN
 
 load = ssl_ctc.loader(MODEL_CLASS, FAMILY)
+# MMS's per-language adapters (Capabilities.language_adapters)
+train_language_adapter = ssl_ctc.train_language_adapter
+save_language_adapter = ssl_ctc.save_language_adapter
 # assigned, not imported: default_lora_targets' parameter of that name would shadow it
 freeze_encoder = ssl_ctc.freeze_encoder
 
