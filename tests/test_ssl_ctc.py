@@ -303,3 +303,24 @@ def test_mms_adapter_run_changes_only_adapters_and_head(greek: Path, tmp_path: P
     model = Wav2Vec2ForCTC.from_pretrained(str(out))
     model.load_adapter("ell")
     torch.testing.assert_close(model.lm_head.weight, adapter["lm_head.weight"])
+
+
+def test_two_processes_train_the_same_weights_as_one(
+    greek: Path, tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
+    """--new_vocabulary under torchrun: every process builds the same vocabulary and head;
+    1 process x 4 and 2 processes x 2 end with the same weights (SGD, constant rate)."""
+    from tests.test_distributed import EXACT, _assert_same_weights, _torchrun
+
+    common = ["train", "--model", str(tiny_models["wav2vec2"]), "--train-manifest", str(greek)]
+    common += [*EXACT, "--learning_rate", "0.05", "--num_train_epochs", "1", "--new_vocabulary"]
+    assert (
+        main([*common, "--output_dir", str(tmp_path / "1x4"), "--per_device_train_batch_size", "4"])
+        == 0
+    )
+    _torchrun(
+        [*common, "--output_dir", str(tmp_path / "2x2"), "--per_device_train_batch_size", "2"]
+    )
+    one, two = (json.loads((tmp_path / n / "vocab.json").read_text()) for n in ("1x4", "2x2"))
+    assert one == two
+    _assert_same_weights(tmp_path / "1x4", tmp_path / "2x2", atol=1e-4)
