@@ -303,6 +303,13 @@ def test_mms_adapter_run_changes_only_adapters_and_head(greek: Path, tmp_path: P
     model = Wav2Vec2ForCTC.from_pretrained(str(out))
     model.load_adapter("ell")
     torch.testing.assert_close(model.lm_head.weight, adapter["lm_head.weight"])
+    from asrtune.publish.card import language_adapter
+    from asrtune.publish.ssl_ctc import WAV2VEC2_RECIPE, UsageContext
+
+    assert language_adapter(["model.safetensors", "adapter.ell.safetensors"]) == "ell"
+    assert language_adapter(["adapter_model.safetensors"]) is None  # a LoRA adapter
+    code = WAV2VEC2_RECIPE.usage(UsageContext("someone/mms-ell", language_adapter="ell"))
+    assert 'model.load_adapter("ell")' in code
 
 
 def test_two_processes_train_the_same_weights_as_one(

@@ -157,7 +157,8 @@ class UsageContext:
     ``base_model`` is set for a LoRA adapter (the base it loads onto); ``generation_config``
     is the published model's (or its base's) generation_config.json when known;
     ``own_generation_config``: the adapter carries its own (e.g. a fine-tune allowed to say
-    nothing on silence), which replaces the base's.
+    nothing on silence), which replaces the base's. ``language_adapter``: the model ships
+    an MMS language adapter (``adapter.<code>.safetensors``) that the code loads.
     """
 
     model_id: str
@@ -165,6 +166,7 @@ class UsageContext:
     language: str | None = None
     generation_config: dict[str, Any] | None = None
     own_generation_config: bool = False
+    language_adapter: str | None = None  # MMS: the code of the adapter.<code>.safetensors
 
 
 @dataclass(frozen=True)

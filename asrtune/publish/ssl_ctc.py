@@ -18,6 +18,11 @@ def _usage(model_class: str, processor_class: str) -> Callable[[UsageContext], s
     def usage(ctx: UsageContext) -> str:
         return (
             _preamble(model_class, processor_class, ctx)
+            + (
+                f'model.load_adapter("{ctx.language_adapter}")  # the MMS language adapter\n'
+                if ctx.language_adapter
+                else ""
+            )
             + "import torch\n\n"
             + 'inputs = processor(audio, sampling_rate=16000, return_tensors="pt")\n'
             + "with torch.no_grad():\n"
