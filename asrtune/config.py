@@ -90,8 +90,8 @@ class ModelConfig:
         metadata={
             "help": "Build a character vocabulary from the training transcripts (Unicode NFC, "
             "lowercased and without punctuation unless --vocabulary_keep_case / "
-            "--vocabulary_keep_punctuation; '|' for spaces, [UNK], [PAD] as the CTC blank) "
-            "and give the model a new CTC head for it (wav2vec2, wav2vec2_bert, hubert, "
+            "--vocabulary_keep_punctuation; a word delimiter for spaces, [UNK], [PAD] as the "
+            "CTC blank) and give the model a new CTC head for it (wav2vec2, wav2vec2_bert, hubert, "
             "wavlm, data2vec_audio). Eval characters it lacks stop training (listed) unless "
             "--allow_unknown_tokens."
         },
