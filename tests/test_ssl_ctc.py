@@ -192,12 +192,12 @@ def _loss(loaded, manifest: Path) -> float:
 
 
 def _make_talkative(folder: Path, out: Path) -> None:
-    """``folder``'s model with the blank and [UNK] never winning a frame: greedy decoding
-    then writes a character every frame, so the decoding path (ids → the vocabulary's
-    characters) shows whatever the tiny model learnt in a few steps."""
+    """``folder``'s model with the blank, [UNK] and the word delimiter never winning a
+    frame: greedy decoding then writes a character every frame, so the decoding path
+    (ids → the vocabulary's characters) shows whatever the tiny model learnt."""
     loaded = load_model(str(folder))
     with torch.no_grad():
-        loaded.model.lm_head.bias[:2] -= 100.0  # [PAD] (the blank) and [UNK]
+        loaded.model.lm_head.bias[:3] -= 100.0  # [PAD] (the blank), [UNK] and | (space)
     loaded.adapter.save(loaded, out)
 
 
@@ -264,7 +264,7 @@ def test_eval_characters_missing_from_the_vocabulary_stop_training(
     eval_manifest = tmp_path / "eval.jsonl"
     row = {**_rows(greek)[0], "audio_path": str(greek.parent / _rows(greek)[0]["audio_path"])}
     eval_manifest.write_text(json.dumps({**row, "text": "ζήτω η ζωή"}, ensure_ascii=False) + "\n")
-    args = ["train", "--model", str(tiny_models["wav2vec2"]), "--train-manifest", str(greek)]
+    args = ["--model", str(tiny_models["wav2vec2"]), "--train-manifest", str(greek)]
     args += [*FAST_TRAINING, "--eval-manifest", str(eval_manifest), "--new_vocabulary"]
     with pytest.raises(AsrtuneError, match=r"not in the vocabulary: 'ζ' x2"):
         train(parse_train_args([*args, "--output_dir", str(tmp_path / "out")]))
@@ -294,8 +294,10 @@ def test_mms_adapter_run_changes_only_adapters_and_head(greek: Path, tmp_path: P
     )
     adapter = load_file(str(out / "adapter.ell.safetensors"))
     assert adapter and all("adapter_layer" in k or k.startswith("lm_head") for k in adapter)
-    changed = {k for k in before if k in after and not torch.equal(before[k], after[k])}
-    assert changed and all("adapter_layer" in k for k in changed)  # the head is new (resized)
+    assert after["lm_head.weight"].shape[0] == len(json.loads((out / "vocab.json").read_text()))
+    encoder = [k for k in before if not k.startswith("lm_head")]  # the head is new
+    changed = {k for k in encoder if not torch.equal(before[k], after[k])}
+    assert changed and all("adapter_layer" in k for k in changed)
     assert all(torch.equal(after[k], v) for k, v in adapter.items())
     # plain transformers loads the adapter file by its language
     from transformers import Wav2Vec2ForCTC
