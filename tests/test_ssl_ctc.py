@@ -333,3 +333,42 @@ def test_two_processes_train_the_same_weights_as_one(
     one, two = (json.loads((tmp_path / n / "vocab.json").read_text()) for n in ("1x4", "2x2"))
     assert one == two
     _assert_same_weights(tmp_path / "1x4", tmp_path / "2x2", atol=1e-4)
+
+
+# ----------------------------------------------------------------- beam search
+
+
+TOKENS = ["[PAD]", "[UNK]", "|", "a", "c", "k", "t"]
+
+
+def _frames(*rows: dict[str, float]) -> np.ndarray:
+    """(T, V) log-probabilities: each row's named tokens get their probability, the rest
+    share what is left."""
+    out = np.full((len(rows), len(TOKENS)), 1e-3)
+    for t, row in enumerate(rows):
+        for token, p in row.items():
+            out[t, TOKENS.index(token)] = p
+    return np.log(out / out.sum(1, keepdims=True))
+
+
+# "kat" by a hair at the first frame: "c" is nearly as likely
+AMBIGUOUS = _frames({"k": 0.5, "c": 0.45}, {"[PAD]": 0.9}, {"a": 0.9}, {"t": 0.9}, {"[PAD]": 0.9})
+
+
+def test_beam_search_without_help_is_greedy_and_hotwords_or_an_lm_fix_the_spelling() -> None:
+    from asrtune.models.ctc_beam import BeamOptions, beam_search, char_ngram
+
+    assert beam_search(AMBIGUOUS, TOKENS, blank=0) == "kat"
+    with_hotword = BeamOptions(hotwords=("cat",), hotword_weight=1.0)
+    assert beam_search(AMBIGUOUS, TOKENS, 0, with_hotword) == "cat"
+    with_lm = BeamOptions(lm=char_ngram(["a cat", "the cat sat", "cats"]), lm_weight=1.0)
+    assert beam_search(AMBIGUOUS, TOKENS, 0, with_lm) == "cat"
+
+
+def test_beam_search_keeps_double_letters_across_a_blank_and_writes_spaces() -> None:
+    from asrtune.models.ctc_beam import beam_search
+
+    frames = _frames(
+        {"a": 0.9}, {"a": 0.9}, {"[PAD]": 0.9}, {"a": 0.9}, {"|": 0.9}, {"t": 0.9}, {"|": 0.9}
+    )
+    assert beam_search(frames, TOKENS, blank=0) == "aa t"
