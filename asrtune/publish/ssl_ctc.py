@@ -2,7 +2,8 @@
 the model card's usage code and the demo app's decoding, with plain transformers.
 
 Greedy CTC as the model card shows it: ``logits.argmax(-1)`` and the processor's
-``batch_decode`` (which collapses repeats and drops the blank, ``[PAD]``); audio longer
+``batch_decode`` (which collapses repeats and drops the blank, ``[PAD]``), then ``[UNK]``
+dropped and spaces tidied, as asrtune's own decoding does; audio longer
 than 30 s is decoded in 30-s pieces in the demo app.
 """
 
@@ -28,7 +29,8 @@ def _usage(model_class: str, processor_class: str) -> Callable[[UsageContext], s
             + "with torch.no_grad():\n"
             + "    logits = model(**inputs).logits\n"
             + "ids = logits.argmax(-1)  # greedy CTC: batch_decode drops repeats and blanks\n"
-            + "print(processor.batch_decode(ids)[0])\n"
+            + "text = processor.batch_decode(ids)[0].replace(processor.tokenizer.unk_token, '')\n"
+            + "print(' '.join(text.split()))\n"
         )
 
     return usage
@@ -46,7 +48,8 @@ _APP_DECODE = """\
         ).to(model.device)
         with torch.no_grad():
             logits = model(**inputs).logits
-        texts.append(processor.batch_decode(logits.argmax(-1))[0].strip())
+        text = processor.batch_decode(logits.argmax(-1))[0]  # repeats merged, blanks dropped
+        texts.append(" ".join(text.replace(processor.tokenizer.unk_token, "").split()))
     return " ".join(t for t in texts if t)
 """
 
