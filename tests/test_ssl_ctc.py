@@ -372,3 +372,15 @@ def test_beam_search_keeps_double_letters_across_a_blank_and_writes_spaces() -> 
         {"a": 0.9}, {"a": 0.9}, {"[PAD]": 0.9}, {"a": 0.9}, {"|": 0.9}, {"t": 0.9}, {"|": 0.9}
     )
     assert beam_search(frames, TOKENS, blank=0) == "aa t"
+
+
+def test_full_fine_tuning_takes_the_familys_learning_rate(tiny_models: dict[str, Path]) -> None:
+    from asrtune.config import ModelConfig, default_learning_rate
+
+    assert default_learning_rate(ModelConfig(model=str(tiny_models["wav2vec2"]))) == 3e-4
+    assert default_learning_rate(ModelConfig(model=str(tiny_models["wav2vec2_bert"]))) == 5e-5
+    assert default_learning_rate(ModelConfig(model="openai/whisper-small")) == 2e-5
+    lora = ModelConfig(model=str(tiny_models["wav2vec2"]), lora=True)
+    assert default_learning_rate(lora) == 1e-4
+    with pytest.raises(AsrtuneError, match="LoRA adapter cannot carry"):
+        ModelConfig(model="x", lora=True, new_vocabulary=True)
