@@ -81,6 +81,33 @@ class ModelConfig:
             "train LoRA on it (QLoRA); needs --lora."
         },
     )
+    new_vocabulary: bool = field(
+        default=False,
+        metadata={
+            "help": "Build a character vocabulary from the training transcripts (Unicode NFC, "
+            "lowercased and without punctuation unless --vocabulary_keep_case / "
+            "--vocabulary_keep_punctuation; a word delimiter for spaces, [UNK], [PAD] as the "
+            "CTC blank) and give the model a new CTC head for it (wav2vec2, wav2vec2_bert, hubert, "
+            "wavlm, data2vec_audio). Eval characters it lacks stop training (listed) unless "
+            "--allow_unknown_tokens."
+        },
+    )
+    vocabulary_keep_case: bool = field(
+        default=False,
+        metadata={"help": "With --new_vocabulary: keep upper and lower case apart."},
+    )
+    vocabulary_keep_punctuation: bool = field(
+        default=False,
+        metadata={"help": "With --new_vocabulary: keep punctuation and symbols as characters."},
+    )
+    target_lang: str | None = field(
+        default=None,
+        metadata={
+            "help": "Train only MMS-style per-language adapters and the CTC head (a wav2vec2 "
+            "checkpoint with adapters, e.g. facebook/mms-1b-all) for this language code; "
+            "saved as OUT/adapter.<code>.safetensors, loaded with model.load_adapter(code)."
+        },
+    )
     eval_precision: str = field(
         default="auto",
         metadata={
@@ -97,6 +124,17 @@ class ModelConfig:
             raise AsrtuneError(f"--quantization must be 4bit or 8bit, not {self.quantization!r}")
         if self.quantization and not self.lora:
             raise AsrtuneError("--quantization freezes a quantized base: add --lora")
+        if (self.vocabulary_keep_case or self.vocabulary_keep_punctuation) and not (
+            self.new_vocabulary
+        ):
+            raise AsrtuneError("--vocabulary_keep_* shape a new vocabulary: add --new_vocabulary")
+        if self.target_lang and (self.lora or self.freeze_encoder):
+            raise AsrtuneError("--target_lang trains the language adapters alone: no --lora")
+        if self.new_vocabulary and self.lora:
+            raise AsrtuneError(
+                "--new_vocabulary makes a new CTC head, which a LoRA adapter cannot carry onto "
+                "its base: train all weights (the default) or only the head (--freeze_encoder)"
+            )
         if self.eval_precision not in PRECISIONS:
             raise AsrtuneError(
                 f"--eval_precision must be one of {', '.join(PRECISIONS)}, "
@@ -364,14 +402,16 @@ LEARNING_RATES: dict[str, float] = {"full": 2e-5, "lora": 1e-3}
 
 
 def default_learning_rate(model: ModelConfig) -> float:
-    """The learning rate for ``model``'s method (and, for LoRA, its family)."""
-    if not model.lora:
-        return LEARNING_RATES["full"]
+    """The learning rate for ``model``'s method and family (a family's own full
+    fine-tuning rate, ``Family.learning_rate``, or its LoRA one)."""
+    method = "lora" if model.lora else "full"
     try:
         family = family_spec(detect_family(model.model or ""))
     except AsrtuneError:  # not a model asrtune knows: loading it will say so
-        return LEARNING_RATES["lora"]
-    return family.lora_learning_rate
+        return LEARNING_RATES[method]
+    if model.lora:
+        return family.lora_learning_rate
+    return family.learning_rate or LEARNING_RATES["full"]
 
 
 #: Metrics a best checkpoint can be chosen by; evaluation logs each as ``eval_<name>``.
@@ -589,7 +629,9 @@ def resolved_defaults() -> dict[str, str]:
         )
     }
     return {
-        "learning_rate": f"{LEARNING_RATES['full']:g} (full fine-tuning); with --lora "
+        "learning_rate": f"{LEARNING_RATES['full']:g} (full fine-tuning; "
+        + ", ".join(f"{f.name} {f.learning_rate:g}" for f in families if f.learning_rate)
+        + "); with --lora "
         + ", ".join(f"{family.name} {family.lora_learning_rate:g}" for family in families),
         "bf16": "True on a CUDA GPU with bf16 support, else False",
         "eval_strategy": "with an eval set: as --save_strategy when that is epoch or steps, "

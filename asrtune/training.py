@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +34,14 @@ from asrtune.guards import GUARDED, change, guard_report
 from asrtune.inference import DecodingOptions
 from asrtune.metrics import headline_metric
 from asrtune.models import LoadedModel, load_model
+from asrtune.models.ctc_vocabulary import (
+    CharVocabulary,
+    VocabularyOptions,
+    build_vocabulary,
+    describe_missing,
+    missing_characters,
+    write_vocab_json,
+)
 from asrtune.processes import all_processes, is_main_process
 from asrtune.terms import TermList, read_terms, score_terms
 from asrtune.tracking import quiet_trackio, reports_to_trackio, tracking_folder
@@ -58,8 +67,9 @@ class TrainResult:
     guards: dict[str, Any] | None = None  # guard_report: each guard set before and after
 
 
-def build_model(job: TrainJob) -> LoadedModel:
-    """Load the model; freeze the encoder and/or wrap it with LoRA as configured."""
+def build_model(job: TrainJob, vocabulary: CharVocabulary | None = None) -> LoadedModel:
+    """Load the model; give it ``vocabulary`` (--new_vocabulary: a tokenizer and a CTC head
+    made for it); freeze the encoder and/or wrap it with LoRA as configured."""
     cfg = job.model
     set_seed(job.training.seed)
     options: dict[str, Any] = {"allow_pickle": cfg.allow_pickle}
@@ -69,6 +79,15 @@ def build_model(job: TrainJob) -> LoadedModel:
     if cfg.quantization:
         options["quantization"] = cfg.quantization
     loaded = load_model(cfg.model, for_training=True, **options)
+    if vocabulary is not None:
+        if not loaded.capabilities.new_vocabulary:
+            raise AsrtuneError(f"--new_vocabulary is not supported for {loaded.family} models")
+        with tempfile.TemporaryDirectory() as folder:  # read once by the tokenizer
+            loaded.adapter.use_vocabulary(loaded, vocabulary, folder)
+    if cfg.target_lang:
+        if not loaded.capabilities.language_adapters:
+            raise AsrtuneError(f"--target_lang is not supported for {loaded.family} models")
+        loaded.adapter.train_language_adapter(loaded, cfg.target_lang)
     if cfg.freeze_encoder:
         loaded.adapter.freeze_encoder(loaded.model)
     if cfg.lora and not isinstance(loaded.model, PeftModel):
@@ -94,6 +113,40 @@ def build_model(job: TrainJob) -> LoadedModel:
         100 * trainable / max(total, 1),
     )
     return loaded
+
+
+def new_vocabulary(
+    job: TrainJob, rows: list[Row], eval_rows: list[Row], out: Path
+) -> CharVocabulary:
+    """--new_vocabulary: the characters of the training transcripts (see
+    :mod:`asrtune.models.ctc_vocabulary`), reported in the log and in
+    OUT/vocabulary/{vocab.json,report.txt}. Characters of the eval rows it lacks are an
+    AsrtuneError naming them (the model could never write them), unless
+    --allow_unknown_tokens, which turns it into a warning. Every process builds the same
+    vocabulary from the same rows; the main one writes the files."""
+    if job.data.streaming:
+        raise AsrtuneError(
+            "--new_vocabulary reads every training transcript first: not with --streaming"
+        )
+    options = VocabularyOptions(
+        job.model.vocabulary_keep_case, job.model.vocabulary_keep_punctuation
+    )
+    vocabulary = build_vocabulary((row.text or "" for row in rows), options)
+    report = vocabulary.report()
+    missing = missing_characters((row.text or "" for row in eval_rows), vocabulary.token_to_id())
+    if missing:
+        report += "\n" + describe_missing(missing, "the eval transcripts")
+    if is_main_process():
+        write_vocab_json(vocabulary, out / "vocabulary")
+        (out / "vocabulary" / "report.txt").write_text(report + "\n", encoding="utf-8")
+    log.info("%s", report)
+    if missing and not job.data.allow_unknown_tokens:
+        raise AsrtuneError(
+            describe_missing(missing, "the eval transcripts")
+            + " (the model could never write them): add training rows that hold them, fix "
+            "the eval transcripts, or pass --allow_unknown_tokens to evaluate anyway"
+        )
+    return vocabulary
 
 
 def _normalize_with_running_statistics(module: torch.nn.Module, args: Any) -> None:
@@ -285,6 +338,8 @@ def save_outputs(job: TrainJob, loaded: LoadedModel, trainer: AsrTrainer) -> Non
             loaded.processor.save_pretrained(str(staged))
             if job.model.lora:  # the adapter's decoding settings (the base's, or changed)
                 loaded.model.generation_config.save_pretrained(str(staged))
+    if job.model.target_lang and main:  # MMS's adapter file beside the whole model
+        loaded.adapter.save_language_adapter(loaded, out, job.model.target_lang)
     if job.model.lora and job.model.merge:
         merged = LoadedModel(
             loaded.model.merge_and_unload(), loaded.processor, loaded.family, str(out)
@@ -338,8 +393,9 @@ def train(job: TrainJob, trainer_hook: Callable[[AsrTrainer], None] | None = Non
     if job.data.max_guard_regression is not None:
         job.training.metric_for_best_model = GUARDED + job.training.metric_for_best_model
     resume_from = resume_checkpoint(job)
+    vocabulary = new_vocabulary(job, rows, eval_rows, out) if job.model.new_vocabulary else None
 
-    loaded = build_model(job)
+    loaded = build_model(job, vocabulary)
     skips = SkipLog(out, job.training.process_index) if job.data.streaming else None
     if skips is not None:
         dataset, skipped = build_stream_dataset(job, loaded, skips), []

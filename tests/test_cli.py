@@ -112,7 +112,9 @@ def test_help_explains_every_flag_with_its_default(
     assert "--learning_rate LEARNING_RATE, --learning-rate LEARNING_RATE" in out
     rates = ",".join(f"{name}{spec.lora_learning_rate:g}" for name, spec in FAMILIES.items())
     assert rates.startswith("whisper0.001,voxtral0.0001")  # the families' own LoRA rates
-    assert f"(default:2e-05(fullfine-tuning);with--lora{rates})" in "".join(out.split())
+    full = ",".join(f"{n}{s.learning_rate:g}" for n, s in FAMILIES.items() if s.learning_rate)
+    assert "wav2vec20.0003" in full  # the self-supervised families' own full rates
+    assert f"(default:2e-05(fullfine-tuning;{full});with--lora{rates})" in "".join(out.split())
     assert "--lora" in out and "--train_manifest" in out
     eval_steps = out.split("--eval_steps EVAL_STEPS, --eval-steps EVAL_STEPS")[1]
     assert "(default: --save_steps" in " ".join(eval_steps.split("\n  --")[0].split())

@@ -94,6 +94,12 @@ class Capabilities:
     ``generate_segments`` and trains windows with timestamp tokens. ``translate``: the task
     ``translate`` (to English) works. ``packing``: several utterances share a training
     window. ``quantized_base``: ``load(..., quantization="4bit"|"8bit")`` (QLoRA).
+    ``new_vocabulary``: ``--new_vocabulary`` works: the adapter has
+    ``use_vocabulary(loaded, vocabulary, folder) -> list[str]`` (a character tokenizer and a
+    CTC head made for it, see ``asrtune/models/ssl_ctc.py``), returning the new modules.
+    ``language_adapters``: ``--target_lang`` trains only MMS-style per-language adapters
+    and the head (``train_language_adapter(loaded, lang)``, ``save_language_adapter(loaded,
+    folder, lang)``).
     """
 
     decoding: Decoding = "generative"
@@ -101,6 +107,8 @@ class Capabilities:
     translate: bool = False
     packing: bool = True
     quantized_base: bool = False
+    new_vocabulary: bool = False
+    language_adapters: bool = False
 
     def __post_init__(self) -> None:
         if self.decoding not in DECODINGS:
@@ -216,7 +224,8 @@ class UsageContext:
     ``base_model`` is set for a LoRA adapter (the base it loads onto); ``generation_config``
     is the published model's (or its base's) generation_config.json when known;
     ``own_generation_config``: the adapter carries its own (e.g. a fine-tune allowed to say
-    nothing on silence), which replaces the base's.
+    nothing on silence), which replaces the base's. ``language_adapter``: the model ships
+    an MMS language adapter (``adapter.<code>.safetensors``) that the code loads.
     """
 
     model_id: str
@@ -224,6 +233,7 @@ class UsageContext:
     language: str | None = None
     generation_config: dict[str, Any] | None = None
     own_generation_config: bool = False
+    language_adapter: str | None = None  # MMS: the code of the adapter.<code>.safetensors
 
 
 @dataclass(frozen=True)
@@ -303,7 +313,8 @@ class Family:
     values it takes (``"tiny"`` first). ``sizes``: the UI's size label → Hub id, and
     ``default_size`` one of them. ``model_types``: substrings of a checkpoint's
     ``config.json`` ``model_type`` (or of a Hub id) that mean this family (default: the
-    name).
+    name). ``learning_rate``: full fine-tuning's learning rate for this family (None:
+    asrtune's default).
     """
 
     name: str
@@ -319,6 +330,7 @@ class Family:
     sizes: Mapping[str, str] = field(default_factory=dict)
     default_size: str | None = None
     model_types: tuple[str, ...] = ()
+    learning_rate: float | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

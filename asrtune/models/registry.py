@@ -179,3 +179,116 @@ CANARY = register(
         default_size="1B v2 (25 languages)",
     )
 )
+
+# Self-supervised encoders with a CTC head (asrtune/models/ssl_ctc.py): frame-level outputs,
+# greedy decoding, one utterance per item (no packing), a character vocabulary built from
+# the data with --new_vocabulary. Full fine-tuning's learning rates are the published
+# recipes' (not measurable offline: no pretrained encoder here; see docs/user-guide.md "A
+# language no model speaks"): 3e-4 for XLS-R and its kin (Hugging Face's XLS-R fine-tuning
+# recipe), 5e-5 for w2v-BERT 2.0 (its fine-tuning recipe): 15x and 2.5x asrtune's 2e-5.
+_SSL_CTC = Capabilities(decoding="ctc", packing=False, new_vocabulary=True)
+# wav2vec2 also trains MMS's per-language adapters (--target_lang)
+_WAV2VEC2 = Capabilities(decoding="ctc", packing=False, new_vocabulary=True, language_adapters=True)
+SSL_LEARNING_RATE = 3e-4
+_SSL_FROZEN = "the transformer layers and the CTC head (the feature encoder stays frozen)"
+_SSL_LORA = "the attention and feed-forward projections of the transformer layers"
+W2V_BERT_LEARNING_RATE = 5e-5
+
+# before wav2vec2: its model_type (wav2vec2-bert) holds wav2vec2's
+WAV2VEC2_BERT = register(
+    Family(
+        name="wav2vec2_bert",
+        adapter="asrtune.models.wav2vec2_bert",
+        kind="ctc",
+        label="w2v-BERT 2.0",
+        trains_when_frozen=_SSL_FROZEN,
+        lora_help=_SSL_LORA,
+        capabilities=_SSL_CTC,
+        recipe="asrtune.models.ssl_recipes:WAV2VEC2_BERT_RECIPE",
+        tiny_builder="asrtune.models.tiny_ssl:make_tiny_wav2vec2_bert",
+        tiny_sizes=("tiny", "w2v-bert-2.0"),
+        sizes={"600M": "facebook/w2v-bert-2.0"},
+        default_size="600M",
+        model_types=("wav2vec2-bert", "wav2vec2_bert", "w2v-bert"),
+        learning_rate=W2V_BERT_LEARNING_RATE,
+    )
+)
+
+WAV2VEC2 = register(
+    Family(
+        name="wav2vec2",
+        adapter="asrtune.models.wav2vec2",
+        kind="ctc",
+        label="wav2vec2",
+        trains_when_frozen=_SSL_FROZEN,
+        lora_help=_SSL_LORA,
+        capabilities=_WAV2VEC2,
+        recipe="asrtune.models.ssl_recipes:WAV2VEC2_RECIPE",
+        tiny_builder="asrtune.models.tiny_ssl:make_tiny_wav2vec2",
+        tiny_sizes=("tiny", "tiny-mms", "xls-r-300m", "mms-1b"),
+        # pretrained-only encoders (no CTC head, no tokenizer: train with --new_vocabulary)
+        # and MMS's CTC model with per-language adapters
+        sizes={
+            "XLS-R 300M": "facebook/wav2vec2-xls-r-300m",
+            "XLS-R 1B": "facebook/wav2vec2-xls-r-1b",
+            "MMS 300M": "facebook/mms-300m",
+            "MMS 1B": "facebook/mms-1b",
+            "MMS 1B all (adapters)": "facebook/mms-1b-all",
+        },
+        default_size="XLS-R 300M",
+        model_types=("wav2vec2", "xls-r", "mms-"),
+        learning_rate=SSL_LEARNING_RATE,
+    )
+)
+
+HUBERT = register(
+    Family(
+        name="hubert",
+        adapter="asrtune.models.hubert",
+        kind="ctc",
+        label="HuBERT",
+        trains_when_frozen=_SSL_FROZEN,
+        lora_help=_SSL_LORA,
+        capabilities=_SSL_CTC,
+        recipe="asrtune.models.ssl_recipes:HUBERT_RECIPE",
+        tiny_builder="asrtune.models.tiny_ssl:make_tiny_hubert",
+        sizes={"large": "facebook/hubert-large-ll60k", "x-large": "facebook/hubert-xlarge-ll60k"},
+        default_size="large",
+        learning_rate=SSL_LEARNING_RATE,
+    )
+)
+
+WAVLM = register(
+    Family(
+        name="wavlm",
+        adapter="asrtune.models.wavlm",
+        kind="ctc",
+        label="WavLM",
+        trains_when_frozen=_SSL_FROZEN,
+        lora_help=_SSL_LORA,
+        capabilities=_SSL_CTC,
+        recipe="asrtune.models.ssl_recipes:WAVLM_RECIPE",
+        tiny_builder="asrtune.models.tiny_ssl:make_tiny_wavlm",
+        sizes={"base+": "microsoft/wavlm-base-plus", "large": "microsoft/wavlm-large"},
+        default_size="large",
+        learning_rate=SSL_LEARNING_RATE,
+    )
+)
+
+DATA2VEC_AUDIO = register(
+    Family(
+        name="data2vec_audio",
+        adapter="asrtune.models.data2vec_audio",
+        kind="ctc",
+        label="data2vec-audio",
+        trains_when_frozen=_SSL_FROZEN,
+        lora_help=_SSL_LORA,
+        capabilities=_SSL_CTC,
+        recipe="asrtune.models.ssl_recipes:DATA2VEC_AUDIO_RECIPE",
+        tiny_builder="asrtune.models.tiny_ssl:make_tiny_data2vec_audio",
+        sizes={"base": "facebook/data2vec-audio-base", "large": "facebook/data2vec-audio-large"},
+        default_size="large",
+        model_types=("data2vec-audio", "data2vec_audio"),
+        learning_rate=SSL_LEARNING_RATE,
+    )
+)

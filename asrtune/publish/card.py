@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
+import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -466,6 +468,7 @@ def build_card(
             generation_config=bundle.generation_config,
             own_generation_config=bundle.kind == "adapter"
             and "generation_config.json" in bundle.files,
+            language_adapter=language_adapter(bundle.files),
         )
     )
     packages = [
@@ -519,3 +522,11 @@ def build_card(
         parts += ["## Training", "", _hyperparameters(info), ""]
     parts += ["## Framework versions", "", _versions(bundle.kind == "adapter"), ""]
     return "\n".join(parts)
+
+
+_LANGUAGE_ADAPTER = re.compile(r"adapter\.([\w-]+)\.safetensors")
+
+
+def language_adapter(files: Iterable[str]) -> str | None:
+    """The language code of an MMS adapter file (``adapter.<code>.safetensors``), if any."""
+    return next((m[1] for f in files if (m := _LANGUAGE_ADAPTER.fullmatch(f))), None)
