@@ -192,6 +192,14 @@ class DataConfig:
             "--metric_for_best_model term_recall keeps the checkpoint that recognizes most."
         },
     )
+    term_oversample: int = field(
+        default=0,
+        metadata={
+            "help": "With --terms: a term held by fewer than N training rows is rare; its rows "
+            "are repeated until it is held by about N (logged, and written to "
+            "training_config.json). 0: off."
+        },
+    )
     max_eval_samples: int | None = field(
         default=None, metadata={"help": "Evaluate on the first N eval rows only."}
     )
