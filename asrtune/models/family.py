@@ -41,6 +41,8 @@ class Capabilities:
     ``generate_segments`` and trains windows with timestamp tokens. ``translate``: the task
     ``translate`` (to English) works. ``packing``: several utterances share a training
     window. ``quantized_base``: ``load(..., quantization="4bit"|"8bit")`` (QLoRA).
+    ``hotwords``: decoding can be biased toward a list of terms (``--hotwords``): the
+    adapter has ``generate_boosted``.
     """
 
     decoding: Decoding = "generative"
@@ -48,6 +50,7 @@ class Capabilities:
     translate: bool = False
     packing: bool = True
     quantized_base: bool = False
+    hotwords: bool = False
 
     def __post_init__(self) -> None:
         if self.decoding not in DECODINGS:
@@ -61,7 +64,10 @@ class FamilyAdapter(Protocol):
     ``tests/test_families.py`` checks each registered adapter's functions against these
     signatures (same parameter names, order and defaults). A family with
     ``Capabilities.timestamps`` also has ``generate_segments`` (``generate``'s signature,
-    returning a list of :class:`asrtune.transcripts.Segment` per input).
+    returning a list of :class:`asrtune.transcripts.Segment` per input). A family with
+    ``Capabilities.hotwords`` also has ``generate_boosted`` (``generate``'s signature with
+    ``hotwords: Sequence[str]`` after ``task``): the same texts, decoded with a bias toward
+    the hotwords (an empty list: exactly ``generate``'s).
     """
 
     LORA_TASK_TYPE: str | None  # peft task type of the LoRA wrapper (None: a plain one)

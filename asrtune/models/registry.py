@@ -15,7 +15,9 @@ WHISPER = register(
         name="whisper",
         adapter="asrtune.models.whisper",
         label="Whisper",
-        capabilities=Capabilities(decoding="generative", timestamps=True, translate=True),
+        capabilities=Capabilities(
+            decoding="generative", timestamps=True, translate=True, hotwords=True
+        ),
         recipe="asrtune.publish.families:WHISPER_RECIPE",
         tiny_builder="asrtune.models.tiny:make_tiny_whisper",
         tiny_sizes=("tiny", "small", "large-v3"),
@@ -61,8 +63,9 @@ QWEN3_ASR = register(
         name="qwen3_asr",
         adapter="asrtune.models.qwen3_asr",
         label="Qwen3-ASR",
-        # transcription only (no translation, no timestamps); packing not measured, so off
-        capabilities=Capabilities(decoding="generative", packing=False),
+        # transcription only (no translation, no timestamps); packing not measured, so off;
+        # hotwords as context in the system prompt (the processor's ``prompt``)
+        capabilities=Capabilities(decoding="generative", packing=False, hotwords=True),
         recipe="asrtune.publish.families:QWEN3_ASR_RECIPE",
         tiny_builder="asrtune.models.tiny_qwen3_asr:make_tiny_qwen3_asr",
         tiny_sizes=("tiny", "0.6b", "1.7b"),

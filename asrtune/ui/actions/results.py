@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from asrtune.errors import AsrtuneError
-from asrtune.ui import jobs, render
 from asrtune.terms import Term, TermList, parse_terms
+from asrtune.ui import jobs, render
 from asrtune.ui.actions.common import USER_ERRORS, error_text, refusal
-from asrtune.ui.phrases import parse_phrases
 from asrtune.ui.models import ModelCache
+from asrtune.ui.phrases import parse_phrases
 from asrtune.ui.project import Project, read_json
 from asrtune.ui.result import Result
 
@@ -153,7 +153,7 @@ def record_missed_terms(project: Project, run_id: str | None, per_term: int = 2)
     """Add phrases that hold the terms the fine-tuned model still misses to the Data tab's
     own phrases (sentences of the eval set that hold a term, else carrier sentences of the
     project's language) and show the first one there, ready to record."""
-    from asrtune.terms import TermList, term_sentences
+    from asrtune.terms import term_sentences
 
     try:
         run_dir, _ = run_model(project, run_id)
