@@ -202,8 +202,8 @@ def eval_terms(job: TrainJob, eval_rows: list[Row]) -> TermList | None:
     --metric_for_best_model term_recall has terms to count in the eval references (and no
     guard limit, whose rule is lower-is-better)."""
     terms = read_terms(job.data.terms) if job.data.terms else None
-    if terms is not None and not eval_rows and job.data.term_oversample:
-        return None  # the terms only pick the rows to repeat
+    if terms is not None and not eval_rows and (job.data.term_oversample or job.data.prompt_share):
+        return None  # the terms only pick the rows to repeat and the prompts
     if terms is not None and not eval_rows:
         raise AsrtuneError("--terms needs an eval set (--eval-manifest or --eval_split)")
     if str(job.training.metric_for_best_model).removeprefix(GUARDED) != "term_recall":

@@ -28,7 +28,7 @@ from asrtune.guards import parse_guards
 from asrtune.models import LoadedModel
 from asrtune.models.fit import ModelFit
 from asrtune.processes import all_processes, is_main_process
-from asrtune.terms import TermList, find_occurrences, spelling_tokens, tokens
+from asrtune.terms import TermList, find_occurrences, read_terms, spelling_tokens, tokens
 
 log = logging.getLogger("asrtune")
 
@@ -234,12 +234,28 @@ def training_mix(job: TrainJob, loaded: LoadedModel) -> TrainingMix:
         single_share=value("single_share", 0.0) if packs(job, loaded) else 0.0,
         natural_gaps=value("natural_gaps", False),
         noise_files=tuple(noise_files(data.noise_dir)),
+        **prompt_mix(job, loaded),
     )
     if mix.timestamp_share and not loaded.capabilities.timestamps:
         raise AsrtuneError(f"--timestamp_share: {loaded.family} models have no timestamps")
     if data.noise_dir and not mix.noise_files:
         raise AsrtuneError(f"--noise_dir {data.noise_dir} holds no audio files")
     return mix
+
+
+def prompt_mix(job: TrainJob, loaded: LoadedModel) -> dict[str, Any]:
+    """``--prompt_share`` and its terms for :class:`TrainingMix` ({} when off); one-line
+    errors without --terms, for a family without prompt training, or when streaming."""
+    share = job.data.prompt_share
+    if not share:
+        return {}
+    if not job.data.terms:
+        raise AsrtuneError("--prompt_share needs --terms FILE (the terms prompts are made of)")
+    if not loaded.capabilities.prompt_training:
+        raise AsrtuneError(f"--prompt_share: {loaded.family} models cannot train with prompts")
+    if job.data.streaming:
+        raise AsrtuneError("--prompt_share does not stream yet: leave out --streaming")
+    return {"prompt_share": share, "prompt_terms": read_terms(job.data.terms)}
 
 
 def packs(job: TrainJob, loaded: LoadedModel) -> bool:

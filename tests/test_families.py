@@ -111,7 +111,7 @@ def test_adapter_constants_and_capabilities_agree(name: str) -> None:
     if caps.hotwords:
         names = list(inspect.signature(adapter.generate).parameters)
         assert list(inspect.signature(adapter.generate_boosted).parameters) == (
-            names[:4] + ["hotwords"] + names[4:]
+            [*names[:4], "hotwords", *names[4:]]
         )
     # a quantized base names its quantizations
     assert bool(getattr(adapter, "QUANTIZATIONS", ())) == caps.quantized_base

@@ -33,7 +33,7 @@ def test_whisper_without_hotwords_is_greedy_and_the_prompt_is_cut_off(
     greedy = W.generate(loaded, _clips(), "en", "transcribe", max_new_tokens=6)
     assert W.generate_boosted(loaded, _clips(), "en", "transcribe", [], max_new_tokens=6) == greedy
     boosted = W.generate_boosted(loaded, _clips(), "en", "transcribe", ["ab"], max_new_tokens=6)
-    assert len(boosted) == 2 and all(isinstance(t.text, str) for t in boosted)
+    assert len(boosted) == 2 and all(isinstance(t, str) for t in boosted)
     # what the decoder was prompted with never comes back as text
     start = loaded.model.config.decoder_start_token_id
     ids = torch.tensor([[7, 8, start, 5, 6], [7, start, 5, 6, 9]])
@@ -42,7 +42,8 @@ def test_whisper_without_hotwords_is_greedy_and_the_prompt_is_cut_off(
 
 def test_too_many_hotwords_for_whispers_prompt_are_one_line(tiny_whisper: Path) -> None:
     loaded = load_model(str(tiny_whisper))
-    with pytest.raises(AsrtuneError, match="Whisper's prompt holds at most 19"):
+    most = loaded.model.config.max_target_positions // 2 - 1
+    with pytest.raises(AsrtuneError, match=f"Whisper's prompt holds at most {most}:"):
         W.hotword_prompt_ids(loaded, [f"term{i}" for i in range(40)])
 
 
@@ -118,7 +119,64 @@ def test_hotwords_steer_whisper_tiny_en_toward_the_term(tmp_path: Path) -> None:
 
     loaded = load_model(import_ct2(bundled_tiny_en(), tmp_path / "tiny.en"))
     audio = synthesize("Please restart the Kubernetes cluster and check Grafana.")
-    greedy = W.generate(loaded, [audio], None, "transcribe")[0].text
+    greedy = W.generate(loaded, [audio], None, "transcribe")[0]
     boosted = W.generate_boosted(loaded, [audio], None, "transcribe", ["Grafana", "Helm"])
     assert "Grafana" not in greedy
-    assert "Grafana" in boosted[0].text and "Helm" not in boosted[0].text
+    assert "Grafana" in boosted[0] and "Helm" not in boosted[0]
+
+
+# --- training for prompts (--prompt_share) ----------------------------------------------------
+
+
+def test_a_prompt_holds_the_windows_terms_and_distractors() -> None:
+    from asrtune.data.windows import TrainingMix, plan_prompt
+    from asrtune.terms import parse_terms
+
+    terms = parse_terms(["kubevault", "node fenrir", "grafana", "helm", "loki"])
+    mix = TrainingMix(prompt_share=1.0, prompt_terms=terms)
+    texts = ["restart kubevault now", "ask node fenrir"]
+    prompt = plan_prompt(texts, mix, np.random.default_rng(0), "en")
+    assert {"kubevault", "node fenrir"} < set(prompt) and len(prompt) == 4  # + 2 distractors
+    assert prompt == plan_prompt(texts, mix, np.random.default_rng(0), "en")  # seeded
+    assert len(plan_prompt(["nothing here"], mix, np.random.default_rng(0), "en")) == 1
+    assert plan_prompt(texts, TrainingMix(prompt_terms=terms), np.random.default_rng(0), "en") == ()
+
+
+def test_whisper_trains_a_prompt_masked_from_the_loss(tiny_whisper: Path, dataset: Path) -> None:
+    from asrtune.data.rows import load_rows
+    from asrtune.data.windows import WindowPlan
+    from asrtune.training_data import admit_rows
+
+    loaded = load_model(str(tiny_whisper))
+    examples, _ = admit_rows(loaded, load_rows(dataset).rows[:1], "transcribe")
+    plain = W.window_item(loaded, examples, "transcribe")
+    prompted = W.window_item(loaded, examples, "transcribe", WindowPlan(prompt=("ab", "cd")))
+    prompt = loaded.processor.get_prompt_ids("ab, cd").tolist()
+    assert prompted["decoder_input_ids"] == prompt + plain["decoder_input_ids"]
+    assert prompted["labels"] == [-100] * len(prompt) + plain["labels"]
+    # a prompt that cannot fit the decoder's positions loses its last terms, then itself
+    long = tuple(f"term{i}" for i in range(40))
+    fitted = W.window_item(loaded, examples, "transcribe", WindowPlan(prompt=long))
+    assert len(fitted["decoder_input_ids"]) <= loaded.model.config.max_target_positions
+
+
+def test_train_prompt_share_runs_and_is_refused_without_terms(
+    tiny_whisper: Path, dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    import json
+
+    from asrtune.cli import main
+
+    terms = tmp_path / "terms.txt"
+    terms.write_text("quick brown fox\ncoffee\nKubernetes\n", encoding="utf-8")
+    out = tmp_path / "out"
+    argv = ["train", "--model", str(tiny_whisper), "--train-manifest", str(dataset)]
+    argv += ["--output_dir", str(out), "--max_steps", "2", "--report_to", "none"]
+    assert main([*argv, "--prompt_share", "2"]) == 2
+    assert "--prompt_share is a share of the windows" in capsys.readouterr().err
+    assert main([*argv, "--prompt_share", "0.5"]) == 2
+    assert "--prompt_share needs --terms FILE" in capsys.readouterr().err
+    assert (
+        main([*argv, "--prompt_share", "1", "--terms", str(terms), "--term_oversample", "1"]) == 0
+    )
+    assert json.loads((out / "training_config.json").read_text())["data"]["prompt_share"] == 1

@@ -459,7 +459,9 @@ def test_the_worker_reports_progress_metrics_and_the_log(finished_run) -> None:
     assert jobs.active_run(project) is None
 
 
-def test_evaluate_counts_terms_and_queues_the_missed_ones_to_record(finished_run) -> None:
+def test_evaluate_counts_terms_and_queues_the_missed_ones_to_record(
+    finished_run, tmp_path: Path
+) -> None:
     project, run_id = finished_run
     cache = ModelCache()
     refused = actions.record_missed_terms(project, run_id)  # no report counted terms yet
@@ -484,6 +486,12 @@ def test_evaluate_counts_terms_and_queues_the_missed_ones_to_record(finished_run
         assert actions.phrase_view(project)[1] == result.details["added"][0]
     assert "Kubernetes" not in settings["custom_phrases"]  # not heard: not missed
     assert actions.evaluate_run(project, cache, run_id, "", "a\na")[0].startswith("✗")
+    # Try it: hotwords bias decoding (Whisper can); none is the plain transcription
+    clip = str(wav(tmp_path, "try.wav"))
+    plain = actions.transcribe_clip(project, cache, run_id, "finetuned", clip)[0]
+    boosted = actions.transcribe_clip(project, cache, run_id, "finetuned", clip, "call the desk")
+    assert boosted[1].startswith("✓ Transcribed"), boosted[1]
+    assert actions.transcribe_clip(project, cache, run_id, "finetuned", clip, " ")[0] == plain
 
 
 def test_the_term_table_lists_the_most_missed_first() -> None:

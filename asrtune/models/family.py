@@ -42,7 +42,9 @@ class Capabilities:
     ``translate`` (to English) works. ``packing``: several utterances share a training
     window. ``quantized_base``: ``load(..., quantization="4bit"|"8bit")`` (QLoRA).
     ``hotwords``: decoding can be biased toward a list of terms (``--hotwords``): the
-    adapter has ``generate_boosted``.
+    adapter has ``generate_boosted``. ``prompt_training``: its ``window_item`` trains
+    windows with ``plan.prompt`` (terms as the prompt ``generate_boosted`` gives,
+    masked from the loss: ``--prompt_share``).
     """
 
     decoding: Decoding = "generative"
@@ -51,6 +53,7 @@ class Capabilities:
     packing: bool = True
     quantized_base: bool = False
     hotwords: bool = False
+    prompt_training: bool = False
 
     def __post_init__(self) -> None:
         if self.decoding not in DECODINGS:

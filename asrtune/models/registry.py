@@ -16,7 +16,11 @@ WHISPER = register(
         adapter="asrtune.models.whisper",
         label="Whisper",
         capabilities=Capabilities(
-            decoding="generative", timestamps=True, translate=True, hotwords=True
+            decoding="generative",
+            timestamps=True,
+            translate=True,
+            hotwords=True,
+            prompt_training=True,
         ),
         recipe="asrtune.publish.families:WHISPER_RECIPE",
         tiny_builder="asrtune.models.tiny:make_tiny_whisper",

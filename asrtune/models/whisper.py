@@ -225,11 +225,12 @@ def window_item(
         loaded, texts, window[0].language, task, spans if plan.timestamps else None
     )
     start = loaded.model.config.decoder_start_token_id
-    return {
+    item = {
         "input_features": features[0],
         "labels": labels,
         "decoder_input_ids": [start, *labels[:-1]],
     }
+    return with_previous_text(loaded, item, plan.prompt) if plan.prompt else item
 
 
 def label_overhead(loaded: LoadedModel) -> int:
@@ -505,6 +506,29 @@ def without_previous_text(ids: torch.Tensor, start_token: int) -> torch.Tensor:
         rows.append(row[int(starts[0]) :] if len(starts) else row)
     width = max(len(r) for r in rows)
     return torch.stack([torch.cat([r.new_full((width - len(r),), start_token), r]) for r in rows])
+
+
+def with_previous_text(
+    loaded: LoadedModel, item: dict[str, Any], terms: Sequence[str]
+) -> dict[str, Any]:
+    """A training item whose decoder first reads ``terms`` as previous text (as
+    :func:`generate_boosted` prompts it): ``decoder_input_ids`` = ``<|startofprev|>`` +
+    the prompt's tokens + the item's own; ``labels`` -100 over the prompt, so the loss
+    never trains the model to say the prompt. The prompt's last terms are dropped where
+    the decoder's positions would overflow (no prompt if none fits)."""
+    room = loaded.model.config.max_target_positions - len(item["decoder_input_ids"])
+    room = min(room, max_prompt_tokens(loaded) + 1)
+    kept = list(terms)
+    while kept:
+        prompt = loaded.processor.get_prompt_ids(hotword_prompt(kept)).tolist()
+        if len(prompt) <= room:
+            return {
+                **item,
+                "labels": [-100] * len(prompt) + list(item["labels"]),
+                "decoder_input_ids": prompt + list(item["decoder_input_ids"]),
+            }
+        kept.pop()
+    return item
 
 
 @torch.no_grad()

@@ -191,10 +191,16 @@ def record_missed_terms(project: Project, run_id: str | None, per_term: int = 2)
 
 
 def transcribe_clip(
-    project: Project, cache: ModelCache, run_id: str | None, which: str, audio: str | None
+    project: Project,
+    cache: ModelCache,
+    run_id: str | None,
+    which: str,
+    audio: str | None,
+    hotwords: str = "",
 ) -> tuple[str, str]:
     """Transcribe one clip with the run's fine-tuned model (or its base model) →
-    (text, a line saying which model took how long)."""
+    (text, a line saying which model took how long). ``hotwords``: terms to boost, one
+    per line (the term file format; a family that cannot boost says so)."""
 
     from asrtune.api import transcribe
     from asrtune.inference import DecodingOptions
@@ -211,7 +217,8 @@ def transcribe_clip(
                 raise AsrtuneError("this run has no fine-tuned model yet: wait for it to finish")
         started = time.perf_counter()
         decoding = DecodingOptions(language=options.get("language"))
-        text = transcribe(cache.get(model), [audio], decoding)[0]
+        boosted = parse_term_box(hotwords)
+        text = transcribe(cache.get(model), [audio], decoding, hotwords=boosted)[0]
     except USER_ERRORS as exc:
         return "", error_text(exc)
     seconds = time.perf_counter() - started
