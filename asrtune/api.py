@@ -8,7 +8,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +44,21 @@ def train(trainer_hook: Callable[[Any], None] | None = None, **options: Any) -> 
     return run_train(train_job_from_kwargs(**options), trainer_hook)
 
 
+Hotwords = str | Path | TermList | Sequence[str] | None
+
+
+def with_hotwords(options: DecodingOptions, hotwords: Hotwords) -> DecodingOptions:
+    """``options`` with ``hotwords`` (a term file, a :class:`TermList` or the terms; their
+    first spellings) replacing its own; ``None`` leaves them as they are."""
+    if hotwords is None:
+        return options
+    if isinstance(hotwords, (str, Path)):
+        hotwords = read_terms(hotwords)
+    if isinstance(hotwords, TermList):
+        hotwords = [term.term for term in hotwords.terms]
+    return replace(options, hotwords=tuple(hotwords))
+
+
 def _loaded(model: str | LoadedModel, allow_pickle: bool) -> LoadedModel:
     return model if isinstance(model, LoadedModel) else load_model(model, allow_pickle=allow_pickle)
 
@@ -55,17 +71,21 @@ def evaluate(
     options: DecodingOptions = DEFAULT_DECODING,
     allow_pickle: bool = False,
     terms: str | Path | TermList | None = None,
+    hotwords: Hotwords = None,
 ) -> EvalResult:
     """Corpus WER/CER of ``model`` on ``manifest``; writes the report when ``output`` is set.
 
     ``terms`` (a term file, see :mod:`asrtune.terms`, or a parsed :class:`TermList`) adds
     term recall and false alarms: ``result.terms``, the report's ``terms``, and each
     utterance's terms found, missed and falsely said in the per-utterance file.
+    ``hotwords`` (a term file, a :class:`TermList` or a list of terms) biases decoding
+    toward them where the family can (``Capabilities.hotwords``; else an AsrtuneError).
 
     Under ``torchrun``/``accelerate launch`` the processes share the rows out and every
     process gets the whole result; only the main one writes the report.
     """
     join_launched_run()
+    options = with_hotwords(options, hotwords)
     term_list = read_terms(terms) if isinstance(terms, (str, Path)) else terms
     rows = load_rows(manifest, options.language, nonspeech_ok=True)
     if rows.invalid:
@@ -77,7 +97,10 @@ def evaluate(
     loaded = _loaded(model, allow_pickle)
     result = evaluate_rows(loaded, rows.rows[:max_samples], options, terms=term_list)
     if output is not None and is_main_process():
-        write_report(result, output, {"model": str(model), "manifest": str(manifest)})
+        extra = {"model": str(model), "manifest": str(manifest)}
+        if options.hotwords:
+            extra["hotwords"] = list(options.hotwords)
+        write_report(result, output, extra)
     return result
 
 
@@ -114,8 +137,10 @@ def transcribe(
     files: list[str],
     options: DecodingOptions = DEFAULT_DECODING,
     allow_pickle: bool = False,
+    hotwords: Hotwords = None,
 ) -> list[str]:
-    """The text of each audio file, in order."""
+    """The text of each audio file, in order; ``hotwords`` as for :func:`evaluate`."""
+    options = with_hotwords(options, hotwords)
     return transcribe_files(_loaded(model, allow_pickle), files, options)
 
 

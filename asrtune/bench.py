@@ -31,6 +31,7 @@ from asrtune.data.rows import load_rows
 from asrtune.errors import AsrtuneError
 from asrtune.evaluation import evaluate_rows
 from asrtune.models import LoadedModel, load_model
+from asrtune.terms import TermList, TermScore, read_terms
 
 log = logging.getLogger("asrtune")
 
@@ -48,6 +49,7 @@ class BenchOptions:
     reference_learning_rate: float = 1e-5
     seed: int = 0
     asrtune_overrides: dict[str, Any] = field(default_factory=dict)
+    terms: str | None = None  # a term file: both recipes' evaluations also count its terms
 
 
 @dataclass
@@ -58,6 +60,8 @@ class RecipeResult:
     curve: list[tuple[float, float]]  # (training seconds, WER), starting at the baseline
     # evaluation speed: audio seconds of the eval set per second of evaluation (all evals)
     eval_audio_seconds_per_second: float
+    # the final evaluation's term counts (TermScore.as_dict) when the bench has a term file
+    terms: dict[str, Any] | None = None
 
 
 class BudgetStop(TrainerCallback):
@@ -74,8 +78,9 @@ class BudgetStop(TrainerCallback):
 class ReferenceEval(TrainerCallback):
     """Evaluates the reference model on the eval rows after each epoch, off the clock."""
 
-    def __init__(self, loaded: LoadedModel, rows: list[Row]) -> None:
-        self.loaded, self.rows = loaded, rows
+    def __init__(self, loaded: LoadedModel, rows: list[Row], terms: TermList | None = None) -> None:
+        self.loaded, self.rows, self.terms = loaded, rows, terms
+        self.last_terms: TermScore | None = None
         self.start = 0.0
         self.paused = 0.0
         self.curve: list[tuple[float, float]] = []
@@ -90,8 +95,9 @@ class ReferenceEval(TrainerCallback):
     def evaluate(self) -> float:
         began = time.perf_counter()
         trained = self.train_seconds()
-        result = evaluate_rows(self.loaded, self.rows, progress=False)
+        result = evaluate_rows(self.loaded, self.rows, progress=False, terms=self.terms)
         wer = result.score.wer
+        self.last_terms = result.terms
         self.curve.append((round(trained, 2), wer))
         self.eval_seconds.append(result.seconds)
         self.paused += time.perf_counter() - began
@@ -138,7 +144,17 @@ class ReferenceCollator:
         return batch
 
 
-def run_reference(options: BenchOptions, rows: list[Row], eval_rows: list[Row]) -> RecipeResult:
+def term_dict(score: TermScore | None) -> dict[str, Any] | None:
+    """``score`` as the results file holds it (None: no term file)."""
+    return score.as_dict() if score is not None else None
+
+
+def run_reference(
+    options: BenchOptions,
+    rows: list[Row],
+    eval_rows: list[Row],
+    terms: TermList | None = None,
+) -> RecipeResult:
     loaded = load_model(options.model)
     if loaded.spec.kind != "encoder_decoder":
         raise AsrtuneError(
@@ -146,7 +162,7 @@ def run_reference(options: BenchOptions, rows: list[Row], eval_rows: list[Row]) 
             f"a {loaded.spec.label} model ({loaded.spec.kind})"
         )
     prepared = reference_features(loaded, rows)
-    evaluator = ReferenceEval(loaded, eval_rows)
+    evaluator = ReferenceEval(loaded, eval_rows, terms)
     args = Seq2SeqTrainingArguments(
         output_dir=str(Path(options.output_dir) / "reference"),
         per_device_train_batch_size=options.reference_batch_size,
@@ -183,6 +199,7 @@ def run_reference(options: BenchOptions, rows: list[Row], eval_rows: list[Row]) 
         wer=evaluator.curve[-1][1],
         curve=[(0.0, baseline), *evaluator.curve],
         eval_audio_seconds_per_second=eval_speed(eval_rows, evaluator.eval_seconds),
+        terms=term_dict(evaluator.last_terms),
     )
 
 
@@ -200,6 +217,7 @@ def run_asrtune(options: BenchOptions, eval_rows: list[Row], baseline_wer: float
         "save_strategy": "no",
         "load_best_model_at_end": False,
         "seed": options.seed,
+        "terms": options.terms,
         **options.asrtune_overrides,
     }
     holder: dict[str, Any] = {}
@@ -232,6 +250,7 @@ def run_asrtune(options: BenchOptions, eval_rows: list[Row], baseline_wer: float
         eval_audio_seconds_per_second=eval_speed(
             eval_rows, [e["eval_runtime"] for e in history if "eval_train_seconds" in e]
         ),
+        terms=term_dict(getattr(holder["trainer"].last_eval, "terms", None)),
     )
 
 
@@ -246,16 +265,22 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
     evaluation = load_rows(options.eval_manifest, nonspeech_ok=True)
     if train.invalid or evaluation.invalid:
         raise AsrtuneError("the bench needs valid manifests: run 'asrtune data check' first")
+    terms = read_terms(options.terms) if options.terms else None
     log.info(
         "reference recipe: Seq2SeqTrainer, clips padded to 30 s, lr %g, batch %d",
         options.reference_learning_rate,
         options.reference_batch_size,
     )
-    reference = run_reference(options, train.rows, evaluation.rows)
+    reference = run_reference(options, train.rows, evaluation.rows, terms)
     log.info("asrtune defaults")
     ours = run_asrtune(options, evaluation.rows, reference.curve[0][1])
     reached = time_to_wer(ours.curve, reference.wer)
+    recalls = {
+        name: (result.terms or {}).get("recall")
+        for name, result in (("reference", reference), ("asrtune", ours))
+    }
     return {
+        **({"term_recall": recalls} if terms is not None else {}),
         "reference": asdict(reference),
         "asrtune": asdict(ours),
         "throughput_ratio": round(

@@ -226,6 +226,23 @@ class DataConfig:
             "--metric_for_best_model term_recall keeps the checkpoint that recognizes most."
         },
     )
+    prompt_share: float = field(
+        default=0.0,
+        metadata={
+            "help": "With --terms: share of training windows whose decoder first reads a "
+            "prompt of terms (those the window holds plus as many distractors, the prompt "
+            "--hotwords gives at inference, masked from the loss), so the model learns to "
+            "use hotwords instead of copying them. Families with prompt training (Whisper)."
+        },
+    )
+    term_oversample: int = field(
+        default=0,
+        metadata={
+            "help": "With --terms: a term held by fewer than N training rows is rare; its rows "
+            "are repeated until it is held by about N (logged, and written to "
+            "training_config.json). 0: off."
+        },
+    )
     max_eval_samples: int | None = field(
         default=None, metadata={"help": "Evaluate on the first N eval rows only."}
     )
@@ -307,7 +324,7 @@ class DataConfig:
     def __post_init__(self) -> None:
         if self.max_batch_seconds is not None and self.pack:
             raise AsrtuneError("--max_batch_seconds sizes unpacked batches: add --no_pack")
-        for name in ("timestamp_share", "nonspeech_share", "single_share"):
+        for name in ("timestamp_share", "nonspeech_share", "single_share", "prompt_share"):
             share = getattr(self, name)
             if share is not None and not 0 <= share <= 1:
                 raise AsrtuneError(f"--{name} is a share of the windows, 0 to 1: not {share}")

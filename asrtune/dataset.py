@@ -9,6 +9,7 @@ durations and token counts only and imports nothing of models/.
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,7 @@ from asrtune.data.windows import (
     TrainingMix,
     WindowPlan,
     nonspeech_examples,
+    plan_prompt,
     plan_window,
     pull_out_singles,
 )
@@ -154,7 +156,13 @@ class WindowDataset(torch.utils.data.Dataset):
         rng = np.random.default_rng([self.seed, self.epoch, int(index)])
         durations = [ex.row.duration or 0.0 for ex in window]
         nonspeech = window[0].clip is not None
-        return plan_window(durations, self.max_seconds, self.mix, rng, nonspeech)
+        plan = plan_window(durations, self.max_seconds, self.mix, rng, nonspeech)
+        if not self.mix.prompt_share or nonspeech:
+            return plan
+        # a stream of its own: the other draws stay as they were without prompts
+        prompt_rng = np.random.default_rng([self.seed, self.epoch, int(index), 1])
+        texts = [ex.row.text for ex in window]
+        return replace(plan, prompt=plan_prompt(texts, self.mix, prompt_rng, window[0].language))
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         """The family's item for window ``index``; a :class:`LossFreeIndex` gets its labels

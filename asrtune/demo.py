@@ -81,17 +81,28 @@ def format_table(baseline: EvalResult, finetuned: EvalResult, guards: dict | Non
     """Before/after: WER, CER, raw WER on the test split; words said on its non-speech
     probes; WER on the guard set (other voices, everyday sentences)."""
     guard = ((guards or {}).get("sets") or {}).get("general")
+    terms = baseline.terms is not None and finetuned.terms is not None
     lines = [
-        f"{'':12}{'WER':>8}{'CER':>8}{'raw WER':>9}{'words on non-speech':>21}"
+        f"{'':12}{'WER':>8}{'CER':>8}{'raw WER':>9}"
+        + (f"{'term recall':>13}" if terms else "")
+        + f"{'words on non-speech':>21}"
         + (f"{'guard set WER':>15}" if guard else "")
     ]
     rows = (("baseline", baseline, "base_wer"), ("fine-tuned", finetuned, "wer"))
     for name, result, guard_key in rows:
         s, probes = result.score, result.nonspeech
         said = f"{probes.words} ({probes.clips_with_words}/{probes.clips})" if probes else "–"
-        line = f"{name:12}{s.wer:>8.1%}{s.cer:>8.1%}{s.wer_unnormalized:>9.1%}{said:>21}"
+        line = f"{name:12}{s.wer:>8.1%}{s.cer:>8.1%}{s.wer_unnormalized:>9.1%}"
+        line += f"{term_recall_cell(result):>13}" if terms else ""
+        line += f"{said:>21}"
         lines.append(line + (f"{guard[guard_key]:>15.1%}" if guard else ""))
     return "\n".join(lines)
+
+
+def term_recall_cell(result: EvalResult) -> str:
+    """Term recall as the table shows it: "41.2%", or "–" when no reference holds a term."""
+    recall = result.terms.recall if result.terms is not None else None
+    return "–" if recall is None else f"{recall:.1%}"
 
 
 def remove_checkpoints(model_dir: Path) -> int:
@@ -108,7 +119,7 @@ def remove_checkpoints(model_dir: Path) -> int:
 
 
 def run_demo(options: DemoOptions = DemoOptions()) -> DemoResult:
-    from asrtune.data.demo_corpus import make_demo_dataset
+    from asrtune.data.demo_corpus import make_demo_dataset, write_demo_terms
 
     out = Path(options.output_dir).resolve()
     base = import_base_model(out)
@@ -124,8 +135,9 @@ def run_demo(options: DemoOptions = DemoOptions()) -> DemoResult:
         guard_size=options.guard_size,
     )
     guard_manifest = out / "data" / "guard" / "manifest.jsonl"
+    terms = write_demo_terms(out / "data" / "terms.txt")  # its product and system names
     log.info("[3/5] evaluating the baseline")
-    baseline = evaluate(str(base), test_manifest, output=out / "baseline_report.json")
+    baseline = evaluate(str(base), test_manifest, output=out / "baseline_report.json", terms=terms)
     log.info("baseline WER %.1f%%", 100 * baseline.score.wer)
     log.info("[4/5] fine-tuning")
     model_dir = out / ("model-lora" if options.lora else "model")
@@ -144,6 +156,7 @@ def run_demo(options: DemoOptions = DemoOptions()) -> DemoResult:
         eval_subset=options.eval_subset,
         save_total_limit=1,
         logging_steps=5,
+        terms=str(terms),
     )
     assert result.eval_result is not None
     # beside the model, so `asrtune push` puts the before/after comparison on the card

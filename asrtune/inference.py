@@ -40,6 +40,7 @@ class DecodingOptions:
     max_new_tokens: int | None = None  # None: the model's generation config decides
     precision: str = "auto"  # see models.inference_precision
     vad: bool = False  # decode only speech found by silero-vad, see asrtune.vad
+    hotwords: tuple[str, ...] = ()  # terms decoding is biased toward (Capabilities.hotwords)
 
     @classmethod
     def field_help(cls) -> dict[str, str]:
@@ -55,6 +56,10 @@ class DecodingOptions:
             "vad": "voice activity detection (silero-vad, pip install 'asrtune[vad]'): audio "
             "without speech gives an empty text without running the model, speech is "
             "decoded in chunks of at most 30 s cut at pauses (default: off)",
+            "hotwords": "term file (as for --terms; the first spelling of each line): bias "
+            "decoding toward these terms. Whisper: the terms as the decoder's previous-text "
+            "prompt; audio LLMs: as context in the prompt, where the family supports it "
+            "(default: none)",
         }
 
     @classmethod
@@ -118,15 +123,29 @@ def _decode_batches(
     return results
 
 
+def check_hotwords(loaded: LoadedModel, options: DecodingOptions) -> None:
+    """A one-line :class:`AsrtuneError` when ``options`` has hotwords and the model's family
+    cannot boost them (``Capabilities.hotwords``)."""
+    if options.hotwords and not loaded.capabilities.hotwords:
+        raise AsrtuneError(f"--hotwords: {loaded.family} models cannot boost hotwords")
+
+
 def _generator(
     loaded: LoadedModel, language: str | None, options: DecodingOptions, timed: bool
 ) -> Callable[[list[np.ndarray]], Sequence[Any]]:
     """``audios → outputs`` with the adapter's ``generate`` (texts) or, when ``timed``,
-    its ``generate_segments`` (segment lists)."""
+    its ``generate_segments`` (segment lists); with hotwords, ``generate_boosted``."""
     generate = loaded.adapter.generate_segments if timed else loaded.adapter.generate
+    boost: dict[str, Any] = {}
+    if options.hotwords:
+        check_hotwords(loaded, options)
+        if timed:
+            raise AsrtuneError("--hotwords gives texts only: leave out timestamps (srt/vtt)")
+        generate, boost = loaded.adapter.generate_boosted, {"hotwords": list(options.hotwords)}
     return functools.partial(
         generate,
         loaded,
+        **boost,
         language=language,
         task=options.task,
         num_beams=options.num_beams,
@@ -195,6 +214,7 @@ def transcribe_lazily(
 ) -> list[str]:
     """Transcribe inputs known by their durations (``seconds``) and decoded by ``load(i)``
     only when their batch runs, so memory holds one batch of audio at a time."""
+    check_hotwords(loaded, options)
 
     def decode(audios: list[np.ndarray], language: str | None) -> Sequence[str]:
         return _texts(loaded, audios, language, options)
@@ -219,6 +239,8 @@ def segment_lazily(
     start, in order, within its duration). Raises for a family without timestamps."""
     if not gives_timestamps(loaded):
         raise AsrtuneError(f"{loaded.family} models give no timestamps (srt/vtt need them)")
+    if options.hotwords:
+        raise AsrtuneError("--hotwords gives texts only: leave out timestamps (srt/vtt)")
 
     def decode(audios: list[np.ndarray], language: str | None) -> list[list[Segment]]:
         return _segments(loaded, audios, language, options)

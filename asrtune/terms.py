@@ -113,7 +113,7 @@ def tokens(text: str, language: str | None, task: str = "transcribe") -> tuple[s
 
 
 @lru_cache(maxsize=4096)
-def _spelling_tokens(term: Term, language: str | None, task: str) -> tuple[tuple[str, ...], ...]:
+def spelling_tokens(term: Term, language: str | None, task: str) -> tuple[tuple[str, ...], ...]:
     """The term's spellings as tokens, longest first (those that normalize to nothing dropped)."""
     spelled = {tokens(s, language, task) for s in term.spellings}
     return tuple(sorted((s for s in spelled if s), key=len, reverse=True))
@@ -257,7 +257,7 @@ def _score_row(
     alarms: list[str] = []
     places: list[Span] | None = None
     for term, tally in zip(terms.terms, tallies, strict=True):
-        spellings = _spelling_tokens(term, language, task)
+        spellings = spelling_tokens(term, language, task)
         in_ref, in_hyp = find_occurrences(ref, spellings), find_occurrences(hyp, spellings)
         recognized = min(len(in_ref), len(in_hyp))
         tally.occurrences += len(in_ref)
@@ -298,3 +298,84 @@ def score_terms(
         per_term=tuple(t.count(term.term) for term, t in zip(terms.terms, tallies, strict=True)),
         rows=rows,
     )
+
+
+# ----- sentences that hold a term (for speech synthesis and phrases to record) ---------------
+
+#: Neutral carrier sentences per language (primary subtag); ``{term}`` is replaced by the term.
+CARRIER_SENTENCES: dict[str, tuple[str, ...]] = {
+    "en": (
+        "Please write down {term} before the meeting.",
+        "I heard about {term} again this morning.",
+        "Can you tell me more about {term}?",
+        "We talked about {term} for a while yesterday.",
+    ),
+    "de": (
+        "Bitte notieren Sie {term} vor der Besprechung.",
+        "Heute Morgen habe ich wieder von {term} gehört.",
+        "Können Sie mir mehr über {term} sagen?",
+        "Wir haben gestern lange über {term} gesprochen.",
+    ),
+    "fr": (
+        "Veuillez noter {term} avant la réunion.",
+        "J'ai encore entendu parler de {term} ce matin.",
+        "Pouvez-vous m'en dire plus sur {term} ?",
+        "Nous avons parlé de {term} hier pendant un moment.",
+    ),
+    "es": (
+        "Por favor, anota {term} antes de la reunión.",
+        "Esta mañana volví a oír hablar de {term}.",
+        "¿Puedes contarme más sobre {term}?",
+        "Ayer hablamos un rato de {term}.",
+    ),
+    "it": (
+        "Per favore, scrivi {term} prima della riunione.",
+        "Stamattina ho sentito di nuovo parlare di {term}.",
+        "Puoi dirmi di più su {term}?",
+        "Ieri abbiamo parlato di {term} per un po'.",
+    ),
+    "nl": (
+        "Schrijf {term} alsjeblieft op voor de vergadering.",
+        "Vanochtend hoorde ik weer over {term}.",
+        "Kun je me meer vertellen over {term}?",
+        "We hebben gisteren een tijdje over {term} gepraat.",
+    ),
+    "pt": (
+        "Por favor, anote {term} antes da reunião.",
+        "Ouvi falar de {term} de novo esta manhã.",
+        "Pode me contar mais sobre {term}?",
+        "Ontem falamos sobre {term} por um tempo.",
+    ),
+}
+
+
+def lines_with_term(term: Term, lines: Sequence[str], language: str | None) -> list[str]:
+    """The ``lines`` that hold ``term`` (any spelling, matched as the metric matches it)."""
+    spellings = spelling_tokens(term, language, "transcribe")
+    return [line for line in lines if find_occurrences(tokens(line, language), spellings)]
+
+
+def term_sentences(
+    terms: TermList, lines: Sequence[str], language: str, per_term: int = 3
+) -> list[tuple[str, str]]:
+    """(term, sentence) pairs: for each term, up to ``per_term`` of the user's ``lines`` that
+    hold it, else ``per_term`` carrier sentences of ``language`` (:data:`CARRIER_SENTENCES`,
+    by primary subtag) around it. A language without carrier sentences is an
+    :class:`AsrtuneError` only when a term has no line of its own."""
+    if per_term < 1:
+        raise AsrtuneError(f"sentences per term must be at least 1, got {per_term}")
+    code = language.split("-")[0].lower()
+    pairs: list[tuple[str, str]] = []
+    for term in terms.terms:
+        own = lines_with_term(term, lines, code)[:per_term]
+        if not own:
+            carriers = CARRIER_SENTENCES.get(code)
+            if carriers is None:
+                raise AsrtuneError(
+                    f"no line of your text holds {term.term!r} and there are no carrier "
+                    f"sentences for {language!r} (known: {', '.join(sorted(CARRIER_SENTENCES))}):"
+                    " add lines that use each term"
+                )
+            own = [carriers[i % len(carriers)].format(term=term.term) for i in range(per_term)]
+        pairs += [(term.term, sentence) for sentence in own]
+    return pairs

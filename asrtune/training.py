@@ -54,6 +54,7 @@ from asrtune.training_data import (
     load_eval_rows,
     load_guard_rows,
     load_training_rows,
+    oversample_terms,
 )
 
 log = logging.getLogger("asrtune")
@@ -265,6 +266,8 @@ def eval_terms(job: TrainJob, eval_rows: list[Row]) -> TermList | None:
     --metric_for_best_model term_recall has terms to count in the eval references (and no
     guard limit, whose rule is lower-is-better)."""
     terms = read_terms(job.data.terms) if job.data.terms else None
+    if terms is not None and not eval_rows and (job.data.term_oversample or job.data.prompt_share):
+        return None  # the terms only pick the rows to repeat and the prompts
     if terms is not None and not eval_rows:
         raise AsrtuneError("--terms needs an eval set (--eval-manifest or --eval_split)")
     if str(job.training.metric_for_best_model).removeprefix(GUARDED) != "term_recall":
@@ -282,6 +285,32 @@ def eval_terms(job: TrainJob, eval_rows: list[Row]) -> TermList | None:
             f"--metric_for_best_model term_recall: no eval reference holds a term of {terms.source}"
         )
     return terms
+
+
+def term_oversampling(job: TrainJob, rows: list[Row]) -> tuple[list[Row], dict[str, Any] | None]:
+    """The training rows with --term_oversample's repeats (see
+    :func:`asrtune.training_data.oversample_terms`) and its report; ``(rows, None)`` when
+    the flag is off."""
+    target = job.data.term_oversample
+    if not target:
+        return rows, None
+    if target < 0:
+        raise AsrtuneError(f"--term_oversample must be 0 (off) or a row count, got {target}")
+    if not job.data.terms:
+        raise AsrtuneError("--term_oversample needs --terms FILE")
+    if job.data.streaming:
+        raise AsrtuneError("--term_oversample needs the rows up front: it cannot stream")
+    terms = read_terms(job.data.terms)
+    rows, report = oversample_terms(rows, terms, target, job.model.language, job.model.task)
+    if is_main_process():
+        rare = ", ".join(f"{term} ({n})" for term, n in report["rare_terms"].items()) or "none"
+        log.info(
+            "--term_oversample %d: rare terms (training rows holding them): %s; %d rows added",
+            target,
+            rare,
+            report["added_rows"],
+        )
+    return rows, report
 
 
 def loss_examples(loaded: LoadedModel, rows: list[Row], task: str) -> list[Example]:
@@ -387,6 +416,7 @@ def train(job: TrainJob, trainer_hook: Callable[[AsrTrainer], None] | None = Non
         rows, dropped = ([], 0) if job.data.streaming else load_training_rows(job, out)
         eval_rows = load_eval_rows(job, out)
         guard_rows = load_guard_rows(job, out)
+    rows, oversampled = term_oversampling(job, rows)
     if job.best_metric_by_language and eval_rows:
         languages = [row.language or job.model.language for row in eval_rows]
         job.training.metric_for_best_model = headline_metric(languages, job.model.task)
@@ -426,7 +456,10 @@ def train(job: TrainJob, trainer_hook: Callable[[AsrTrainer], None] | None = Non
         "invalid_rows_dropped": dropped,
     }
     write_json(out / "train_results.json", metrics)
-    write_json(out / "training_config.json", job.to_dict())
+    config = job.to_dict()
+    if oversampled is not None:
+        config["term_oversample"] = oversampled
+    write_json(out / "training_config.json", config)
 
     eval_result = final_evaluation(trainer) if eval_rows else None
     extra: dict[str, Any] = {"model": str(out)}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from asrtune.guards import parse_guards
 from asrtune.models import LoadedModel
 from asrtune.models.fit import ModelFit
 from asrtune.processes import all_processes, is_main_process
+from asrtune.terms import TermList, find_occurrences, read_terms, spelling_tokens, tokens
 
 log = logging.getLogger("asrtune")
 
@@ -232,12 +234,28 @@ def training_mix(job: TrainJob, loaded: LoadedModel) -> TrainingMix:
         single_share=value("single_share", 0.0) if packs(job, loaded) else 0.0,
         natural_gaps=value("natural_gaps", False),
         noise_files=tuple(noise_files(data.noise_dir)),
+        **prompt_mix(job, loaded),
     )
     if mix.timestamp_share and not loaded.capabilities.timestamps:
         raise AsrtuneError(f"--timestamp_share: {loaded.family} models have no timestamps")
     if data.noise_dir and not mix.noise_files:
         raise AsrtuneError(f"--noise_dir {data.noise_dir} holds no audio files")
     return mix
+
+
+def prompt_mix(job: TrainJob, loaded: LoadedModel) -> dict[str, Any]:
+    """``--prompt_share`` and its terms for :class:`TrainingMix` ({} when off); one-line
+    errors without --terms, for a family without prompt training, or when streaming."""
+    share = job.data.prompt_share
+    if not share:
+        return {}
+    if not job.data.terms:
+        raise AsrtuneError("--prompt_share needs --terms FILE (the terms prompts are made of)")
+    if not loaded.capabilities.prompt_training:
+        raise AsrtuneError(f"--prompt_share: {loaded.family} models cannot train with prompts")
+    if job.data.streaming:
+        raise AsrtuneError("--prompt_share does not stream yet: leave out --streaming")
+    return {"prompt_share": share, "prompt_terms": read_terms(job.data.terms)}
 
 
 def packs(job: TrainJob, loaded: LoadedModel) -> bool:
@@ -284,3 +302,49 @@ def build_finite_dataset(
         mix.summary(),
     )
     return dataset, skipped
+
+
+# ----- --term_oversample ---------------------------------------------------------------------
+
+
+def rows_per_term(
+    rows: list[Row], terms: TermList, language: str | None, task: str = "transcribe"
+) -> list[list[int]]:
+    """For each term (file order), the indices of the ``rows`` whose text holds it."""
+    held: list[list[int]] = [[] for _ in terms.terms]
+    for index, row in enumerate(rows):
+        words = tokens(row.text, row.language or language, task)
+        for slot, term in enumerate(terms.terms):
+            spellings = spelling_tokens(term, row.language or language, task)
+            if find_occurrences(words, spellings):
+                held[slot].append(index)
+    return held
+
+
+def oversample_terms(
+    rows: list[Row],
+    terms: TermList,
+    target: int,
+    language: str | None = None,
+    task: str = "transcribe",
+) -> tuple[list[Row], dict[str, Any]]:
+    """``rows`` plus repeats of the rows that hold a rare term: one held by ``0 < n <
+    target`` rows, each of whose rows then appears ``ceil(target / n)`` times in all (a row
+    with several rare terms: the largest). Repeats follow the originals, with ids
+    ``<id>#term<k>``, the same in every process. Returns the rows and a report:
+    ``{"target", "rare_terms": {term: rows holding it}, "added_rows"}``."""
+    held = rows_per_term(rows, terms, language, task)
+    copies = [1] * len(rows)
+    rare: dict[str, int] = {}
+    for term, indices in zip(terms.terms, held, strict=True):
+        if 0 < len(indices) < target:
+            rare[term.term] = len(indices)
+            for index in indices:
+                copies[index] = max(copies[index], -(-target // len(indices)))
+    extra = [
+        replace(row, id=f"{row.id}#term{k}")
+        for row, n in zip(rows, copies, strict=True)
+        for k in range(1, n)
+    ]
+    report = {"target": target, "rare_terms": rare, "added_rows": len(extra)}
+    return rows + extra, report

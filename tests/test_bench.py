@@ -43,6 +43,8 @@ def test_bench_cli_writes_results(tiny_whisper_en: Path, tmp_path: Path) -> None
     train = write_dataset(tmp_path / "train", 8)
     test = write_dataset(tmp_path / "test", 3)
     out = tmp_path / "bench.json"
+    terms = tmp_path / "terms.txt"  # rows 0 and 5 say "the quick brown fox", row 2 "coffee"
+    terms.write_text("quick brown fox\ncoffee\nKubernetes\n", encoding="utf-8")
     assert (
         main(
             [
@@ -61,6 +63,8 @@ def test_bench_cli_writes_results(tiny_whisper_en: Path, tmp_path: Path) -> None
                 str(out),
                 "--output-dir",
                 str(tmp_path / "runs"),
+                "--terms",
+                str(terms),
             ]
         )
         == 0
@@ -73,3 +77,9 @@ def test_bench_cli_writes_results(tiny_whisper_en: Path, tmp_path: Path) -> None
     assert len(result["reference"]["curve"]) == 2 and len(result["asrtune"]["curve"]) == 3
     assert result["throughput_ratio"] > 0
     assert result["eval_to_train_speed_ratio"] > 0
+    # both recipes' final evaluations counted the terms of the 3 eval rows (row 0: the fox,
+    # row 2: coffee), whatever the tiny model said
+    for name in ("reference", "asrtune"):
+        per_term = {t["term"]: t["occurrences"] for t in result[name]["terms"]["per_term"]}
+        assert per_term == {"quick brown fox": 1, "coffee": 1, "Kubernetes": 0}
+        assert result["term_recall"][name] == result[name]["terms"]["recall"]

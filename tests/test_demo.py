@@ -55,6 +55,14 @@ def test_demo_runs_the_whole_journey(
     general = results["guards"]["sets"]["general"]
     assert general["num_samples"] == 4 and 0 <= general["base_wer"] < 0.9
     assert "words on non-speech" in printed and "guard set WER" in printed
+    # the help-desk terms (product and system names) are counted before and after
+    header = next(line for line in printed.splitlines() if "raw WER" in line)
+    assert "term recall" in header
+    terms = [results[name]["terms"] for name in ("baseline", "finetuned")]
+    assert terms[0]["occurrences"] == terms[1]["occurrences"]
+    assert (
+        len(terms[1]["per_term"]) == len((out / "data" / "terms.txt").read_text().split("\n")) - 1
+    )
     # the imported base model really transcribes English speech: far below 100% WER
     assert results["baseline"]["wer"] < 0.9
     model = out / "model"

@@ -116,6 +116,13 @@ def test_adapter_constants_and_capabilities_agree(name: str) -> None:
         assert inspect.signature(adapter.generate_segments).parameters.keys() == (
             inspect.signature(adapter.generate).parameters.keys()
         )
+    # hotwords: boosted decoding exists, with generate's parameters and the hotwords
+    assert hasattr(adapter, "generate_boosted") == caps.hotwords
+    if caps.hotwords:
+        names = list(inspect.signature(adapter.generate).parameters)
+        assert list(inspect.signature(adapter.generate_boosted).parameters) == (
+            [*names[:4], "hotwords", *names[4:]]
+        )
     # a quantized base names its quantizations
     assert bool(getattr(adapter, "QUANTIZATIONS", ())) == caps.quantized_base
     # frame-level decoders (CTC, transducer) transcribe; they do not translate

@@ -459,6 +459,62 @@ def test_the_worker_reports_progress_metrics_and_the_log(finished_run) -> None:
     assert jobs.active_run(project) is None
 
 
+def test_evaluate_counts_terms_and_queues_the_missed_ones_to_record(
+    finished_run, tmp_path: Path
+) -> None:
+    project, run_id = finished_run
+    cache = ModelCache()
+    refused = actions.record_missed_terms(project, run_id)  # no report counted terms yet
+    assert not refused.ok and "type your terms and press Evaluate" in refused.message
+    terms = "turn on the light\ncall the desk\ngood morning\nKubernetes"
+    table, _ = actions.evaluate_run(project, cache, run_id, "", terms)
+    assert "**Your terms**" in table
+    assert (
+        "| term | occurrences | recognized (base) | recognized (fine-tuned) | heard as |" in table
+    )
+    report = json.loads((project.run_dir(run_id) / "model" / "eval_results.json").read_text())
+    per_term = {t["term"]: t["occurrences"] for t in report["terms"]["per_term"]}
+    assert per_term["Kubernetes"] == 0 and sum(per_term.values()) == 1  # one eval clip
+    assert project.settings()["eval_terms"] == terms  # remembered for a reload
+    missed = actions.missed_terms(report)  # what the tiny model did not say
+    result = actions.record_missed_terms(project, run_id)
+    assert result.ok, result.message
+    settings = project.settings()
+    if missed:  # the eval set's own sentence that holds the term is the phrase to record
+        assert settings["phrase_source"] == "custom"
+        assert result.details["added"] == missed  # each eval sentence is exactly its term
+        assert actions.phrase_view(project)[1] == result.details["added"][0]
+    assert "Kubernetes" not in settings["custom_phrases"]  # not heard: not missed
+    assert actions.evaluate_run(project, cache, run_id, "", "a\na")[0].startswith("✗")
+    # Try it: hotwords bias decoding (Whisper can); none is the plain transcription
+    clip = str(wav(tmp_path, "try.wav"))
+    plain = actions.transcribe_clip(project, cache, run_id, "finetuned", clip)[0]
+    boosted = actions.transcribe_clip(project, cache, run_id, "finetuned", clip, "call the desk")
+    assert boosted[1].startswith("✓ Transcribed"), boosted[1]
+    assert actions.transcribe_clip(project, cache, run_id, "finetuned", clip, " ")[0] == plain
+
+
+def test_the_term_table_lists_the_most_missed_first() -> None:
+    def report(recognized: list[int]) -> dict:
+        per_term = [
+            {"term": t, "occurrences": 2, "recognized": r, "false_alarms": 0,
+             "misrecognized_as": ["cooper nettys"] if r < 2 else []}
+            for t, r in zip(("Grafana", "Kubernetes"), recognized, strict=True)
+        ]  # fmt: skip
+        found = sum(recognized)
+        return {"terms": {"occurrences": 4, "recognized": found, "recall": found / 4,
+                          "false_alarms": 1, "per_term": per_term}}  # fmt: skip
+
+    table = render.term_table_markdown(report([2, 0]), report([2, 1]))
+    assert table.splitlines()[0] == (
+        "base model: recall **50.0%** (2/4), false alarms 1 · "
+        "fine-tuned: recall **75.0%** (3/4), false alarms 1"
+    )
+    assert table.splitlines()[4] == "| Kubernetes | 2 | 0 | 1 | “cooper nettys” |"
+    assert table.splitlines()[5] == "| Grafana | 2 | 2 | 2 | – |"
+    assert render.term_table_markdown({"wer": 0.1}, None) == ""
+
+
 def test_evaluate_try_and_publish_a_finished_run(finished_run, tmp_path: Path) -> None:
     project, run_id = finished_run
     cache = ModelCache()

@@ -56,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write a PNG of WER against training time (needs matplotlib)",
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed for both recipes")
+    parser.add_argument(
+        "--terms",
+        default=None,
+        help="term file (as for 'asrtune eval --terms'): both recipes' evaluations also count "
+        "term recall and false alarms, per term",
+    )
     return parser
 
 
@@ -73,13 +79,15 @@ def run(argv: list[str]) -> int:
             asrtune_epochs=args.asrtune_epochs,
             budget_seconds=args.budget_seconds,
             seed=args.seed,
+            terms=args.terms,
         )
     )
     write_bench(result, args.output)
     if args.plot:
         plot_curves(result, args.plot)
-    summary = {k: result[k] for k in ("throughput_ratio", "time_to_reference_wer_ratio")}
+    keys = ("throughput_ratio", "time_to_reference_wer_ratio", "term_recall")
+    summary = {k: result[k] for k in keys if k in result}
     for name in ("reference", "asrtune"):
-        summary[name] = {k: v for k, v in result[name].items() if k != "curve"}
+        summary[name] = {k: v for k, v in result[name].items() if k not in ("curve", "terms")}
     print(json.dumps(summary, indent=2))
     return 0

@@ -18,9 +18,18 @@ def new_parser(prog: str, description: str) -> argparse.ArgumentParser:
     )
 
 
-def _flag_type(default: Any, name: str) -> type:
+def read_hotwords(path: str) -> tuple[str, ...]:
+    """The terms of a term file (first spellings), for ``--hotwords``."""
+    from asrtune.terms import read_terms
+
+    return tuple(term.term for term in read_terms(path).terms)
+
+
+def _flag_type(default: Any, name: str) -> Any:
     if name == "max_new_tokens":
         return int
+    if name == "hotwords":
+        return read_hotwords
     return type(default) if default is not None else str
 
 

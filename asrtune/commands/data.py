@@ -7,6 +7,7 @@ arguments, and a function that runs it and returns the exit code.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,7 +136,23 @@ def _check(args: argparse.Namespace) -> int:
 
 def _synth_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--text", required=True, help="UTF-8 text file, one phrase per line (blank lines skipped)"
+        "--text",
+        default=None,
+        help="UTF-8 text file, one phrase per line (blank lines skipped); with --terms, the "
+        "lines that hold a term are the sentences spoken for it",
+    )
+    parser.add_argument(
+        "--terms",
+        default=None,
+        help="term file (as for 'asrtune eval --terms'): speak sentences that hold each term, "
+        "from --text's lines that hold it, else neutral carrier sentences in --language",
+    )
+    parser.add_argument(
+        "--sentences-per-term",
+        "--sentences_per_term",
+        type=int,
+        default=3,
+        help="with --terms: sentences per term (each spoken in every voice)",
     )
     parser.add_argument(
         "--language", default="en", help="espeak-ng voice language (en, en-us, fr, de, ...)"
@@ -162,10 +179,30 @@ def read_phrases(path: str | Path) -> list[str]:
     return phrases
 
 
+def synth_phrases(args: argparse.Namespace) -> list[str]:
+    """What ``data synth`` speaks: --text's lines, or with --terms the sentences per term
+    (:func:`asrtune.terms.term_sentences`)."""
+    if args.terms is None:
+        if args.text is None:
+            raise AsrtuneError("data synth needs --text FILE or --terms FILE (or both)")
+        return read_phrases(args.text)
+    from asrtune.terms import read_terms, term_sentences
+
+    lines = read_phrases(args.text) if args.text else []
+    pairs = term_sentences(read_terms(args.terms), lines, args.language, args.sentences_per_term)
+    own = sum(1 for _, sentence in pairs if sentence in set(lines))
+    print(
+        f"{len(pairs)} sentences for {len({t for t, _ in pairs})} terms "
+        f"({own} from your text, {len(pairs) - own} carrier sentences)",
+        file=sys.stderr,
+    )
+    return list(dict.fromkeys(sentence for _, sentence in pairs))
+
+
 def _synth(args: argparse.Namespace) -> int:
     from asrtune.data.synth import synthesize_manifest
 
-    phrases = read_phrases(args.text)
+    phrases = synth_phrases(args)
     print(synthesize_manifest(phrases, Path(args.output), args.language, args.voices, args.seed))
     return 0
 

@@ -129,6 +129,22 @@ SLOTS: dict[str, tuple[str, ...]] = {
     ),
 }  # fmt: skip
 
+#: The demo's domain terms (``--terms``): its product names and the Norse names of its
+#: systems, as the transcripts spell them.
+DEMO_TERMS: tuple[str, ...] = (
+    *SLOTS["product"],
+    "skadi", "fenrir", "yggdrasil", "mimir", "bifrost", "odin", "heimdall", "valkyrie",
+    "sleipnir", "tyr", "freya", "loki", "njord", "baldur", "idun",
+)  # fmt: skip
+
+
+def write_demo_terms(path: Path) -> Path:
+    """Write :data:`DEMO_TERMS` as a term file (one per line) to ``path``; returns it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{term}\n" for term in DEMO_TERMS), encoding="utf-8")
+    return path
+
+
 TEMPLATES: tuple[str, ...] = (
     "{person} reports {error} on {server} and needs help {time}",
     "please {action} on {server} {time}",

@@ -24,6 +24,7 @@ from asrtune.data.audio import SAMPLE_RATE, load_row_audio
 from asrtune.data.batching import PACK_GAP_SECONDS
 from asrtune.data.manifest import Row
 from asrtune.data.nonspeech import NonspeechClip, gap_noise, nonspeech_clips
+from asrtune.terms import TermList, find_occurrences, spelling_tokens, tokens
 
 #: Natural gaps: seconds between packed utterances, drawn uniformly, and the most silence
 #: before a window's first utterance; both shrink to fit a full window.
@@ -53,6 +54,8 @@ class TrainingMix:
     single_share: float = 0.0  # extra windows of one short utterance taken from a pack
     natural_gaps: bool = False  # varied gaps and lead-in, filled with low noise
     noise_files: tuple[str, ...] = field(default=(), repr=False)  # --noise_dir's files
+    prompt_share: float = 0.0  # windows decoded after a prompt of terms (--prompt_share)
+    prompt_terms: TermList | None = field(default=None, repr=False)  # --terms, for prompts
 
     def summary(self) -> str:
         """E.g. "timestamps in 50% of windows, +5% non-speech windows, natural gaps"."""
@@ -64,6 +67,8 @@ class TrainingMix:
         ]
         if self.noise_files:
             parts.append(f"{len(self.noise_files)} noise file(s)")
+        if self.prompt_share:
+            parts.append(f"term prompts in {self.prompt_share:.0%} of windows")
         return ", ".join(parts)
 
 
@@ -78,6 +83,7 @@ class WindowPlan:
     lead_in: float = 0.0
     gaps: tuple[float, ...] = ()
     noise_seed: int | None = None
+    prompt: tuple[str, ...] = ()  # terms the decoder is prompted with (--prompt_share)
 
     def gap(self, index: int) -> float:
         return self.gaps[index] if self.gaps else PACK_GAP_SECONDS
@@ -109,6 +115,40 @@ def plan_window(
         scale = room / total
         gaps, lead_in = gaps * scale, lead_in * scale
     return WindowPlan(timestamps, lead_in, tuple(gaps.tolist()), int(rng.integers(2**31)))
+
+
+#: Distractors in a term prompt: terms the window does not hold, at least this many.
+MIN_DISTRACTORS = 1
+
+
+def plan_prompt(
+    texts: Sequence[str], mix: TrainingMix, rng: np.random.Generator, language: str | None
+) -> tuple[str, ...]:
+    """The terms a window's decoder is prompted with: none for ``1 - mix.prompt_share`` of
+    the windows; else the terms of ``mix.prompt_terms`` that the window's ``texts`` hold,
+    plus as many distractors (terms it does not hold; at least :data:`MIN_DISTRACTORS`),
+    shuffled. The model so learns to use a prompt's terms where it hears them and to
+    ignore the others, not to copy them."""
+    terms = mix.prompt_terms
+    if terms is None or not mix.prompt_share or rng.random() >= mix.prompt_share:
+        return ()
+    held = rows_holding(texts, terms, language)
+    present = [t.term for t in terms.terms if t.term in held]
+    absent = [t.term for t in terms.terms if t.term not in held]
+    count = min(len(absent), max(len(present), MIN_DISTRACTORS))
+    chosen = present + [absent[i] for i in rng.choice(len(absent), count, replace=False)]
+    return tuple(chosen[i] for i in rng.permutation(len(chosen)))
+
+
+def rows_holding(texts: Sequence[str], terms: TermList, language: str | None) -> set[str]:
+    """The terms (as written in the term file) that some of ``texts`` holds."""
+    found = set()
+    for text in texts:
+        words = tokens(text, language)
+        for term in terms.terms:
+            if find_occurrences(words, spelling_tokens(term, language, "transcribe")):
+                found.add(term.term)
+    return found
 
 
 def window_audio(

@@ -100,6 +100,10 @@ class Capabilities:
     ``language_adapters``: ``--target_lang`` trains only MMS-style per-language adapters
     and the head (``train_language_adapter(loaded, lang)``, ``save_language_adapter(loaded,
     folder, lang)``).
+    ``hotwords``: decoding can be biased toward a list of terms (``--hotwords``): the
+    adapter has ``generate_boosted``. ``prompt_training``: its ``window_item`` trains
+    windows with ``plan.prompt`` (terms as the prompt ``generate_boosted`` gives,
+    masked from the loss: ``--prompt_share``).
     """
 
     decoding: Decoding = "generative"
@@ -109,6 +113,8 @@ class Capabilities:
     quantized_base: bool = False
     new_vocabulary: bool = False
     language_adapters: bool = False
+    hotwords: bool = False
+    prompt_training: bool = False
 
     def __post_init__(self) -> None:
         if self.decoding not in DECODINGS:
@@ -122,7 +128,10 @@ class FamilyAdapter(Protocol):
     ``tests/test_families.py`` checks each registered adapter's functions against these
     signatures (same parameter names, order and defaults). A family with
     ``Capabilities.timestamps`` also has ``generate_segments`` (``generate``'s signature,
-    returning a list of :class:`asrtune.transcripts.Segment` per input).
+    returning a list of :class:`asrtune.transcripts.Segment` per input). A family with
+    ``Capabilities.hotwords`` also has ``generate_boosted`` (``generate``'s signature with
+    ``hotwords: Sequence[str]`` after ``task``): the same texts, decoded with a bias toward
+    the hotwords (an empty list: exactly ``generate``'s).
     """
 
     KIND: str  # the family's kind (asrtune/models/kinds/: its shared work)

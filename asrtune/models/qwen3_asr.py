@@ -184,17 +184,23 @@ def language_name(language: str) -> str:
 
 
 def transcription_inputs(
-    loaded: LoadedModel, audios: Sequence[np.ndarray], languages: Sequence[str | None]
+    loaded: LoadedModel,
+    audios: Sequence[np.ndarray],
+    languages: Sequence[str | None],
+    context: str | None = None,
 ) -> Any:
     """The processor's transcription request for (n_samples,) 16-kHz arrays, each row's
-    language forced when given (None: the model names it).
+    language forced when given (None: the model names it); ``context`` (hotwords) is the
+    system prompt's text (None: the system prompt stays empty).
 
     Returns ``input_ids`` / ``attention_mask`` (B, P), left-padded, ``input_features``
     (B, 128, frames) and ``input_features_mask`` (B, frames), frames a multiple of 100.
     """
+    extra = {} if context is None else {"prompt": [context] * len(audios)}
     return loaded.processor.apply_transcription_request(
         audio=[np.asarray(a, dtype=np.float32) for a in audios],
         language=[language_name(lang) if lang else None for lang in languages],
+        **extra,
     )
 
 
@@ -247,15 +253,16 @@ def _generate_batch(
     num_beams: int,
     max_new_tokens: int | None,
     precision: str,
+    context: str | None = None,
 ) -> list[Transcript]:
     model = loaded.model
     tokenizer = loaded.processor.tokenizer
-    inputs = transcription_inputs(loaded, audios, [language] * len(audios))
+    inputs = transcription_inputs(loaded, audios, [language] * len(audios), context)
     seconds = max(len(a) for a in audios) / SAMPLE_RATE
     budget = token_budget(seconds, max_new_tokens) + (0 if language else HEADER_TOKENS)
-    context = core_model(model).config.text_config.max_position_embeddings
+    positions = core_model(model).config.text_config.max_position_embeddings
     prompt_length = inputs["input_ids"].shape[1]
-    budget = max(1, min(budget, context - prompt_length))
+    budget = max(1, min(budget, positions - prompt_length))
     param = next(model.parameters())
     inputs = inputs.to(param.device)
     inputs["input_features"] = inputs["input_features"].to(param.dtype)
@@ -300,9 +307,22 @@ def generate(
     ``precision``: see :func:`asrtune.models.inference_precision`.
     """
     require_transcribe(task, "Qwen3-ASR")
+    return _generate(loaded, audios, language, num_beams, max_new_tokens, precision)
+
+
+def _generate(
+    loaded: LoadedModel,
+    audios: Sequence[np.ndarray],
+    language: str | None,
+    num_beams: int,
+    max_new_tokens: int | None,
+    precision: str,
+    context: str | None = None,
+) -> list[Transcript]:
+    """:func:`generate`'s work, with ``context`` as the system prompt (None: empty)."""
     pieces = [consecutive_pieces(a, MAX_GENERATE_SECONDS) for a in audios]
     flat = [piece for row in pieces for piece in row]
-    texts = _generate_batch(loaded, flat, language, num_beams, max_new_tokens, precision)
+    texts = _generate_batch(loaded, flat, language, num_beams, max_new_tokens, precision, context)
     out: list[Transcript] = []
     position = 0
     for row in pieces:
@@ -310,3 +330,30 @@ def generate(
         position += len(row)
         out.append(Transcript(join_texts(mine), any(t.capped for t in mine)))
     return out
+
+
+# ----- hotwords: the terms as the system prompt's context ------------------------------------
+
+
+def hotword_context(hotwords: Sequence[str]) -> str | None:
+    """The system prompt that carries ``hotwords`` (None for none: the prompt stays empty),
+    as the processor's ``prompt`` (context) argument takes it."""
+    return ", ".join(hotwords) if hotwords else None
+
+
+@torch.no_grad()
+def generate_boosted(
+    loaded: LoadedModel,
+    audios: Sequence[np.ndarray],
+    language: str | None,
+    task: str,
+    hotwords: Sequence[str],
+    num_beams: int = 1,
+    max_new_tokens: int | None = None,
+    precision: str = "auto",
+) -> list[Transcript]:
+    """:func:`generate` with ``hotwords`` as context in the system prompt (Qwen3-ASR's own
+    way of biasing toward words). No hotwords: exactly :func:`generate`."""
+    require_transcribe(task, "Qwen3-ASR")
+    context = hotword_context(hotwords)
+    return _generate(loaded, audios, language, num_beams, max_new_tokens, precision, context)

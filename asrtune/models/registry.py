@@ -20,7 +20,13 @@ WHISPER = register(
         trains_when_frozen="the decoder",
         lora_help="the attention and MLP projections (q,k,v,out_proj, fc1,fc2); "
         "the decoder's only with --freeze_encoder",
-        capabilities=Capabilities(decoding="generative", timestamps=True, translate=True),
+        capabilities=Capabilities(
+            decoding="generative",
+            timestamps=True,
+            translate=True,
+            hotwords=True,
+            prompt_training=True,
+        ),
         recipe="asrtune.models.recipes:WHISPER_RECIPE",
         tiny_builder="asrtune.models.tiny:make_tiny_whisper",
         tiny_sizes=("tiny", "small", "large-v3"),
@@ -73,7 +79,7 @@ QWEN3_ASR = register(
         trains_when_frozen="the language model (audio encoder and projector frozen)",
         lora_help="the language model's attention and MLP projections (q,k,v,o, gate,up,down_proj)",
         # transcription only (no translation, no timestamps); packing not measured, so off
-        capabilities=Capabilities(decoding="generative", packing=False),
+        capabilities=Capabilities(decoding="generative", packing=False, hotwords=True),
         recipe="asrtune.models.recipes:QWEN3_ASR_RECIPE",
         tiny_builder="asrtune.models.tiny_qwen3_asr:make_tiny_qwen3_asr",
         tiny_sizes=("tiny", "0.6b", "1.7b"),

@@ -237,11 +237,12 @@ def window_item(
         loaded, texts, window[0].language, task, spans if plan.timestamps else None
     )
     start = loaded.model.config.decoder_start_token_id
-    return {
+    item = {
         "input_features": features[0],
         "labels": labels,
         "decoder_input_ids": [start, *labels[:-1]],
     }
+    return with_previous_text(loaded, item, plan.prompt) if plan.prompt else item
 
 
 def label_overhead(loaded: LoadedModel) -> int:
@@ -398,6 +399,21 @@ def generate(
     """Transcribe a batch of (n_samples,) 16-kHz arrays; audio over one window is long-form.
     ``precision``: see :func:`asrtune.models.inference_precision`. A short-form text that
     hit the token cap says so (``Transcript.capped``)."""
+    return _generate(loaded, audios, language, task, num_beams, max_new_tokens, precision)
+
+
+def _generate(
+    loaded: LoadedModel,
+    audios: Sequence[np.ndarray],
+    language: str | None,
+    task: str,
+    num_beams: int = 1,
+    max_new_tokens: int | None = None,
+    precision: str = "auto",
+    prompt_ids: torch.Tensor | None = None,
+) -> list[Transcript]:
+    """:func:`generate`, optionally from a previous-text prompt (``prompt_ids``, (P,):
+    ``<|startofprev|>`` and text tokens), which is cut off the returned texts."""
     model = loaded.model
     features, attention_mask = _features(loaded, audios)
     param = next(model.parameters())
@@ -410,6 +426,10 @@ def generate(
         # row is decoded again from its "next segment", which encoder states cannot cut
         kwargs["force_unique_generate_call"] = True
     budget = _token_budget(loaded, audios, max_new_tokens)
+    prompted = 0 if prompt_ids is None else len(prompt_ids)
+    if prompt_ids is not None:
+        kwargs["prompt_ids"] = prompt_ids.to(param.device)
+        budget = min(budget, model.config.max_target_positions - _prompt_length(loaded) - prompted)
     kwargs["max_length"] = budget  # new tokens: transformers adds the prompt (see _token_budget)
     features = features.to(param.device, param.dtype)
     with inference_precision(model, precision):
@@ -420,12 +440,93 @@ def generate(
     if not isinstance(ids, torch.Tensor):
         ids = ids["sequences"]
     tokenizer = loaded.processor.tokenizer
+    if prompt_ids is not None:
+        ids = without_previous_text(ids, model.config.decoder_start_token_id)
     texts = tokenizer.batch_decode(ids, skip_special_tokens=True)
     # a sequence as long as allowed that did not end (padding is EOS too) hit the cap; the
     # sequences start with the prompt
     at_cap = not long_form and ids.shape[-1] >= _prompt_length(loaded) + budget
     capped = [at_cap and int(row[-1]) != tokenizer.eos_token_id for row in ids]
     return [Transcript(t.strip(), cap) for t, cap in zip(texts, capped, strict=True)]
+
+
+# ----- hotwords: the terms as the decoder's previous text ------------------------------------
+
+
+def hotword_prompt(hotwords: Sequence[str]) -> str:
+    """The previous text that carries ``hotwords`` (inference and --prompt_share training)."""
+    return ", ".join(hotwords)
+
+
+def max_prompt_tokens(loaded: LoadedModel) -> int:
+    """Text tokens a previous-text prompt may hold: Whisper's half of the decoder's
+    positions (``max_target_positions // 2 - 1``, as openai/whisper keeps)."""
+    return loaded.model.config.max_target_positions // 2 - 1
+
+
+def hotword_prompt_ids(loaded: LoadedModel, hotwords: Sequence[str]) -> torch.Tensor | None:
+    """(P,) ``<|startofprev|>`` + the tokens of :func:`hotword_prompt`; None for no hotwords.
+    A list longer than :func:`max_prompt_tokens` is a one-line AsrtuneError."""
+    if not hotwords:
+        return None
+    ids = loaded.processor.get_prompt_ids(hotword_prompt(hotwords), return_tensors="pt")
+    if len(ids) - 1 > max_prompt_tokens(loaded):
+        raise AsrtuneError(
+            f"--hotwords: {len(hotwords)} terms take {len(ids) - 1} tokens, Whisper's prompt "
+            f"holds at most {max_prompt_tokens(loaded)}: keep the terms that matter most"
+        )
+    return ids
+
+
+def without_previous_text(ids: torch.Tensor, start_token: int) -> torch.Tensor:
+    """Generated (B, T) ids without the previous-text prompt: each row from its
+    ``<|startoftranscript|>`` on (left-padded with it where rows differ in length)."""
+    rows = []
+    for row in ids:
+        starts = (row == start_token).nonzero()
+        rows.append(row[int(starts[0]) :] if len(starts) else row)
+    width = max(len(r) for r in rows)
+    return torch.stack([torch.cat([r.new_full((width - len(r),), start_token), r]) for r in rows])
+
+
+def with_previous_text(
+    loaded: LoadedModel, item: dict[str, Any], terms: Sequence[str]
+) -> dict[str, Any]:
+    """A training item whose decoder first reads ``terms`` as previous text (as
+    :func:`generate_boosted` prompts it): ``decoder_input_ids`` = ``<|startofprev|>`` +
+    the prompt's tokens + the item's own; ``labels`` -100 over the prompt, so the loss
+    never trains the model to say the prompt. The prompt's last terms are dropped where
+    the decoder's positions would overflow (no prompt if none fits)."""
+    room = loaded.model.config.max_target_positions - len(item["decoder_input_ids"])
+    room = min(room, max_prompt_tokens(loaded) + 1)
+    kept = list(terms)
+    while kept:
+        prompt = loaded.processor.get_prompt_ids(hotword_prompt(kept)).tolist()
+        if len(prompt) <= room:
+            return {
+                **item,
+                "labels": [-100] * len(prompt) + list(item["labels"]),
+                "decoder_input_ids": prompt + list(item["decoder_input_ids"]),
+            }
+        kept.pop()
+    return item
+
+
+@torch.no_grad()
+def generate_boosted(
+    loaded: LoadedModel,
+    audios: Sequence[np.ndarray],
+    language: str | None,
+    task: str,
+    hotwords: Sequence[str],
+    num_beams: int = 1,
+    max_new_tokens: int | None = None,
+    precision: str = "auto",
+) -> list[Transcript]:
+    """:func:`generate` with ``hotwords`` as the previous text (``prompt_ids``): the decoder
+    then favours their spellings. No hotwords: exactly :func:`generate`."""
+    prompt = hotword_prompt_ids(loaded, hotwords)
+    return _generate(loaded, audios, language, task, num_beams, max_new_tokens, precision, prompt)
 
 
 @torch.no_grad()

@@ -110,6 +110,7 @@ def _wire_page(page: Page, project: Project, demo: gr.Blocks) -> None:
             **data.settings_updates(page.data, project),
             **train.settings_updates(page.train, project),
             **publish.settings_updates(page.publish, project),
+            **evaluate.settings_updates(page.evaluate, project),
         }
 
     def on_load() -> dict:

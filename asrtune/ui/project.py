@@ -59,6 +59,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "dataset_repo": "",
     "space_repo": "",
     "publish_dry_run": False,  # the Publish tab's Dry run box
+    "eval_terms": "",  # the Evaluate tab's terms, one per line
 }
 
 

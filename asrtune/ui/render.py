@@ -260,6 +260,48 @@ def comparison_markdown(
     return "\n".join(lines)
 
 
+def term_table_markdown(
+    baseline: dict[str, Any] | None, finetuned: dict[str, Any] | None, shown: int = 30
+) -> str:
+    """The user's terms, per term: occurrences in the references, how many each model
+    recognized and what the fine-tuned model heard instead (most missed first, at most
+    ``shown`` rows), under a line of term recall and false alarms; "" when no report
+    counted terms."""
+    base_terms = (baseline or {}).get("terms")
+    tuned_terms = (finetuned or {}).get("terms")
+    main = tuned_terms or base_terms
+    if not main:
+        return ""
+    summary = []
+    for name, terms in (("base model", base_terms), ("fine-tuned", tuned_terms)):
+        if terms:
+            summary.append(
+                f"{name}: recall **{percent(terms.get('recall'))}** "
+                f"({terms['recognized']}/{terms['occurrences']}), "
+                f"false alarms {terms['false_alarms']}"
+            )
+    base_by_term = {t["term"]: t for t in (base_terms or {}).get("per_term", [])}
+    rows = sorted(main["per_term"], key=lambda t: t["recognized"] - t["occurrences"])
+    lines = [
+        " · ".join(summary),
+        "",
+        "| term | occurrences | recognized (base) | recognized (fine-tuned) | heard as |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for term in rows[:shown]:
+        base = base_by_term.get(term["term"])
+        tuned = term if tuned_terms else None
+        heard = ", ".join(f"“{h}”" if h else "(nothing)" for h in term["misrecognized_as"][:3])
+        lines.append(
+            f"| {term['term']} | {term['occurrences']} | "
+            f"{base['recognized'] if base else '–'} | {tuned['recognized'] if tuned else '–'} | "
+            f"{heard or '–'} |"
+        )
+    if len(rows) > shown:
+        lines.append(f"\n{len(rows) - shown} more terms in the report.")
+    return "\n".join(lines)
+
+
 def word_diff_html(reference: str, hypothesis: str) -> str:
     """Word-level diff: substituted/deleted reference words struck through, inserted or
     substituted hypothesis words highlighted."""

@@ -11,6 +11,7 @@ import gradio as gr
 from asrtune.ui import actions
 from asrtune.ui.models import ModelCache
 from asrtune.ui.project import Project
+from asrtune.ui.tabs import data
 
 if TYPE_CHECKING:
     from asrtune.ui.page import Page
@@ -25,6 +26,9 @@ class EvaluateTab:
     eval_btn: gr.Button
     compare_md: gr.Markdown
     worst_html: gr.HTML
+    terms_box: gr.Textbox
+    record_terms_btn: gr.Button
+    terms_info: gr.Markdown
 
 
 def layout(tab: gr.Tab) -> EvaluateTab:
@@ -36,9 +40,23 @@ def layout(tab: gr.Tab) -> EvaluateTab:
     with gr.Row():
         manifest = gr.Textbox(label="Another manifest to evaluate on (optional)", scale=4)
         button = gr.Button("Evaluate", scale=1, elem_id="evaluate")
+    terms = gr.Textbox(
+        label="Your terms (optional): one per line; alternative spellings after a tab, "
+        "separated by |",
+        lines=3,
+        elem_id="eval-terms",
+    )
     compare = gr.Markdown(elem_id="eval-compare")
+    with gr.Row():
+        record = gr.Button("Record the missed terms", scale=1, elem_id="record-terms")
+        info = gr.Markdown(elem_id="terms-info")
     worst = gr.HTML(elem_id="eval-worst")
-    return EvaluateTab(tab, manifest, button, compare, worst)
+    return EvaluateTab(tab, manifest, button, compare, worst, terms, record, info)
+
+
+def settings_updates(tab: EvaluateTab, project: Project) -> dict:
+    """The terms the project remembers for this tab."""
+    return {tab.terms_box: project.settings()["eval_terms"]}
 
 
 def results_updates(tab: EvaluateTab, project: Project, run_id: str | None) -> dict:
@@ -56,9 +74,21 @@ def wire(page: Page, project: Project, cache: ModelCache) -> None:
         [tab.compare_md, tab.worst_html],
     )
     tab.eval_btn.click(
-        lambda run_id, manifest: actions.evaluate_run(project, cache, run_id, manifest),
-        [page.run_pick, tab.eval_manifest],
+        lambda run_id, manifest, terms: actions.evaluate_run(
+            project, cache, run_id, manifest, terms
+        ),
+        [page.run_pick, tab.eval_manifest, tab.terms_box],
         [tab.compare_md, tab.worst_html],
         concurrency_id="heavy",
         concurrency_limit=1,
     )
+
+    phrase = (page.data.phrase_html, page.data.rec_text)
+
+    def on_record(run_id: str | None) -> dict:
+        result = actions.record_missed_terms(project, run_id)
+        shown = dict(zip(phrase, actions.phrase_view(project), strict=True))
+        return {tab.terms_info: result.text, **data.settings_updates(page.data, project), **shown}
+
+    outputs = [tab.terms_info, *data.settings_updates(page.data, project), *phrase]
+    tab.record_terms_btn.click(on_record, page.run_pick, outputs)

@@ -28,6 +28,7 @@ class TryTab:
     try_btn: gr.Button
     try_out: gr.Textbox
     try_info: gr.Markdown
+    hotwords: gr.Textbox
 
 
 def layout() -> TryTab:
@@ -47,6 +48,11 @@ def layout() -> TryTab:
         try_btn=gr.Button("Transcribe", variant="primary", elem_id="transcribe"),
         try_out=gr.Textbox(label="Transcription", lines=3, elem_id="try-output"),
         try_info=gr.Markdown(elem_id="try-info"),
+        hotwords=gr.Textbox(
+            label="Hotwords (optional): terms to bias decoding toward, one per line",
+            lines=2,
+            elem_id="try-hotwords",
+        ),
     )
 
 
@@ -54,12 +60,12 @@ def wire(page: Page, project: Project, cache: ModelCache) -> None:
     """Connect the Transcribe button to :func:`asrtune.ui.actions.transcribe_clip`."""
     tab = page.try_it
 
-    def on_transcribe(run_id: str | None, which: str, audio: str | None) -> tuple:
-        return actions.transcribe_clip(project, cache, run_id, which, audio)
+    def on_transcribe(run_id: str | None, which: str, audio: str | None, hotwords: str) -> tuple:
+        return actions.transcribe_clip(project, cache, run_id, which, audio, hotwords)
 
     tab.try_btn.click(
         on_transcribe,
-        [page.run_pick, tab.which, tab.try_audio],
+        [page.run_pick, tab.which, tab.try_audio, tab.hotwords],
         [tab.try_out, tab.try_info],
         concurrency_id="transcribe",
         concurrency_limit=TRANSCRIBE_CONCURRENCY,
