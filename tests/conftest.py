@@ -72,8 +72,11 @@ def make_talkative(model: torch.nn.Module, scale: float = 0.3, seed: int = 1) ->
                 param.copy_(torch.randn(param.shape, generator=generator) * scale)
 
 
-def write_dataset(folder: Path, n: int, language: str | None = "en", seconds: float = 1.5) -> Path:
-    """n wav clips with sample sentences; returns a JSONL manifest with relative paths."""
+def write_dataset(
+    folder: Path, n: int, language: str | None = "en", seconds: float = 1.5, step: float = 0.1
+) -> Path:
+    """n wav clips with sample sentences, clip i ``seconds + step * i`` long; returns a JSONL
+    manifest with relative paths."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "audio").mkdir(exist_ok=True)
     sentences = SAMPLE_SENTENCES["en"]
@@ -81,7 +84,7 @@ def write_dataset(folder: Path, n: int, language: str | None = "en", seconds: fl
     with open(manifest, "w", encoding="utf-8") as handle:
         for i in range(n):
             path = folder / "audio" / f"clip{i}.wav"
-            sf.write(path, tone(seconds + 0.1 * i, 200 + 40 * i), 16000)
+            sf.write(path, tone(seconds + step * i, 200 + 40 * i), 16000)
             row = {"id": f"u{i}", "audio_path": f"audio/clip{i}.wav", "text": sentences[i % 5]}
             if language:
                 row["language"] = language

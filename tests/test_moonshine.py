@@ -2,7 +2,8 @@
 encoder and decoder, a Llama-style BPE with byte fallback): the builder and the real sizes,
 training items token by token against the model's own processor, the trainer's loss,
 generation (stop, cap, batches, beams, long audio), the CLI (make-tiny, full and LoRA
-training, eval, transcribe), the card's usage code with plain transformers, and torchrun."""
+training, eval, transcribe) and the card's usage code with plain transformers (torchrun:
+tests/test_distributed.py)."""
 
 from __future__ import annotations
 
@@ -335,33 +336,3 @@ def test_a_registered_size_builds_on_the_meta_device() -> None:
     assert spec.tiny_sizes[0] == "tiny" and spec.default_size in spec.sizes
     assert all(v.startswith("UsefulSensors/moonshine-") for v in spec.sizes.values())
     assert not spec.capabilities.packing and not spec.capabilities.timestamps
-
-
-def test_two_processes_train_the_weights_of_one(tmp_path: Path) -> None:
-    """1 process × 4 = 2 processes × 2 (torchrun, gloo). The clips are equally long:
-    Moonshine's encoder normalises over each padded input (a one-group GroupNorm), so a
-    batch with padding gives other numbers than its halves would."""
-    from tests.test_distributed import EXACT, _assert_same_weights, _results, _torchrun
-
-    folder = tmp_path / "data"
-    (folder / "audio").mkdir(parents=True)
-    with open(folder / "manifest.jsonl", "w", encoding="utf-8") as handle:
-        for i in range(8):
-            sf.write(folder / "audio" / f"c{i}.wav", tone(1.2, 200 + 40 * i), 16000)
-            text = ["one two", "three", "four five"][i % 3]
-            row = {"audio_path": f"audio/c{i}.wav", "text": text}
-            handle.write(json.dumps(row) + "\n")
-    model = make_tiny_moonshine(tmp_path / "base")
-    common = ["train", "--model", str(model), "--train-manifest", str(folder / "manifest.jsonl")]
-    common += [*EXACT, "--num_train_epochs", "2"]
-    one_process = ["--output_dir", str(tmp_path / "1x4"), "--per_device_train_batch_size", "4"]
-    assert main([*common, *one_process]) == 0
-    two_processes = ["--output_dir", str(tmp_path / "2x2"), "--per_device_train_batch_size", "2"]
-    _torchrun([*common, *two_processes])
-    one, two = _results(tmp_path / "1x4"), _results(tmp_path / "2x2")
-    assert one["global_step"] == two["global_step"] == 4
-    assert abs(one["train_loss"] - two["train_loss"]) < 1e-4 * abs(one["train_loss"])
-    _assert_same_weights(tmp_path / "1x4", tmp_path / "2x2")
-    before = load_file(str(model / "model.safetensors"))
-    after = load_file(str(tmp_path / "2x2" / "model.safetensors"))
-    assert any(not torch.equal(before[k], after[k]) for k in before)

@@ -58,6 +58,9 @@ LORA_TASK_TYPE = None  # peft's SEQ_2_SEQ_LM wrapper passes input_ids, which Moo
 LORA_LEARNING_RATE = 1e-3
 LOSS_SHIFTS_LABELS = False  # the decoder input is the labels shifted right: logits align
 GPU_INFERENCE_DTYPE = "bfloat16"  # float32 checkpoints; bf16 keeps float32's range
+#: The encoder normalises over each padded input (a one-group GroupNorm): a batch's padding
+#: changes its rows, so how a batch is split between processes changes training a little.
+PADDING_CHANGES_OUTPUTS = True
 TRAINING_MIX: dict[str, Any] = {}  # none measured: plain utterances
 #: Attention (self and cross) and MLP projections of the encoder and decoder.
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "fc1", "fc2"]
