@@ -22,8 +22,9 @@ from asrtune.dataset import WindowDataset
 from asrtune.errors import AsrtuneError
 from asrtune.models import FAMILIES, LoadedModel, load_model
 from asrtune.models import canary as C
+from asrtune.models.losses import summed_token_loss
 from asrtune.models.tiny_canary import make_tiny_canary, tiny_canary_config
-from asrtune.trainer import AsrTrainer, summed_token_loss
+from asrtune.trainer import AsrTrainer
 from asrtune.training_data import admit_rows
 from tests.conftest import make_talkative, tone, write_dataset
 from tests.family_helpers import run_card_usage, stay_offline, train_from_cli

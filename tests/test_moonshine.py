@@ -23,8 +23,9 @@ from asrtune.dataset import WindowDataset
 from asrtune.errors import AsrtuneError
 from asrtune.models import LoadedModel, load_model
 from asrtune.models import moonshine as M
+from asrtune.models.losses import summed_token_loss
 from asrtune.models.tiny_moonshine import make_tiny_moonshine, tiny_moonshine_config
-from asrtune.trainer import AsrTrainer, summed_token_loss
+from asrtune.trainer import AsrTrainer
 from asrtune.training_data import admit_rows
 from tests.conftest import make_talkative, tone, write_dataset
 from tests.family_helpers import run_card_usage, train_from_cli

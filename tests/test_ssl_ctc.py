@@ -25,9 +25,9 @@ from asrtune.models.ctc_vocabulary import (
     normalize_transcript,
 )
 from asrtune.models.family import FAMILIES
+from asrtune.models.kinds.ctc import summed_loss as summed_ctc_loss
 from asrtune.models.ssl_ctc import collate, greedy_pieces
 from asrtune.models.tiny_ssl import W2V_BERT_SIZES, WAV2VEC2_SIZES, parameter_count
-from asrtune.trainer import summed_ctc_loss
 from asrtune.training import train
 from tests.conftest import FAST_TRAINING, tone
 from tests.family_helpers import run_card_usage
