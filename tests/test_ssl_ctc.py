@@ -384,3 +384,33 @@ def test_full_fine_tuning_takes_the_familys_learning_rate(tiny_models: dict[str,
     assert default_learning_rate(lora) == 1e-4
     with pytest.raises(AsrtuneError, match="LoRA adapter cannot carry"):
         ModelConfig(model="x", lora=True, new_vocabulary=True)
+
+
+def test_hotwords_steer_ctc_beam_search_from_the_cli(
+    greek: Path, tiny_models: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A CTC head that finds every character equally likely in every frame: greedy writes
+    one character, while ``--hotwords`` beam search spells the hotword; an empty list gives
+    greedy's text."""
+    loaded = load_model(str(tiny_models["wav2vec2"]))
+    loaded.adapter.use_vocabulary(loaded, build_vocabulary(GREEK, VocabularyOptions()), tmp_path)
+    with torch.no_grad():
+        loaded.model.lm_head.weight.zero_()
+        loaded.model.lm_head.bias.zero_()
+        loaded.model.lm_head.bias[0] = -1.0  # the blank a little less likely
+    flat = tmp_path / "flat"
+    loaded.adapter.save(loaded, flat)
+    clip = str(greek.parent / _rows(greek)[0]["audio_path"])
+    term = "καλημέρα"
+    (tmp_path / "terms.txt").write_text(f"{term}\n", encoding="utf-8")
+    (tmp_path / "none.txt").write_text("\n", encoding="utf-8")
+
+    def transcribe(*flags: str) -> str:
+        capsys.readouterr()
+        assert main(["transcribe", "--model", str(flat), clip, *flags]) == 0
+        return capsys.readouterr().out.strip()
+
+    greedy = transcribe()
+    boosted = transcribe("--hotwords", str(tmp_path / "terms.txt"))
+    assert term not in greedy and term in boosted
+    assert transcribe("--hotwords", str(tmp_path / "none.txt")) == greedy

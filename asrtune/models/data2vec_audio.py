@@ -20,6 +20,7 @@ from asrtune.models.ssl_ctc import (  # noqa: F401 (the contract's, shared)
     collate,
     encode_labels,
     generate,
+    generate_boosted,
     limits,
     load_processor,
     pack_item,

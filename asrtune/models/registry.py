@@ -192,9 +192,11 @@ CANARY = register(
 # recipes' (not measurable offline: no pretrained encoder here; see docs/user-guide.md "A
 # language no model speaks"): 3e-4 for XLS-R and its kin (Hugging Face's XLS-R fine-tuning
 # recipe), 5e-5 for w2v-BERT 2.0 (its fine-tuning recipe): 15x and 2.5x asrtune's 2e-5.
-_SSL_CTC = Capabilities(decoding="ctc", packing=False, new_vocabulary=True)
+_SSL_CTC = Capabilities(decoding="ctc", packing=False, new_vocabulary=True, hotwords=True)
 # wav2vec2 also trains MMS's per-language adapters (--target_lang)
-_WAV2VEC2 = Capabilities(decoding="ctc", packing=False, new_vocabulary=True, language_adapters=True)
+_WAV2VEC2 = Capabilities(
+    decoding="ctc", packing=False, new_vocabulary=True, language_adapters=True, hotwords=True
+)
 SSL_LEARNING_RATE = 3e-4
 _SSL_FROZEN = "the transformer layers and the CTC head (the feature encoder stays frozen)"
 _SSL_LORA = "the attention and feed-forward projections of the transformer layers"

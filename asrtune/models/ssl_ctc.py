@@ -52,6 +52,7 @@ from asrtune.models import (
     text_tokens,
     weight_options,
 )
+from asrtune.models.ctc_beam import BeamOptions, beam_search
 from asrtune.models.ctc_vocabulary import CharVocabulary, label_text, make_tokenizer
 from asrtune.models.family import family_spec
 from asrtune.models.kinds.ctc import KIND, ctc_collapse, summed_loss  # noqa: F401 (its kind)
@@ -280,25 +281,15 @@ def generate(
 
     Each array is cut into consecutive pieces of at most ``MAX_AUDIO_SECONDS``, all pieces
     run in one batch and each array's texts are joined with spaces. ``num_beams`` and
-    ``language`` are ignored (greedy; no language input; beam search with a language
-    model: :mod:`asrtune.models.ctc_beam`). ``max_new_tokens`` caps each transcript's
-    characters (then it is ``capped``).
+    ``language`` are ignored (greedy; no language input; beam search with hotwords:
+    :func:`generate_boosted`). ``max_new_tokens`` caps each transcript's characters (then
+    it is ``capped``).
     """
     require_transcribe(task, loaded.spec.label)
     tokenizer = tokenizer_of(loaded)
-    cut = [consecutive_pieces(a, MAX_AUDIO_SECONDS) for a in audios]
-    key = input_key(loaded.processor)
-    inputs = features(loaded, [piece for row in cut for piece in row])
-    model, core = loaded.model, core_model(loaded.model)
-    param = next(model.parameters())
-    with inference_precision(model, precision):
-        log_probs, lengths = ctc_log_probs(
-            core,
-            inputs[key].to(param.device, param.dtype),
-            inputs["attention_mask"].to(param.device),
-            key,
-        )
-    pieces = greedy_pieces(log_probs, lengths, core.config.pad_token_id)
+    log_probs, lengths, cut = _piece_log_probs(loaded, audios, precision)
+    blank = core_model(loaded.model).config.pad_token_id
+    pieces = greedy_pieces(log_probs, lengths, blank)
     out: list[Transcript] = []
     position = 0
     for row in cut:
@@ -311,6 +302,62 @@ def generate(
         text = tokenizer.decode(ids, skip_special_tokens=True, group_tokens=False)
         out.append(Transcript(" ".join(text.split()), capped))
     return out
+
+
+@torch.no_grad()
+def generate_boosted(
+    loaded: LoadedModel,
+    audios: Sequence[np.ndarray],
+    language: str | None,
+    task: str,
+    hotwords: Sequence[str],
+    num_beams: int = 1,
+    max_new_tokens: int | None = None,
+    precision: str = "auto",
+) -> list[Transcript]:
+    """:func:`generate` by CTC prefix beam search (:func:`asrtune.models.ctc_beam.beam_search`,
+    ``max(num_beams, 16)`` prefixes) that favours the spellings of ``hotwords`` while a word
+    being written starts one of them. No hotwords: exactly :func:`generate`."""
+    if not hotwords:
+        return generate(loaded, audios, language, task, num_beams, max_new_tokens, precision)
+    require_transcribe(task, loaded.spec.label)
+    tokenizer = tokenizer_of(loaded)
+    log_probs, lengths, cut = _piece_log_probs(loaded, audios, precision)
+    tokens = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+    options = BeamOptions(beam_width=max(num_beams, 16), hotwords=tuple(hotwords))
+    blank = core_model(loaded.model).config.pad_token_id
+    texts = [
+        beam_search(rows[:n].numpy(), tokens, blank, options, tokenizer.word_delimiter_token)
+        for rows, n in zip(log_probs, lengths.tolist(), strict=True)
+    ]
+    out: list[Transcript] = []
+    position = 0
+    for row in cut:
+        text = " ".join(" ".join(texts[position : position + len(row)]).split())
+        position += len(row)
+        capped = max_new_tokens is not None and len(text) > max_new_tokens
+        out.append(Transcript(text[:max_new_tokens] if capped else text, capped))
+    return out
+
+
+def _piece_log_probs(
+    loaded: LoadedModel, audios: Sequence[np.ndarray], precision: str
+) -> tuple[torch.Tensor, torch.Tensor, list[list[np.ndarray]]]:
+    """(P, T, V) CTC log-probabilities and (P,) frame counts of every piece of at most
+    ``MAX_AUDIO_SECONDS`` of ``audios``, in one batch, and the pieces of each array."""
+    cut = [consecutive_pieces(a, MAX_AUDIO_SECONDS) for a in audios]
+    key = input_key(loaded.processor)
+    inputs = features(loaded, [piece for row in cut for piece in row])
+    model, core = loaded.model, core_model(loaded.model)
+    param = next(model.parameters())
+    with inference_precision(model, precision):
+        log_probs, lengths = ctc_log_probs(
+            core,
+            inputs[key].to(param.device, param.dtype),
+            inputs["attention_mask"].to(param.device),
+            key,
+        )
+    return log_probs.cpu(), lengths.cpu(), cut
 
 
 def lora_targets(pattern: str, freeze_encoder: bool) -> list[str] | str:
