@@ -153,7 +153,11 @@ def _wav2vec2_like(config_class: str, model_class: str) -> Callable[..., Path]:
 
         tokenizer = tiny_tokenizer(out_dir)
         sizes = WAV2VEC2_SIZES if model_class == "Wav2Vec2ForCTC" else {"tiny": {}}
-        dims = {**_TINY_ENCODER, **_TINY_CONV} if model_class != "Wav2Vec2ForCTC" else {}
+        # the conv encoder normalised per frame (layer norm), as the large checkpoints
+        # (hubert-large-ll60k, wavlm-large) have it: the base ones' group norm spans the
+        # padded input, so padding would change every row
+        stable = {"feat_extract_norm": "layer", "do_stable_layer_norm": True}
+        dims = {**_TINY_ENCODER, **_TINY_CONV, **stable} if model_class != "Wav2Vec2ForCTC" else {}
         config = getattr(transformers, config_class)(
             **dims, **sizes[size], **_ctc_options(tokenizer)
         )
