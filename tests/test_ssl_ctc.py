@@ -15,6 +15,7 @@ import torch
 
 from asrtune.cli import main
 from asrtune.config import parse_train_args
+from asrtune.data.audio import load_audio
 from asrtune.errors import AsrtuneError
 from asrtune.models import load_model
 from asrtune.models.ctc_vocabulary import (
@@ -403,7 +404,6 @@ def test_hotwords_steer_ctc_beam_search_from_the_cli(
     clip = str(greek.parent / _rows(greek)[0]["audio_path"])
     term = "καλημέρα"
     (tmp_path / "terms.txt").write_text(f"{term}\n", encoding="utf-8")
-    (tmp_path / "none.txt").write_text("\n", encoding="utf-8")
 
     def transcribe(*flags: str) -> str:
         capsys.readouterr()
@@ -413,4 +413,9 @@ def test_hotwords_steer_ctc_beam_search_from_the_cli(
     greedy = transcribe()
     boosted = transcribe("--hotwords", str(tmp_path / "terms.txt"))
     assert term not in greedy and term in boosted
-    assert transcribe("--hotwords", str(tmp_path / "none.txt")) == greedy
+    # no hotwords: greedy's text
+    flat_model = load_model(str(flat))
+    audio = [load_audio(clip)]
+    plain = flat_model.adapter.generate(flat_model, audio, None, "transcribe")
+    assert flat_model.adapter.generate_boosted(flat_model, audio, None, "transcribe", []) == plain
+    assert plain[0] == greedy

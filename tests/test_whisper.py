@@ -243,7 +243,7 @@ def test_family_detection(tiny_whisper: Path, tmp_path: Path) -> None:
     assert detect_family(str(tiny_whisper)) == "whisper"
     assert detect_family("openai/whisper-large-v3") == "whisper"
     with pytest.raises(AsrtuneError, match="model family"):
-        detect_family("someone/wav2vec2-base")
+        detect_family("someone/fastspeech2-base")
     with pytest.raises(AsrtuneError, match=r"no config\.json"):
         detect_family(str(tmp_path))
 

@@ -277,10 +277,16 @@ class FamilyRecipe:
     licence: str = "other"
     licence_ids: tuple[str, ...] = ()
     card_text: str = ""
+    # Hub id prefix -> licence, for released checkpoints under another licence than
+    # ``licence`` (e.g. MMS's CC-BY-NC-4.0 beside XLS-R's Apache-2.0)
+    other_licences: Mapping[str, str] = field(default_factory=dict)
 
     def licence_of(self, hub_id: str | None) -> str | None:
-        """This family's licence when ``hub_id`` is one of its released checkpoints."""
+        """The licence of ``hub_id`` when it is one of this family's released checkpoints."""
         lowered = (hub_id or "").lower()
+        for prefix, licence in self.other_licences.items():
+            if lowered.startswith(prefix):
+                return licence
         return self.licence if any(lowered.startswith(p) for p in self.licence_ids) else None
 
     def exporter(self, fmt: str) -> Callable[..., Any]:

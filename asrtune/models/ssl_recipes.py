@@ -10,6 +10,7 @@ than 30 s is decoded in 30-s pieces in the demo app.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from asrtune.models.family import FamilyRecipe, UsageContext
 from asrtune.models.recipes import preamble
@@ -54,18 +55,44 @@ _APP_DECODE = """\
 """
 
 
-def _recipe(family: str, model_class: str, processor_class: str) -> FamilyRecipe:
+def _recipe(
+    family: str, model_class: str, processor_class: str, licence: str, *ids: str, **more: Any
+) -> FamilyRecipe:
+    """A CTC encoder's recipe; ``licence`` covers its released checkpoints whose Hub ids
+    start with one of ``ids``."""
     return FamilyRecipe(
         family=family,
         model_class=model_class,
         processor_class=processor_class,
         usage=_usage(model_class, processor_class),
         app_decode=_APP_DECODE,
+        licence=licence,
+        licence_ids=ids,
+        **more,
     )
 
 
-WAV2VEC2_RECIPE = _recipe("wav2vec2", "Wav2Vec2ForCTC", "Wav2Vec2Processor")
-WAV2VEC2_BERT_RECIPE = _recipe("wav2vec2_bert", "Wav2Vec2BertForCTC", "Wav2Vec2BertProcessor")
-HUBERT_RECIPE = _recipe("hubert", "HubertForCTC", "Wav2Vec2Processor")
-WAVLM_RECIPE = _recipe("wavlm", "WavLMForCTC", "Wav2Vec2Processor")
-DATA2VEC_AUDIO_RECIPE = _recipe("data2vec_audio", "Data2VecAudioForCTC", "Wav2Vec2Processor")
+# the licences of the Hub checkpoints (their model cards; WavLM's from Microsoft's unilm
+# repository, as its card names none)
+WAV2VEC2_RECIPE = _recipe(
+    "wav2vec2",
+    "Wav2Vec2ForCTC",
+    "Wav2Vec2Processor",
+    "apache-2.0",
+    "facebook/wav2vec2-",
+    other_licences={"facebook/mms-": "cc-by-nc-4.0"},
+)
+WAV2VEC2_BERT_RECIPE = _recipe(
+    "wav2vec2_bert", "Wav2Vec2BertForCTC", "Wav2Vec2BertProcessor", "mit", "facebook/w2v-bert-"
+)
+HUBERT_RECIPE = _recipe(
+    "hubert", "HubertForCTC", "Wav2Vec2Processor", "apache-2.0", "facebook/hubert-"
+)
+WAVLM_RECIPE = _recipe("wavlm", "WavLMForCTC", "Wav2Vec2Processor", "mit", "microsoft/wavlm-")
+DATA2VEC_AUDIO_RECIPE = _recipe(
+    "data2vec_audio",
+    "Data2VecAudioForCTC",
+    "Wav2Vec2Processor",
+    "apache-2.0",
+    "facebook/data2vec-audio-",
+)
